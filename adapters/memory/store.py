@@ -1,0 +1,334 @@
+"""In-memory backend: one lock around plain dictionaries, the same guarantees as DynamoDB."""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from attrs import evolve
+
+from domain.appointment import Appointment, Status
+from domain.booking_request import BookingRequest, RequestStatus
+from domain.errors import (
+    IdempotencyKeyTaken,
+    InvalidCursor,
+    PatientDoubleBooked,
+    SlotUnavailable,
+    VersionConflict,
+)
+from domain.events import Event
+from domain.schedule import Doctor
+from ports.repositories import IdempotencyRecord, Page
+
+CellKey = tuple[str, str, datetime]
+
+
+class MemoryStore:
+    """Everything the memory adapters keep; `lock` makes each adapter call atomic."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.appointments: dict[str, Appointment] = {}
+        self.cells: dict[CellKey, str] = {}
+        self.idempotency: dict[str, IdempotencyRecord] = {}
+        self.outbox: collections.OrderedDict[str, Event] = collections.OrderedDict()
+        self.doctors: dict[str, Doctor] = {}
+        self.requests: dict[str, BookingRequest] = {}
+
+
+def _doctor_cells(appointment: Appointment) -> set[CellKey]:
+    if not appointment.is_active:
+        return set()
+    return {("doctor", appointment.doctor_id, c) for c in appointment.doctor_cells()}
+
+
+def _patient_cells(appointment: Appointment) -> set[CellKey]:
+    if not appointment.is_active:
+        return set()
+    return {("patient", appointment.patient.key, c) for c in appointment.patient_cells()}
+
+
+def _sort_key(appointment: Appointment) -> tuple[datetime, str]:
+    return appointment.start, appointment.appointment_id
+
+
+class InMemoryAppointmentRepository:
+    """Appointments, cell locks, idempotency keys and outbox in one `MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def add(self, appointment: Appointment, idempotency: IdempotencyRecord | None) -> None:
+        """Store a new appointment with its locks, key and events, all or nothing."""
+        s = self._store
+        with s.lock:
+            if idempotency is not None and idempotency.key in s.idempotency:
+                raise IdempotencyKeyTaken(idempotency.key)
+            self._claim(appointment.appointment_id, _doctor_cells(appointment), set())
+            self._claim(appointment.appointment_id, set(), _patient_cells(appointment))
+            for cell in _doctor_cells(appointment) | _patient_cells(appointment):
+                s.cells[cell] = appointment.appointment_id
+            if idempotency is not None:
+                s.idempotency[idempotency.key] = idempotency
+            s.appointments[appointment.appointment_id] = appointment.copy()
+            self._keep(appointment.events)
+
+    def update(self, previous: Appointment, current: Appointment) -> None:
+        """Replace the stored appointment if its version is still `previous.version`."""
+        s = self._store
+        with s.lock:
+            stored = s.appointments.get(previous.appointment_id)
+            if stored is None or stored.version != previous.version:
+                raise VersionConflict(
+                    "the appointment changed meanwhile",
+                    expected=previous.version,
+                    actual=None if stored is None else stored.version,
+                )
+            old = _doctor_cells(stored) | _patient_cells(stored)
+            new_doctor, new_patient = _doctor_cells(current), _patient_cells(current)
+            self._claim(current.appointment_id, new_doctor - old, new_patient - old)
+            for cell in old - (new_doctor | new_patient):
+                if s.cells.get(cell) == current.appointment_id:
+                    del s.cells[cell]
+            for cell in (new_doctor | new_patient) - old:
+                s.cells[cell] = current.appointment_id
+            s.appointments[current.appointment_id] = current.copy()
+            self._keep(current.events)
+
+    def _claim(self, owner: str, doctor: set[CellKey], patient: set[CellKey]) -> None:
+        cells = self._store.cells
+        if any(cells.get(c, owner) != owner for c in doctor):
+            raise SlotUnavailable("the doctor already has an appointment at that time")
+        if any(cells.get(c, owner) != owner for c in patient):
+            raise PatientDoubleBooked("the patient already has an appointment at that time")
+
+    def _keep(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self._store.outbox[event.event_id] = event
+
+    def get(self, appointment_id: str) -> Appointment | None:
+        """A copy of the stored appointment, or None."""
+        with self._store.lock:
+            found = self._store.appointments.get(appointment_id)
+            return found.copy() if found is not None else None
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record under `key`, or None."""
+        with self._store.lock:
+            return self._store.idempotency.get(key)
+
+    def list_by_doctor(
+        self,
+        doctor_id: str,
+        start_from: datetime,
+        start_to: datetime,
+        limit: int,
+        cursor: Mapping[str, Any] | None,
+    ) -> Page:
+        """A doctor's appointments with start in [start_from, start_to), by start."""
+        return self._page(
+            lambda a: a.doctor_id == doctor_id and start_from <= a.start < start_to,
+            limit,
+            cursor,
+        )
+
+    def list_by_country_status(
+        self,
+        country: str,
+        status: Status,
+        start_from: datetime | None,
+        start_to: datetime | None,
+        limit: int,
+        cursor: Mapping[str, Any] | None,
+    ) -> Page:
+        """Appointments of a country in a status with start in [from, to), by start."""
+        return self._page(
+            lambda a: (
+                a.country == country
+                and a.status is status
+                and (start_from is None or a.start >= start_from)
+                and (start_to is None or a.start < start_to)
+            ),
+            limit,
+            cursor,
+        )
+
+    def _page(
+        self,
+        keep: Callable[[Appointment], bool],
+        limit: int,
+        cursor: Mapping[str, Any] | None,
+    ) -> Page:
+        after = _parse_cursor(cursor) if cursor is not None else None
+        with self._store.lock:
+            matches = sorted(
+                (a for a in self._store.appointments.values() if keep(a)), key=_sort_key
+            )
+        if after is not None:
+            matches = [a for a in matches if _sort_key(a) > after]
+        items = [a.copy() for a in matches[:limit]]
+        more = len(matches) > limit
+        last = items[-1] if items else None
+        next_cursor = (
+            {"start": last.start.isoformat(), "id": last.appointment_id}
+            if more and last is not None
+            else None
+        )
+        return Page(items, next_cursor)
+
+    def record_reminder(self, previous: Appointment, current: Appointment) -> bool:
+        """Store the reminder flag once per start time, unless the appointment changed."""
+        s = self._store
+        with s.lock:
+            stored = s.appointments.get(current.appointment_id)
+            if (
+                stored is None
+                or stored.version != previous.version
+                or stored.reminded_start == current.reminded_start
+            ):
+                return False
+            s.appointments[current.appointment_id] = current.copy()
+            self._keep(current.events)
+            return True
+
+
+def _parse_cursor(cursor: Mapping[str, Any]) -> tuple[datetime, str]:
+    try:
+        start = datetime.fromisoformat(cursor["start"])
+        appointment_id = cursor["id"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidCursor(str(e)) from e
+    if (
+        start.tzinfo is None
+        or not isinstance(appointment_id, str)
+        or set(cursor)
+        != {
+            "start",
+            "id",
+        }
+    ):
+        raise InvalidCursor("unexpected cursor shape")
+    return start, appointment_id
+
+
+class InMemoryDoctorRepository:
+    """Doctors in a `MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def put(self, doctor: Doctor) -> bool:
+        """Create or replace; True if new."""
+        with self._store.lock:
+            created = doctor.doctor_id not in self._store.doctors
+            self._store.doctors[doctor.doctor_id] = doctor
+            return created
+
+    def get(self, doctor_id: str) -> Doctor | None:
+        """The doctor, or None."""
+        with self._store.lock:
+            return self._store.doctors.get(doctor_id)
+
+
+class InMemoryBookingRequestRepository:
+    """Asynchronous booking requests in a `MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def add(self, request: BookingRequest) -> None:
+        """Store a new request."""
+        with self._store.lock:
+            self._store.requests[request.request_id] = evolve(request, events=[])
+
+    def get(self, request_id: str) -> BookingRequest | None:
+        """A copy of the request, or None."""
+        with self._store.lock:
+            found = self._store.requests.get(request_id)
+            return evolve(found, events=[]) if found is not None else None
+
+    def save(self, request: BookingRequest) -> None:
+        """Store the outcome and its events while the stored request is still pending."""
+        with self._store.lock:
+            stored = self._store.requests.get(request.request_id)
+            if stored is None or stored.status is not RequestStatus.PENDING:
+                return
+            self._store.requests[request.request_id] = evolve(request, events=[])
+            for event in request.events:
+                self._store.outbox[event.event_id] = event
+
+
+class InMemoryEventOutbox:
+    """The outbox part of a `MemoryStore`, oldest first."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def pending(self, limit: int) -> Sequence[Event]:
+        """Up to `limit` unpublished events, in commit order."""
+        with self._store.lock:
+            return list(self._store.outbox.values())[:limit]
+
+    def remove(self, event_ids: Sequence[str]) -> None:
+        """Forget published events."""
+        with self._store.lock:
+            for event_id in event_ids:
+                self._store.outbox.pop(event_id, None)
+
+
+class InMemoryEventPublisher:
+    """Keeps published events in a list and hands each to optional subscribers."""
+
+    def __init__(self) -> None:
+        self.published: list[Event] = []
+        self._lock = threading.Lock()
+        self._subscribers: list[Callable[[Event], None]] = []
+
+    def subscribe(self, handler: Callable[[Event], None]) -> None:
+        """Call `handler` for each event published from now on."""
+        self._subscribers.append(handler)
+
+    def publish(self, event: Event) -> None:
+        """Record and hand out one event."""
+        with self._lock:
+            self.published.append(event)
+        for handler in self._subscribers:
+            handler(event)
+
+
+class InMemoryBookingRequestQueue:
+    """One FIFO queue per country, thread-safe."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, queue.Queue[str]] = collections.defaultdict(queue.Queue)
+        self._lock = threading.Lock()
+
+    def enqueue(self, request: BookingRequest) -> None:
+        """Queue the request id on its country's queue."""
+        self._queue(request.country).put(request.request_id)
+
+    def take(self, country: str, timeout: float | None = None) -> str | None:
+        """The next request id of `country`, or None after `timeout` seconds."""
+        try:
+            return self._queue(country).get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _queue(self, country: str) -> queue.Queue[str]:
+        with self._lock:
+            return self._queues[country]
+
+
+class InMemoryNotifier:
+    """Keeps every message sent, for tests."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str | None]] = []
+
+    def send(self, phone: str, text: str, *, appointment_id: str | None) -> None:
+        """Record one message."""
+        self.sent.append((phone, text, appointment_id))

@@ -1,0 +1,394 @@
+"""The appointment aggregate: patient, time, status machine, and the events it records."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from attrs import define, evolve, field, frozen
+
+from domain import events as ev
+from domain.errors import InvalidTransition, StartInPast, ValidationError
+from domain.schedule import MAX_DURATION_MINUTES, Doctor, cells
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_DOCUMENT_ID = re.compile(r"^[A-Za-z0-9-]{1,30}$")
+MAX_NOTES = 500
+REMINDER_LEAD = timedelta(hours=24)
+REMINDER_GRACE = timedelta(hours=6)
+
+
+class Status(enum.StrEnum):
+    """Where an appointment is in its life cycle."""
+
+    REQUESTED = "requested"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+
+    @property
+    def is_active(self) -> bool:
+        """Active appointments hold their time; final ones do not."""
+        return self in ACTIVE_STATUSES
+
+
+ACTIVE_STATUSES = frozenset({Status.REQUESTED, Status.CONFIRMED})
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.REQUESTED: frozenset({Status.CONFIRMED, Status.CANCELLED}),
+    Status.CONFIRMED: frozenset({Status.CANCELLED, Status.COMPLETED, Status.NO_SHOW}),
+    Status.CANCELLED: frozenset(),
+    Status.COMPLETED: frozenset(),
+    Status.NO_SHOW: frozenset(),
+}
+# Outcomes that describe a visit can only be recorded once the visit's time has come.
+_NEEDS_START_PASSED = frozenset({Status.COMPLETED, Status.NO_SHOW})
+_EVENT_FOR: Mapping[Status, type[ev.Event]] = {
+    Status.CONFIRMED: ev.AppointmentConfirmed,
+    Status.CANCELLED: ev.AppointmentCancelled,
+    Status.COMPLETED: ev.AppointmentCompleted,
+    Status.NO_SHOW: ev.AppointmentMarkedNoShow,
+}
+
+
+def require_aware(value: datetime, name: str) -> datetime:
+    """Return `value` in UTC, or raise ValidationError if it carries no UTC offset."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{name} must carry a UTC offset", field=name)
+    return value.astimezone(UTC)
+
+
+def _check_text(value: str | None, pattern: re.Pattern[str] | None, name: str, limit: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or len(value) > limit or (pattern and not pattern.match(value)):
+        raise ValidationError(f"{name} is not valid", field=name)
+
+
+@frozen
+class Patient:
+    """Who the appointment is for; the phone (E.164) identifies the patient."""
+
+    name: str
+    phone: str
+    document_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
+            raise ValidationError("patient.name is 1-200 characters", field="patient.name")
+        if not isinstance(self.phone, str) or not _E164.match(self.phone):
+            raise ValidationError(
+                "patient.phone must be E.164, e.g. +51987654321", field="patient.phone"
+            )
+        _check_text(self.document_id, _DOCUMENT_ID, "patient.document_id", 30)
+
+    @property
+    def key(self) -> str:
+        """A stable pseudonym of the phone, so lock keys and logs never hold the number."""
+        return hashlib.sha256(self.phone.encode()).hexdigest()[:32]
+
+    def to_dict(self) -> dict[str, str]:
+        """The API shape."""
+        out = {"name": self.name, "phone": self.phone}
+        if self.document_id is not None:
+            out["document_id"] = self.document_id
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Patient:
+        """Inverse of `to_dict`."""
+        return cls(raw["name"], raw["phone"], raw.get("document_id"))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+@define
+class Appointment:
+    """One booked visit. Times are UTC inside; `time_zone` is the clinic's, for display."""
+
+    appointment_id: str
+    doctor_id: str
+    country: str
+    time_zone: str
+    patient: Patient
+    start: datetime
+    end: datetime
+    status: Status
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    notes: str | None = None
+    # When the current time was chosen (booking or last reschedule): a reminder is only
+    # useful for appointments set before their 24-hour mark.
+    scheduled_at: datetime | None = None
+    # The start time a reminder was sent for: a reschedule makes a new reminder due.
+    reminded_start: datetime | None = None
+    events: list[ev.Event] = field(factory=list, eq=False, repr=False)
+
+    @classmethod
+    def request(
+        cls,
+        *,
+        appointment_id: str,
+        doctor: Doctor,
+        patient: Patient,
+        start: datetime,
+        duration_minutes: int,
+        notes: str | None,
+        now: datetime,
+        event_id: str,
+    ) -> Appointment:
+        """Book a new appointment in status `requested`, checking every booking rule."""
+        start = require_aware(start, "start")
+        _check_text(notes, None, "notes", MAX_NOTES)
+        _check_duration(duration_minutes)
+        _check_future(start, now)
+        doctor.check_bookable(start, duration_minutes)
+        appointment = cls(
+            appointment_id=appointment_id,
+            doctor_id=doctor.doctor_id,
+            country=doctor.country,
+            time_zone=doctor.time_zone,
+            patient=patient,
+            start=start,
+            end=start + timedelta(minutes=duration_minutes),
+            status=Status.REQUESTED,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            notes=notes,
+            scheduled_at=now,
+        )
+        appointment.events.append(
+            ev.AppointmentRequested(
+                event_id=event_id,
+                appointment_id=appointment_id,
+                version=1,
+                occurred_at=now,
+                data=appointment.snapshot(),
+            )
+        )
+        return appointment
+
+    @property
+    def duration_minutes(self) -> int:
+        """Length of the visit."""
+        return int((self.end - self.start).total_seconds() // 60)
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the appointment holds its time."""
+        return self.status.is_active
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The clinic's zone."""
+        return ZoneInfo(self.time_zone)
+
+    def doctor_cells(self) -> tuple[datetime, ...]:
+        """The grid cells of the doctor this appointment holds while active."""
+        return cells(self.start, self.end)
+
+    def patient_cells(self) -> tuple[datetime, ...]:
+        """The grid cells of the patient this appointment holds while active."""
+        return cells(self.start, self.end)
+
+    def transition(
+        self, target: Status, *, now: datetime, event_id: str, reason: str | None = None
+    ) -> None:
+        """Move to `target` if the status machine and the time rules allow it."""
+        _check_text(reason, None, "reason", MAX_NOTES)
+        if target not in TRANSITIONS[self.status]:
+            raise InvalidTransition(
+                f"cannot go from {self.status} to {target}",
+                status=str(self.status),
+                requested=str(target),
+                allowed=sorted(TRANSITIONS[self.status]),
+            )
+        if target in _NEEDS_START_PASSED and now < self.start:
+            raise InvalidTransition(
+                f"{target} can only be recorded once the appointment has started",
+                status=str(self.status),
+                requested=str(target),
+            )
+        previous = self.status
+        self.status = target
+        data: dict[str, Any] = {"status": str(target), "previous_status": str(previous)}
+        if reason:
+            data["reason"] = reason
+        self._changed(_EVENT_FOR[target], now, event_id, data)
+
+    def reschedule(
+        self,
+        *,
+        doctor: Doctor,
+        start: datetime,
+        duration_minutes: int | None,
+        now: datetime,
+        event_id: str,
+    ) -> None:
+        """Move to a new future time of the same doctor; the status goes back to requested."""
+        if not self.is_active:
+            raise InvalidTransition(
+                f"a {self.status} appointment cannot be rescheduled", status=str(self.status)
+            )
+        start = require_aware(start, "start")
+        minutes = self.duration_minutes if duration_minutes is None else duration_minutes
+        _check_duration(minutes)
+        _check_future(start, now)
+        doctor.check_bookable(start, minutes)
+        data = {
+            "previous_start": _iso(self.start),
+            "previous_end": _iso(self.end),
+            "previous_status": str(self.status),
+        }
+        self.start = start
+        self.end = start + timedelta(minutes=minutes)
+        self.status = Status.REQUESTED
+        self.scheduled_at = now
+        self._changed(
+            ev.AppointmentRescheduled,
+            now,
+            event_id,
+            {**data, "start": _iso(self.start), "end": _iso(self.end), "status": "requested"},
+        )
+
+    def is_reminder_due(self, now: datetime) -> bool:
+        """Whether `now` is past this appointment's 24-hour mark and no reminder went out.
+
+        Runs missed for up to REMINDER_GRACE are caught up; an appointment set (booked or
+        moved) after its mark gets none, since its confirmation was just sent.
+        """
+        mark = self.start - REMINDER_LEAD
+        return (
+            self.is_active
+            and self.reminded_start != self.start
+            and mark <= now < min(mark + REMINDER_GRACE, self.start)
+            and (self.scheduled_at is None or self.scheduled_at <= mark)
+        )
+
+    def remind(self, *, now: datetime, event_id: str) -> None:
+        """Record that the patient is due a reminder for the current start time.
+
+        Not a change the clinic made, so the version stays: an `If-Match` a receptionist
+        holds must not fail because a reminder went out.
+        """
+        self.reminded_start = self.start
+        self.events.append(
+            ev.ReminderDue(
+                event_id=event_id,
+                appointment_id=self.appointment_id,
+                version=self.version,
+                occurred_at=now,
+                data={"start": _iso(self.start), "end": _iso(self.end)},
+            )
+        )
+
+    def _changed(
+        self, kind: type[ev.Event], now: datetime, event_id: str, data: dict[str, Any]
+    ) -> None:
+        self.version += 1
+        self.updated_at = now
+        self.events.append(
+            kind(
+                event_id=event_id,
+                appointment_id=self.appointment_id,
+                version=self.version,
+                occurred_at=now,
+                data=data,
+            )
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to rebuild the appointment, JSON-ready, instants in UTC."""
+        out: dict[str, Any] = {
+            "appointment_id": self.appointment_id,
+            "doctor_id": self.doctor_id,
+            "country": self.country,
+            "time_zone": self.time_zone,
+            "patient": self.patient.to_dict(),
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "status": str(self.status),
+            "version": self.version,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+        if self.notes is not None:
+            out["notes"] = self.notes
+        if self.scheduled_at is not None:
+            out["scheduled_at"] = _iso(self.scheduled_at)
+        if self.reminded_start is not None:
+            out["reminded_start"] = _iso(self.reminded_start)
+        return out
+
+    @classmethod
+    def from_snapshot(cls, raw: Mapping[str, Any]) -> Appointment:
+        """Inverse of `snapshot`."""
+        reminded = raw.get("reminded_start")
+        scheduled = raw.get("scheduled_at")
+        return cls(
+            appointment_id=raw["appointment_id"],
+            doctor_id=raw["doctor_id"],
+            country=raw["country"],
+            time_zone=raw["time_zone"],
+            patient=Patient.from_dict(raw["patient"]),
+            start=datetime.fromisoformat(raw["start"]),
+            end=datetime.fromisoformat(raw["end"]),
+            status=Status(raw["status"]),
+            version=int(raw["version"]),
+            created_at=datetime.fromisoformat(raw["created_at"]),
+            updated_at=datetime.fromisoformat(raw["updated_at"]),
+            notes=raw.get("notes"),
+            scheduled_at=datetime.fromisoformat(scheduled) if scheduled else None,
+            reminded_start=datetime.fromisoformat(reminded) if reminded else None,
+        )
+
+    def copy(self) -> Appointment:
+        """An independent copy without pending events (aggregates are mutable)."""
+        return evolve(self, events=[])
+
+    @classmethod
+    def replay(cls, history: Iterable[ev.Event]) -> Appointment:
+        """Rebuild an appointment from its events, oldest first."""
+        stream = iter(history)
+        first = next(stream)
+        if not isinstance(first, ev.AppointmentRequested):
+            raise ValueError("a history starts with AppointmentRequested")
+        appointment = cls.from_snapshot(first.data)
+        for event in stream:
+            appointment._apply(event)
+        return appointment
+
+    def _apply(self, event: ev.Event) -> None:
+        if isinstance(event, ev.ReminderDue):
+            self.reminded_start = datetime.fromisoformat(event.data["start"])
+            return
+        if isinstance(event, ev.AppointmentRescheduled):
+            self.start = datetime.fromisoformat(event.data["start"])
+            self.end = datetime.fromisoformat(event.data["end"])
+            self.scheduled_at = event.occurred_at
+        self.status = Status(event.data["status"])
+        self.version = event.version
+        self.updated_at = event.occurred_at
+
+
+def _check_duration(minutes: int) -> None:
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise ValidationError("duration_minutes must be an integer", field="duration_minutes")
+    if not 1 <= minutes <= MAX_DURATION_MINUTES:
+        raise ValidationError(
+            f"duration_minutes is 1-{MAX_DURATION_MINUTES}", field="duration_minutes"
+        )
+
+
+def _check_future(start: datetime, now: datetime) -> None:
+    if start <= now:
+        raise StartInPast("the start time has already passed", now=now.isoformat())

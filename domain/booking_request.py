@@ -1,0 +1,71 @@
+"""Asynchronous booking requests: accepted now, booked later in order per doctor."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from attrs import define, field
+
+from domain import events as ev
+from domain.commands import BookAppointment
+from domain.errors import CitasError
+
+
+class RequestStatus(enum.StrEnum):
+    """Where a booking request is."""
+
+    PENDING = "pending"
+    BOOKED = "booked"
+    REJECTED = "rejected"
+
+
+@define
+class BookingRequest:
+    """A booking asked for now and made by the country's worker later."""
+
+    request_id: str
+    country: str
+    command: BookAppointment
+    created_at: datetime
+    updated_at: datetime
+    status: RequestStatus = RequestStatus.PENDING
+    appointment_id: str | None = None
+    error: dict[str, str] | None = None
+    events: list[ev.Event] = field(factory=list, eq=False, repr=False)
+
+    def booked(self, appointment_id: str, now: datetime) -> None:
+        """The worker booked it."""
+        self.status = RequestStatus.BOOKED
+        self.appointment_id = appointment_id
+        self.updated_at = now
+
+    def rejected(self, error: CitasError, now: datetime, event_id: str) -> None:
+        """The worker could not book it; nothing was booked."""
+        self.status = RequestStatus.REJECTED
+        self.error = {"code": error.code, "message": error.message}
+        self.updated_at = now
+        self.events.append(
+            ev.BookingRequestRejected(
+                event_id=event_id,
+                appointment_id=None,
+                version=1,
+                occurred_at=now,
+                data={
+                    "request_id": self.request_id,
+                    "doctor_id": self.command.doctor_id,
+                    "country": self.country,
+                    "error": dict(self.error),
+                },
+            )
+        )
+
+    def to_public(self) -> dict[str, Any]:
+        """The API shape of `GET /appointment-requests/{id}`."""
+        out: dict[str, Any] = {"request_id": self.request_id, "status": str(self.status)}
+        if self.appointment_id is not None:
+            out["appointment_id"] = self.appointment_id
+        if self.error is not None:
+            out["error"] = dict(self.error)
+        return out

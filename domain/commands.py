@@ -1,0 +1,120 @@
+"""Commands: what a caller asks citas to do, in the imperative."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from attrs import frozen
+
+from domain.appointment import Patient, Status
+
+
+@frozen
+class RegisterDoctor:
+    """Create or replace a doctor's profile and schedule."""
+
+    doctor_id: str
+    name: str
+    country: str
+    working_hours: Mapping[str, Sequence[Sequence[str]]]
+    time_zone: str | None = None
+    slot_minutes: int = 30
+
+
+@frozen
+class BookAppointment:
+    """Book a visit; `duration_minutes` defaults to one of the doctor's slots."""
+
+    doctor_id: str
+    patient: Patient
+    start: datetime
+    duration_minutes: int | None = None
+    notes: str | None = None
+
+    def fingerprint_source(self) -> dict[str, Any]:
+        """What identifies the request for idempotency: equal requests, equal sources."""
+        return {
+            "doctor_id": self.doctor_id,
+            "patient": self.patient.to_dict(),
+            # The instant, not its spelling: 10:00-05:00 and 15:00Z are the same request.
+            "start": self.start.timestamp() if self.start.tzinfo else self.start.isoformat(),
+            "duration_minutes": self.duration_minutes,
+            "notes": self.notes,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for queued booking requests."""
+        out: dict[str, Any] = {
+            "doctor_id": self.doctor_id,
+            "patient": self.patient.to_dict(),
+            "start": self.start.isoformat(),
+        }
+        if self.duration_minutes is not None:
+            out["duration_minutes"] = self.duration_minutes
+        if self.notes is not None:
+            out["notes"] = self.notes
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> BookAppointment:
+        """Inverse of `to_dict`."""
+        return cls(
+            doctor_id=raw["doctor_id"],
+            patient=Patient.from_dict(raw["patient"]),
+            start=datetime.fromisoformat(raw["start"]),
+            duration_minutes=raw.get("duration_minutes"),
+            notes=raw.get("notes"),
+        )
+
+
+@frozen
+class RescheduleAppointment:
+    """Move an appointment to another time (and optionally length)."""
+
+    appointment_id: str
+    start: datetime
+    duration_minutes: int | None = None
+    expected_version: int | None = None
+
+
+@frozen
+class ChangeStatus:
+    """Confirm, cancel, complete or mark a no-show."""
+
+    appointment_id: str
+    status: Status
+    reason: str | None = None
+    expected_version: int | None = None
+
+
+@frozen
+class CancelAppointment:
+    """Cancel and free the time; cancelling a cancelled appointment changes nothing."""
+
+    appointment_id: str
+    reason: str | None = None
+    expected_version: int | None = None
+
+
+@frozen
+class ListDoctorDay:
+    """A doctor's appointments of one local date."""
+
+    doctor_id: str
+    day: date
+    limit: int = 50
+    next_token: str | None = None
+
+
+@frozen
+class ListByCountryStatus:
+    """Appointments of a country in one status, optionally between two instants."""
+
+    country: str
+    status: Status
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+    limit: int = 50
+    next_token: str | None = None

@@ -1,0 +1,103 @@
+"""Domain errors: each maps 1:1 onto an error code of the contract."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class CitasError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: Mapping[str, Any] = details
+
+
+class ValidationError(CitasError):
+    """A request is malformed: bad format, missing or unknown field, naive time."""
+
+    code = "validation_error"
+
+
+class NotFound(CitasError):
+    """The doctor, appointment or booking request does not exist."""
+
+    code = "not_found"
+
+
+class SlotUnavailable(CitasError):
+    """The doctor already has an active appointment overlapping that time."""
+
+    code = "slot_unavailable"
+
+
+class PatientDoubleBooked(CitasError):
+    """The patient already has an active appointment overlapping that time."""
+
+    code = "patient_double_booked"
+
+
+class InvalidTransition(CitasError):
+    """The status machine does not allow that change from the current status."""
+
+    code = "invalid_transition"
+
+
+class VersionConflict(CitasError):
+    """The expected version did not match, or a concurrent change won the race."""
+
+    code = "version_conflict"
+
+
+class StartInPast(CitasError):
+    """The requested start time is not in the future."""
+
+    code = "start_in_past"
+
+
+class OutsideWorkingHours(CitasError):
+    """The requested time is not inside the doctor's working hours."""
+
+    code = "outside_working_hours"
+
+
+class InvalidSlot(CitasError):
+    """The time is not on a slot boundary or the duration is not a multiple of the slot."""
+
+    code = "invalid_slot"
+
+
+class IdempotencyKeyReused(CitasError):
+    """An idempotency key was used before with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class TemporarilyUnavailable(CitasError):
+    """The backend is throttled or down; nothing was written, the caller may retry."""
+
+    code = "temporarily_unavailable"
+
+    def __init__(self, message: str, retry_after_seconds: int = 1, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class IdempotencyKeyTaken(Exception):
+    """Raised by a repository when a concurrent request claimed the same key first.
+
+    Internal signal, never shown to a caller: the use case re-reads the key and answers
+    with the stored result or `IdempotencyKeyReused`.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class InvalidCursor(ValueError):
+    """A repository could not understand a pagination cursor."""

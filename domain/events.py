@@ -1,0 +1,108 @@
+"""Domain events: what happened to an appointment, as facts in the past tense."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from attrs import field, frozen
+
+
+@frozen
+class Event:
+    """Base of every event; `type` is the class name, `data` holds JSON-ready values."""
+
+    event_id: str
+    appointment_id: str | None
+    version: int
+    occurred_at: datetime
+    data: Mapping[str, Any] = field(factory=dict)
+
+    @property
+    def type(self) -> str:
+        """The event type as published, e.g. `AppointmentRequested`."""
+        return type(self).__name__
+
+    @property
+    def group_key(self) -> str:
+        """What orders the event: its appointment, or its booking request when there is none."""
+        return self.appointment_id or str(self.data["request_id"])
+
+    def to_envelope(self) -> dict[str, Any]:
+        """The contract's JSON envelope."""
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "occurred_at": self.occurred_at.isoformat(),
+            "appointment_id": self.appointment_id,
+            "version": self.version,
+            "data": dict(self.data),
+        }
+
+
+@frozen
+class AppointmentRequested(Event):
+    """An appointment was booked and waits for confirmation."""
+
+
+@frozen
+class AppointmentConfirmed(Event):
+    """The clinic or the patient confirmed the appointment."""
+
+
+@frozen
+class AppointmentRescheduled(Event):
+    """The appointment moved to another time; it waits for confirmation again."""
+
+
+@frozen
+class AppointmentCancelled(Event):
+    """The appointment was cancelled and its time freed."""
+
+
+@frozen
+class AppointmentCompleted(Event):
+    """The patient was seen."""
+
+
+@frozen
+class AppointmentMarkedNoShow(Event):
+    """The patient did not come."""
+
+
+@frozen
+class BookingRequestRejected(Event):
+    """An asynchronous booking request could not be booked."""
+
+
+@frozen
+class ReminderDue(Event):
+    """The appointment is about a day away: remind the patient, once."""
+
+
+EVENT_TYPES: Mapping[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        AppointmentRequested,
+        AppointmentConfirmed,
+        AppointmentRescheduled,
+        AppointmentCancelled,
+        AppointmentCompleted,
+        AppointmentMarkedNoShow,
+        BookingRequestRejected,
+        ReminderDue,
+    )
+}
+
+
+def event_from_envelope(envelope: Mapping[str, Any]) -> Event:
+    """Rebuild an event from its JSON envelope."""
+    cls = EVENT_TYPES[envelope["type"]]
+    return cls(
+        event_id=envelope["event_id"],
+        appointment_id=envelope["appointment_id"],
+        version=int(envelope["version"]),
+        occurred_at=datetime.fromisoformat(envelope["occurred_at"]),
+        data=dict(envelope["data"]),
+    )

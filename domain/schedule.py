@@ -1,0 +1,268 @@
+"""Doctors, their weekly working hours, slots and the cell grid that makes overlap checkable."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from attrs import field, frozen, validators
+
+from domain.countries import load_zone
+from domain.errors import InvalidSlot, OutsideWorkingHours, ValidationError
+
+ALLOWED_SLOT_MINUTES: tuple[int, ...] = (10, 15, 20, 30, 60)
+MAX_DURATION_MINUTES = 240
+# The grid is the greatest common divisor of the allowed slot lengths, so appointments of
+# different lengths (and of doctors with different slots, for one patient) share cells
+# exactly when they overlap. A unique key per (doctor or patient, cell) is then all any
+# backend needs to forbid double booking atomically.
+CELL_MINUTES = 5
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MINUTES_PER_DAY = 24 * 60
+
+_HHMM = re.compile(r"^(?:([01]\d|2[0-3]):([0-5]\d)|(24):(00))$")
+_DOCTOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def parse_hhmm(text: str) -> int:
+    """Parse local wall time `HH:MM` (24:00 allowed as an end) into minutes after midnight."""
+    match = _HHMM.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValidationError(f"expected a time HH:MM, got {text!r}", field="working_hours")
+    hours, minutes = (match.group(1), match.group(2)) if match.group(1) else ("24", "00")
+    return int(hours) * 60 + int(minutes)
+
+
+def format_hhmm(minutes: int) -> str:
+    """Format minutes after midnight as `HH:MM`."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+@frozen(order=True)
+class TimeRange:
+    """A stretch of local wall time within one day, in minutes after midnight, [start, end)."""
+
+    start: int
+    end: int
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.start < self.end <= MINUTES_PER_DAY:
+            raise ValidationError(
+                f"working hours {format_hhmm(self.start)}-{format_hhmm(self.end)} are not a "
+                "forward range within one day",
+                field="working_hours",
+            )
+        if self.start % CELL_MINUTES or self.end % CELL_MINUTES:
+            raise ValidationError(
+                f"working hours must fall on {CELL_MINUTES}-minute marks", field="working_hours"
+            )
+
+    def contains(self, minute: int, length: int) -> bool:
+        """Whether [minute, minute + length) lies inside this range."""
+        return self.start <= minute and minute + length <= self.end
+
+
+def _check_ranges(ranges: Sequence[TimeRange]) -> None:
+    for before, after in itertools.pairwise(ranges):
+        if after.start < before.end:
+            raise ValidationError(
+                "working hours of one day must not overlap", field="working_hours"
+            )
+
+
+@frozen
+class WorkingHours:
+    """Weekly working hours in local wall time: weekday (0 = Monday) → sorted ranges."""
+
+    days: Mapping[int, tuple[TimeRange, ...]] = field(factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        for ranges in self.days.values():
+            _check_ranges(ranges)
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Sequence[Sequence[str]]]) -> WorkingHours:
+        """Build from the API shape `{"mon": [["09:00", "13:00"], ...], ...}`."""
+        if not isinstance(raw, Mapping):
+            raise ValidationError("working_hours must be an object", field="working_hours")
+        days: dict[int, tuple[TimeRange, ...]] = {}
+        for name, pairs in raw.items():
+            if name not in WEEKDAYS:
+                raise ValidationError(
+                    f"unknown weekday {name!r}; use {', '.join(WEEKDAYS)}", field="working_hours"
+                )
+            if not isinstance(pairs, Sequence) or isinstance(pairs, str):
+                raise ValidationError("each day is a list of [start, end]", field="working_hours")
+            ranges = []
+            for pair in pairs:
+                if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+                    raise ValidationError(
+                        "each range is a pair [start, end]", field="working_hours"
+                    )
+                ranges.append(TimeRange(parse_hhmm(pair[0]), parse_hhmm(pair[1])))
+            if ranges:
+                days[WEEKDAYS.index(name)] = tuple(sorted(ranges))
+        return cls(days)
+
+    def to_dict(self) -> dict[str, list[list[str]]]:
+        """The API shape, weekdays in calendar order."""
+        return {
+            WEEKDAYS[day]: [[format_hhmm(r.start), format_hhmm(r.end)] for r in self.days[day]]
+            for day in sorted(self.days)
+        }
+
+    def on(self, day: date) -> tuple[TimeRange, ...]:
+        """The ranges worked on local date `day`."""
+        return self.days.get(day.weekday(), ())
+
+
+@frozen
+class Slot:
+    """A bookable stretch of absolute time."""
+
+    start: datetime
+    end: datetime
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """Whether this slot shares any instant with [start, end)."""
+        return self.start < end and start < self.end
+
+
+def _valid_doctor_id(_: object, __: object, value: str) -> None:
+    if not isinstance(value, str) or not _DOCTOR_ID.match(value):
+        raise ValidationError("doctor_id is 1-64 letters, digits, '-' or '_'", field="doctor_id")
+
+
+def _valid_name(_: object, attribute: object, value: str) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ValidationError("name is 1-200 characters", field="name")
+
+
+def _valid_slot_minutes(_: object, __: object, value: int) -> None:
+    if value not in ALLOWED_SLOT_MINUTES:
+        raise ValidationError(
+            f"slot_minutes must be one of {list(ALLOWED_SLOT_MINUTES)}", field="slot_minutes"
+        )
+
+
+def _valid_zone(_: object, __: object, value: str) -> None:
+    load_zone(value)
+
+
+@frozen
+class Doctor:
+    """A doctor's bookable schedule: where they work, in which zone, in which slot length."""
+
+    doctor_id: str = field(validator=_valid_doctor_id)
+    name: str = field(validator=_valid_name)
+    country: str = field(validator=validators.instance_of(str))
+    time_zone: str = field(validator=_valid_zone)
+    working_hours: WorkingHours
+    slot_minutes: int = field(default=30, validator=_valid_slot_minutes)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The doctor's IANA zone."""
+        return ZoneInfo(self.time_zone)
+
+    def local(self, instant: datetime) -> datetime:
+        """`instant` in the doctor's wall time."""
+        return instant.astimezone(self.zone)
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """The UTC instants [start, end) of local date `day` (23, 24 or 25 hours long)."""
+        return local_day_bounds(day, self.zone)
+
+    def slots_on(self, day: date) -> list[Slot]:
+        """Every slot of local date `day` inside working hours, booked or not, in order."""
+        found: set[Slot] = set()
+        for stretch in self.working_hours.on(day):
+            last = stretch.end - self.slot_minutes
+            for minute in range(stretch.start, last + 1, self.slot_minutes):
+                for start in _instants_of(day, minute, self.zone):
+                    if _wall_span_is_exact(start, self.slot_minutes, self.zone):
+                        found.add(Slot(start, start + timedelta(minutes=self.slot_minutes)))
+        return sorted(found, key=lambda slot: slot.start)
+
+    def check_bookable(self, start: datetime, duration_minutes: int) -> None:
+        """Raise unless [start, start + duration) is a whole number of slots inside hours."""
+        if duration_minutes <= 0 or duration_minutes % self.slot_minutes:
+            raise InvalidSlot(
+                f"duration must be a multiple of {self.slot_minutes} minutes",
+                slot_minutes=self.slot_minutes,
+            )
+        wall = self.local(start)
+        minute = wall.hour * 60 + wall.minute
+        stretch = next(
+            (r for r in self.working_hours.on(wall.date()) if r.start <= minute < r.end), None
+        )
+        if stretch is None:
+            raise OutsideWorkingHours(
+                "the doctor does not work at that time", working_hours=self.working_hours.to_dict()
+            )
+        if wall.second or wall.microsecond or (minute - stretch.start) % self.slot_minutes:
+            raise InvalidSlot(
+                f"start must be on a {self.slot_minutes}-minute slot boundary counted from "
+                f"{format_hhmm(stretch.start)}",
+                slot_minutes=self.slot_minutes,
+            )
+        if not stretch.contains(minute, duration_minutes) or not _wall_span_is_exact(
+            start, duration_minutes, self.zone
+        ):
+            raise OutsideWorkingHours(
+                "the appointment would run past the end of working hours",
+                working_hours=self.working_hours.to_dict(),
+            )
+
+
+def _instants_of(day: date, minute: int, zone: ZoneInfo) -> Iterator[datetime]:
+    """The UTC instants showing wall time `minute` on `day`: none in a DST gap, two in a repeat."""
+    wall = datetime.combine(day, time(minute // 60, minute % 60))
+    for fold in (0, 1):
+        candidate = wall.replace(tzinfo=zone, fold=fold)
+        instant = candidate.astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) == wall:
+            yield instant
+
+
+def _wall_span_is_exact(start: datetime, minutes: int, zone: ZoneInfo) -> bool:
+    """Whether the wall clock advances exactly `minutes` (no DST change inside the span)."""
+    end = start + timedelta(minutes=minutes)
+    wall_start = start.astimezone(zone).replace(tzinfo=None)
+    wall_end = end.astimezone(zone).replace(tzinfo=None)
+    return wall_end - wall_start == timedelta(minutes=minutes)
+
+
+def local_day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC instants [start, end) of local date `day` in `zone`."""
+    start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def cells(start: datetime, end: datetime) -> tuple[datetime, ...]:
+    """The UTC grid cells covering [start, end); two spans overlap iff they share a cell."""
+    step = timedelta(minutes=CELL_MINUTES)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    first = epoch + ((start - epoch) // step) * step
+    out = []
+    cell = first
+    while cell < end:
+        out.append(cell)
+        cell += step
+    return tuple(out)
+
+
+def free_slots(
+    doctor: Doctor, day: date, now: datetime, busy: Iterable[tuple[datetime, datetime]]
+) -> list[Slot]:
+    """The slots of `day` that start after `now` and overlap none of the `busy` spans."""
+    taken = list(busy)
+    return [
+        slot
+        for slot in doctor.slots_on(day)
+        if slot.start > now and not any(slot.overlaps(s, e) for s, e in taken)
+    ]

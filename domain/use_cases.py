@@ -1,0 +1,428 @@
+"""Use cases: one method per command, the only domain module that talks to ports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from attrs import frozen
+
+from domain.appointment import (
+    ACTIVE_STATUSES,
+    REMINDER_GRACE,
+    REMINDER_LEAD,
+    Appointment,
+    Status,
+    require_aware,
+)
+from domain.booking_request import BookingRequest, RequestStatus
+from domain.commands import (
+    BookAppointment,
+    CancelAppointment,
+    ChangeStatus,
+    ListByCountryStatus,
+    ListDoctorDay,
+    RegisterDoctor,
+    RescheduleAppointment,
+)
+from domain.countries import CountryCatalog
+from domain.errors import (
+    CitasError,
+    IdempotencyKeyReused,
+    IdempotencyKeyTaken,
+    InvalidCursor,
+    NotFound,
+    TemporarilyUnavailable,
+    ValidationError,
+    VersionConflict,
+)
+from domain.pagination import decode_token, encode_token
+from domain.schedule import MAX_DURATION_MINUTES, Doctor, Slot, WorkingHours, free_slots
+from ports.messaging import BookingRequestQueue
+from ports.repositories import (
+    AppointmentRepository,
+    BookingRequestRepository,
+    DoctorRepository,
+    IdempotencyRecord,
+    Page,
+)
+from ports.system import Clock, IdGenerator
+
+MAX_PAGE = 100
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+# Without If-Match, a change that lost a race is re-applied to the fresh state this often.
+_RETRIES_ON_RACE = 5
+# An appointment that started before the day may still run into it.
+_LONGEST_VISIT = timedelta(minutes=MAX_DURATION_MINUTES)
+
+
+@frozen
+class ListResult:
+    """A page of appointments and the token of the next page."""
+
+    items: list[Appointment]
+    next_token: str | None
+
+
+@frozen
+class Availability:
+    """A doctor's free slots on one local date."""
+
+    doctor: Doctor
+    day: date
+    slots: list[Slot]
+
+
+def fingerprint(command: BookAppointment) -> str:
+    """A digest of a booking request, equal for equal requests."""
+    canonical = json.dumps(command.fingerprint_source(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(f"limit is 1-{MAX_PAGE}", field="limit")
+
+
+class Clinic:
+    """The application service: every use case of citas."""
+
+    def __init__(
+        self,
+        appointments: AppointmentRepository,
+        doctors: DoctorRepository,
+        requests: BookingRequestRepository,
+        request_queue: BookingRequestQueue,
+        clock: Clock,
+        ids: IdGenerator,
+        countries: CountryCatalog,
+    ) -> None:
+        self.appointments = appointments
+        self.doctors = doctors
+        self.requests = requests
+        self.request_queue = request_queue
+        self.clock = clock
+        self.ids = ids
+        self.countries = countries
+
+    def _now(self) -> datetime:
+        # In UTC: aware arithmetic in a zone with DST adds wall time, not elapsed time.
+        return require_aware(self.clock.now(), "now")
+
+    # Doctors ---------------------------------------------------------------------------
+
+    def register_doctor(self, command: RegisterDoctor) -> tuple[Doctor, bool]:
+        """Create or replace a doctor; returns the doctor and whether it is new."""
+        self.countries.require(command.country)
+        doctor = Doctor(
+            doctor_id=command.doctor_id,
+            name=command.name,
+            country=command.country,
+            time_zone=command.time_zone or self.countries.default_zone(command.country),
+            working_hours=WorkingHours.parse(command.working_hours),
+            slot_minutes=command.slot_minutes,
+        )
+        return doctor, self.doctors.put(doctor)
+
+    def doctor(self, doctor_id: str) -> Doctor:
+        """The doctor, or NotFound."""
+        found = self.doctors.get(doctor_id)
+        if found is None:
+            raise NotFound(f"doctor {doctor_id!r} does not exist", doctor_id=doctor_id)
+        return found
+
+    def availability(self, doctor_id: str, day: date) -> Availability:
+        """The free slots of a doctor on a local date, in order."""
+        doctor = self.doctor(doctor_id)
+        start, end = doctor.day_bounds(day)
+        busy = [
+            (a.start, a.end)
+            for a in self._all_pages(
+                lambda cursor: self.appointments.list_by_doctor(
+                    doctor_id, start - _LONGEST_VISIT, end, MAX_PAGE, cursor
+                )
+            )
+            if a.is_active
+        ]
+        return Availability(doctor, day, free_slots(doctor, day, self._now(), busy))
+
+    # Booking ---------------------------------------------------------------------------
+
+    def book(self, command: BookAppointment, idempotency_key: str | None = None) -> Appointment:
+        """Book an appointment; a repeated idempotency key returns the first result."""
+        record = None
+        if idempotency_key is not None:
+            if not _IDEMPOTENCY_KEY.match(idempotency_key):
+                raise ValidationError(
+                    "Idempotency-Key is 1-128 visible ASCII characters", field="Idempotency-Key"
+                )
+            digest = fingerprint(command)
+            seen = self.appointments.get_idempotency(idempotency_key)
+            if seen is not None:
+                return self._replay(seen, digest)
+        doctor = self.doctor(command.doctor_id)
+        now = self._now()
+        minutes = command.duration_minutes
+        appointment = Appointment.request(
+            appointment_id=self.ids.new_id(),
+            doctor=doctor,
+            patient=command.patient,
+            start=command.start,
+            duration_minutes=doctor.slot_minutes if minutes is None else minutes,
+            notes=command.notes,
+            now=now,
+            event_id=self.ids.new_id(),
+        )
+        if idempotency_key is not None:
+            record = IdempotencyRecord(idempotency_key, digest, appointment.appointment_id)
+        try:
+            self.appointments.add(appointment, record)
+        except IdempotencyKeyTaken:
+            # A concurrent twin with the same key won; answer as it did.
+            seen = self.appointments.get_idempotency(idempotency_key or "")
+            if seen is None:
+                raise
+            return self._replay(seen, digest)
+        appointment.events.clear()
+        return appointment
+
+    def _replay(self, record: IdempotencyRecord, digest: str) -> Appointment:
+        if record.fingerprint != digest:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request", key=record.key
+            )
+        return self.get(record.appointment_id)
+
+    def get(self, appointment_id: str) -> Appointment:
+        """The appointment, or NotFound."""
+        found = self.appointments.get(appointment_id)
+        if found is None:
+            raise NotFound(
+                f"appointment {appointment_id!r} does not exist", appointment_id=appointment_id
+            )
+        return found
+
+    def reschedule(self, command: RescheduleAppointment) -> Appointment:
+        """Move an appointment: the new time is taken and the old one freed in one step."""
+        start = require_aware(command.start, "start")
+
+        def change(appointment: Appointment) -> None:
+            appointment.reschedule(
+                doctor=self.doctor(appointment.doctor_id),
+                start=start,
+                duration_minutes=command.duration_minutes,
+                now=self._now(),
+                event_id=self.ids.new_id(),
+            )
+
+        return self._modify(command.appointment_id, command.expected_version, change)
+
+    def change_status(self, command: ChangeStatus) -> Appointment:
+        """Apply a status change the status machine allows."""
+
+        def change(appointment: Appointment) -> None:
+            appointment.transition(
+                command.status,
+                now=self._now(),
+                event_id=self.ids.new_id(),
+                reason=command.reason,
+            )
+
+        return self._modify(command.appointment_id, command.expected_version, change)
+
+    def cancel(self, command: CancelAppointment) -> Appointment:
+        """Cancel and free the time; an already cancelled appointment is returned as is."""
+        current = self.get(command.appointment_id)
+        if current.status is Status.CANCELLED:
+            if command.expected_version not in (None, current.version):
+                raise _version_conflict(command.expected_version, current.version)
+            return current
+        return self.change_status(
+            ChangeStatus(
+                command.appointment_id,
+                Status.CANCELLED,
+                command.reason,
+                command.expected_version,
+            )
+        )
+
+    def _modify(
+        self,
+        appointment_id: str,
+        expected_version: int | None,
+        change: Callable[[Appointment], None],
+    ) -> Appointment:
+        for attempt in range(_RETRIES_ON_RACE):
+            current = self.get(appointment_id)
+            if expected_version is not None and current.version != expected_version:
+                raise _version_conflict(expected_version, current.version)
+            previous = current.copy()
+            change(current)
+            try:
+                self.appointments.update(previous, current)
+            except VersionConflict:
+                # With If-Match the caller asked to fail; without it, re-read and re-apply.
+                if expected_version is not None or attempt == _RETRIES_ON_RACE - 1:
+                    raise
+                continue
+            current.events.clear()
+            return current
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # Lists -----------------------------------------------------------------------------
+
+    def list_doctor_day(self, command: ListDoctorDay) -> ListResult:
+        """A doctor's appointments of one local date, by start time."""
+        _check_limit(command.limit)
+        doctor = self.doctor(command.doctor_id)
+        start, end = doctor.day_bounds(command.day)
+        query = {"doctor_id": command.doctor_id, "date": command.day.isoformat()}
+        return self._page(
+            query,
+            command.next_token,
+            lambda cursor: self.appointments.list_by_doctor(
+                command.doctor_id, start, end, command.limit, cursor
+            ),
+        )
+
+    def list_by_country_status(self, command: ListByCountryStatus) -> ListResult:
+        """Appointments of a country in a status, optionally within [from, to), by start."""
+        _check_limit(command.limit)
+        self.countries.require(command.country)
+        start_from = (
+            require_aware(command.start_from, "from") if command.start_from is not None else None
+        )
+        start_to = require_aware(command.start_to, "to") if command.start_to is not None else None
+        if start_from is not None and start_to is not None and start_to < start_from:
+            raise ValidationError("to must not be before from", field="to")
+        query = {
+            "country": command.country,
+            "status": str(command.status),
+            "from": start_from.isoformat() if start_from else None,
+            "to": start_to.isoformat() if start_to else None,
+        }
+        return self._page(
+            query,
+            command.next_token,
+            lambda cursor: self.appointments.list_by_country_status(
+                command.country, command.status, start_from, start_to, command.limit, cursor
+            ),
+        )
+
+    @staticmethod
+    def _page(
+        query: Mapping[str, Any],
+        token: str | None,
+        fetch: Callable[[Mapping[str, Any] | None], Page],
+    ) -> ListResult:
+        cursor = decode_token(token, query) if token is not None else None
+        try:
+            page = fetch(cursor)
+        except InvalidCursor as e:
+            raise ValidationError("next_token is not valid", field="next_token") from e
+        next_token = encode_token(query, page.cursor) if page.cursor is not None else None
+        return ListResult(list(page.items), next_token)
+
+    @staticmethod
+    def _all_pages(fetch: Callable[[Mapping[str, Any] | None], Page]) -> Iterator[Appointment]:
+        cursor: Mapping[str, Any] | None = None
+        while True:
+            page = fetch(cursor)
+            yield from page.items
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    # Asynchronous booking requests -----------------------------------------------------
+
+    def request_booking(self, command: BookAppointment) -> BookingRequest:
+        """Accept a booking for the doctor's country worker; it is booked later, in order."""
+        require_aware(command.start, "start")
+        doctor = self.doctor(command.doctor_id)
+        now = self._now()
+        request = BookingRequest(
+            request_id=self.ids.new_id(),
+            country=doctor.country,
+            command=command,
+            created_at=now,
+            updated_at=now,
+        )
+        self.requests.add(request)
+        try:
+            self.request_queue.enqueue(request)
+        except TemporarilyUnavailable as e:
+            # Never leave a request pending that no worker will ever see.
+            request.rejected(e, self._now(), self.ids.new_id())
+            self.requests.save(request)
+            raise
+        return request
+
+    def booking_request(self, request_id: str) -> BookingRequest:
+        """A booking request, or NotFound."""
+        found = self.requests.get(request_id)
+        if found is None:
+            raise NotFound(f"booking request {request_id!r} does not exist", request_id=request_id)
+        return found
+
+    def process_booking_request(self, request_id: str) -> BookingRequest:
+        """Book a queued request; safe to run twice for the same request."""
+        request = self.booking_request(request_id)
+        if request.status is not RequestStatus.PENDING:
+            return request
+        try:
+            # The request id as idempotency key: a worker that crashed after booking and
+            # runs again finds the booking instead of making a second one.
+            appointment = self.book(request.command, idempotency_key=f"request:{request_id}")
+        except TemporarilyUnavailable:
+            raise
+        except CitasError as e:
+            request.rejected(e, self._now(), self.ids.new_id())
+        else:
+            request.booked(appointment.appointment_id, self._now())
+        self.requests.save(request)
+        request.events.clear()
+        return request
+
+    # Reminders -------------------------------------------------------------------------
+
+    def due_reminders(self) -> list[Appointment]:
+        """Active appointments whose 24-hour mark has passed and that were not reminded."""
+        now = self._now()
+        start_from = now + REMINDER_LEAD - REMINDER_GRACE
+        start_to = now + REMINDER_LEAD + timedelta(seconds=1)
+        due: list[Appointment] = []
+        for country in self.countries:
+            for status in sorted(ACTIVE_STATUSES):
+
+                def fetch(
+                    cursor: Mapping[str, Any] | None, c: str = country, s: Status = status
+                ) -> Page:
+                    return self.appointments.list_by_country_status(
+                        c, s, start_from, start_to, MAX_PAGE, cursor
+                    )
+
+                due.extend(a for a in self._all_pages(fetch) if a.is_reminder_due(now))
+        return due
+
+    def send_reminders(self) -> list[Appointment]:
+        """Record `ReminderDue` once for each due appointment; returns those reminded now."""
+        reminded = []
+        for appointment in self.due_reminders():
+            previous = appointment.copy()
+            appointment.remind(now=self._now(), event_id=self.ids.new_id())
+            if self.appointments.record_reminder(previous, appointment):
+                reminded.append(appointment)
+            appointment.events.clear()
+        return reminded
+
+
+def _version_conflict(expected: int, actual: int) -> VersionConflict:
+    return VersionConflict(
+        f"expected version {expected}, the appointment is at version {actual}",
+        expected=expected,
+        actual=actual,
+    )

@@ -1,0 +1,133 @@
+"""What the use cases need from storage. Each method is one atomic step on every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from attrs import frozen
+
+from domain.appointment import Appointment, Status
+from domain.booking_request import BookingRequest
+from domain.events import Event
+from domain.schedule import Doctor
+
+
+@frozen
+class IdempotencyRecord:
+    """A booking request seen before: its fingerprint and the appointment it made."""
+
+    key: str
+    fingerprint: str
+    appointment_id: str
+
+
+@frozen
+class Page:
+    """One page of a list; `cursor` is None on the last page."""
+
+    items: Sequence[Appointment]
+    cursor: Mapping[str, Any] | None
+
+
+class AppointmentRepository(Protocol):
+    """Appointments with their doctor and patient time locks, versions and outbox events."""
+
+    def add(self, appointment: Appointment, idempotency: IdempotencyRecord | None) -> None:
+        """Store a new appointment, lock its cells, keep the key and its events, all or nothing.
+
+        Raises SlotUnavailable, PatientDoubleBooked or IdempotencyKeyTaken; on any error
+        nothing was written.
+        """
+        ...
+
+    def update(self, previous: Appointment, current: Appointment) -> None:
+        """Replace `previous` by `current` if nobody changed it since, moving or freeing locks.
+
+        Raises VersionConflict if the stored version is not `previous.version`, and
+        SlotUnavailable or PatientDoubleBooked if new time is taken; then nothing changed.
+        """
+        ...
+
+    def get(self, appointment_id: str) -> Appointment | None:
+        """The appointment, or None."""
+        ...
+
+    def get_idempotency(self, key: str) -> IdempotencyRecord | None:
+        """The record stored under an idempotency key, or None."""
+        ...
+
+    def list_by_doctor(
+        self,
+        doctor_id: str,
+        start_from: datetime,
+        start_to: datetime,
+        limit: int,
+        cursor: Mapping[str, Any] | None,
+    ) -> Page:
+        """A doctor's appointments with start in [start_from, start_to), by start time.
+
+        Raises InvalidCursor for a cursor it did not make.
+        """
+        ...
+
+    def list_by_country_status(
+        self,
+        country: str,
+        status: Status,
+        start_from: datetime | None,
+        start_to: datetime | None,
+        limit: int,
+        cursor: Mapping[str, Any] | None,
+    ) -> Page:
+        """Appointments of a country in a status with start in [from, to), by start time."""
+        ...
+
+    def record_reminder(self, previous: Appointment, current: Appointment) -> bool:
+        """Store the reminder flag and its event unless the appointment changed since.
+
+        Returns False (and writes nothing) if the version moved or a reminder for this
+        start was already recorded, so each start time is reminded at most once.
+        """
+        ...
+
+
+class DoctorRepository(Protocol):
+    """Doctors' profiles and schedules."""
+
+    def put(self, doctor: Doctor) -> bool:
+        """Create or replace; True if the doctor is new."""
+        ...
+
+    def get(self, doctor_id: str) -> Doctor | None:
+        """The doctor, or None."""
+        ...
+
+
+class BookingRequestRepository(Protocol):
+    """Asynchronous booking requests and their outcome."""
+
+    def add(self, request: BookingRequest) -> None:
+        """Store a new pending request."""
+        ...
+
+    def get(self, request_id: str) -> BookingRequest | None:
+        """The request, or None."""
+        ...
+
+    def save(self, request: BookingRequest) -> None:
+        """Store the outcome of a request with its events, only while it is still pending."""
+        ...
+
+
+class EventOutbox(Protocol):
+    """Events committed with their change and not yet published."""
+
+    def pending(self, limit: int) -> Sequence[Event]:
+        """The oldest unpublished events."""
+        ...
+
+    def remove(self, event_ids: Sequence[str]) -> None:
+        """Forget events once they are published."""
+        ...
