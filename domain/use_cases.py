@@ -236,32 +236,36 @@ class Clinic:
 
     def cancel(self, command: CancelAppointment) -> Appointment:
         """Cancel and free the time; an already cancelled appointment is returned as is."""
-        current = self.get(command.appointment_id)
-        if current.status is Status.CANCELLED:
-            if command.expected_version not in (None, current.version):
-                raise _version_conflict(command.expected_version, current.version)
-            return current
-        return self.change_status(
-            ChangeStatus(
-                command.appointment_id,
+
+        def change(appointment: Appointment) -> bool:
+            # Checked on every attempt: a cancel that lost a race to another cancel must
+            # answer like a repeated DELETE, not with invalid_transition.
+            if appointment.status is Status.CANCELLED:
+                return False
+            appointment.transition(
                 Status.CANCELLED,
-                command.reason,
-                command.expected_version,
+                now=self._now(),
+                event_id=self.ids.new_id(),
+                reason=command.reason,
             )
-        )
+            return True
+
+        return self._modify(command.appointment_id, command.expected_version, change)
 
     def _modify(
         self,
         appointment_id: str,
         expected_version: int | None,
-        change: Callable[[Appointment], None],
+        change: Callable[[Appointment], bool | None],
     ) -> Appointment:
+        """Apply `change` to the stored appointment; `change` returns False for a no-op."""
         for attempt in range(_RETRIES_ON_RACE):
             current = self.get(appointment_id)
             if expected_version is not None and current.version != expected_version:
                 raise _version_conflict(expected_version, current.version)
             previous = current.copy()
-            change(current)
+            if change(current) is False:
+                return current
             try:
                 self.appointments.update(previous, current)
             except VersionConflict:
