@@ -220,7 +220,13 @@ class Appointment:
             )
         previous = self.status
         self.status = target
-        data: dict[str, Any] = {"status": str(target), "previous_status": str(previous)}
+        data: dict[str, Any] = {
+            "status": str(target),
+            "previous_status": str(previous),
+            # What a message about the change needs, without another read.
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+        }
         if reason:
             data["reason"] = reason
         self._changed(_EVENT_FOR[target], now, event_id, data)

@@ -11,6 +11,7 @@ from typing import Any
 
 from attrs import frozen
 
+from domain import events as ev
 from domain.appointment import (
     ACTIVE_STATUSES,
     REMINDER_GRACE,
@@ -40,15 +41,17 @@ from domain.errors import (
     ValidationError,
     VersionConflict,
 )
+from domain.messages import message_for
 from domain.pagination import decode_token, encode_token
 from domain.schedule import MAX_DURATION_MINUTES, Doctor, Slot, WorkingHours, free_slots
-from ports.messaging import BookingRequestQueue
+from ports.messaging import BookingRequestQueue, Notifier
 from ports.repositories import (
     AppointmentRepository,
     BookingRequestRepository,
     DoctorRepository,
     IdempotencyRecord,
     Page,
+    ProcessedEvents,
 )
 from ports.system import Clock, IdGenerator
 
@@ -430,3 +433,53 @@ def _version_conflict(expected: int, actual: int) -> VersionConflict:
         expected=expected,
         actual=actual,
     )
+
+
+class PatientMessenger:
+    """Tells patients, in Spanish and their clinic's time, what happened to their visit."""
+
+    def __init__(
+        self,
+        appointments: AppointmentRepository,
+        doctors: DoctorRepository,
+        notifier: Notifier,
+        processed: ProcessedEvents,
+    ) -> None:
+        self.appointments = appointments
+        self.doctors = doctors
+        self.notifier = notifier
+        self.processed = processed
+
+    def handle(self, event: ev.Event) -> bool:
+        """Send the message for `event` once; False if it was handled before or says nothing."""
+        key = f"notify:{event.event_id}"
+        if event.appointment_id is None or self.processed.seen(key):
+            return False
+        appointment = self.appointments.get(event.appointment_id)
+        if appointment is None or not self._still_true(event, appointment):
+            self.processed.remember(key)
+            return False
+        doctor = self.doctors.get(appointment.doctor_id)
+        text = message_for(
+            event,
+            doctor_name=doctor.name if doctor is not None else "tu médico",
+            time_zone=appointment.time_zone,
+        )
+        if text is not None:
+            # Sent before it is remembered: a crash in between sends twice, never zero times.
+            self.notifier.send(
+                appointment.patient.phone, text, appointment_id=appointment.appointment_id
+            )
+        self.processed.remember(key)
+        return text is not None
+
+    @staticmethod
+    def _still_true(event: ev.Event, appointment: Appointment) -> bool:
+        # A reminder that arrives after a cancellation or a reschedule would mislead.
+        if isinstance(event, ev.ReminderDue):
+            return appointment.is_active and _iso_equal(event.data["start"], appointment.start)
+        return True
+
+
+def _iso_equal(text: str, instant: datetime) -> bool:
+    return datetime.fromisoformat(text) == instant

@@ -131,3 +131,15 @@ class EventOutbox(Protocol):
     def remove(self, event_ids: Sequence[str]) -> None:
         """Forget events once they are published."""
         ...
+
+
+class ProcessedEvents(Protocol):
+    """Which events a consumer already handled, so a redelivered event does nothing twice."""
+
+    def seen(self, key: str) -> bool:
+        """Whether `key` (consumer + event id) was handled."""
+        ...
+
+    def remember(self, key: str) -> None:
+        """Record `key` as handled (kept for a week: longer than any redelivery)."""
+        ...

@@ -38,6 +38,7 @@ class MemoryStore:
         self.outbox: collections.OrderedDict[str, Event] = collections.OrderedDict()
         self.doctors: dict[str, Doctor] = {}
         self.requests: dict[str, BookingRequest] = {}
+        self.processed: set[str] = set()
 
 
 def _doctor_cells(appointment: Appointment) -> set[CellKey]:
@@ -332,3 +333,20 @@ class InMemoryNotifier:
     def send(self, phone: str, text: str, *, appointment_id: str | None) -> None:
         """Record one message."""
         self.sent.append((phone, text, appointment_id))
+
+
+class InMemoryProcessedEvents:
+    """Handled event keys in a `MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def seen(self, key: str) -> bool:
+        """Whether `key` was handled."""
+        with self._store.lock:
+            return key in self._store.processed
+
+    def remember(self, key: str) -> None:
+        """Record `key` as handled."""
+        with self._store.lock:
+            self._store.processed.add(key)
