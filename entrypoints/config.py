@@ -1,0 +1,128 @@
+"""Settings from the environment: the one module of citas that reads environment variables.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| `CITAS_BACKEND` | `memory` | `memory` (embedded, in-process) or `aws` (DynamoDB, SQS) |
+| `CITAS_COUNTRIES` | `PE=America/Lima,CL=America/Santiago` | served countries, `CODE=zone` |
+| `CITAS_TABLE_NAME` | `citas-local` | the DynamoDB table (aws backend) |
+| `CITAS_EVENTS_QUEUE_URL` | none | the SQS FIFO queue events are published to (aws) |
+| `CITAS_BOOKING_QUEUE_URLS` | none | booking-request FIFO queues, `PE=url,CL=url` (aws) |
+| `CITAS_API_KEY` | `local-dev-key` | the `x-api-key` of the local server (AWS: API Gateway) |
+
+`CITAS_COUNTRIES` is comma-separated ISO 3166 alpha-2 codes, each with the IANA zone that is
+the default time zone of its doctors.
+
+An empty value counts as unset. A malformed value raises `ValueError` at start-up, naming the
+variable, so a misconfigured function fails at once instead of on some later request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+import attrs
+
+from domain.countries import DEFAULT_TIME_ZONES, CountryCatalog
+from domain.errors import CitasError
+
+Backend = Literal["memory", "aws"]
+BACKENDS: tuple[Backend, ...] = ("memory", "aws")
+DEFAULT_COUNTRIES = ",".join(f"{code}={zone}" for code, zone in DEFAULT_TIME_ZONES.items())
+DEFAULT_TABLE_NAME = "citas-local"
+DEFAULT_API_KEY = "local-dev-key"
+# DynamoDB's own rule for table names.
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_URL = re.compile(r"^https?://\S+$")
+
+
+@attrs.frozen
+class Settings:
+    """What a citas process is configured with."""
+
+    backend: Backend = "memory"
+    countries: CountryCatalog = attrs.field(factory=CountryCatalog)
+    table_name: str = DEFAULT_TABLE_NAME
+    events_queue_url: str | None = None
+    booking_queue_urls: Mapping[str, str] = attrs.field(factory=dict)
+    api_key: str = DEFAULT_API_KEY
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Read the settings from `environ`; raise ValueError naming a malformed variable."""
+        countries = _countries(_get(environ, "CITAS_COUNTRIES") or DEFAULT_COUNTRIES)
+        return cls(
+            backend=_backend(_get(environ, "CITAS_BACKEND") or "memory"),
+            countries=countries,
+            table_name=_table_name(_get(environ, "CITAS_TABLE_NAME") or DEFAULT_TABLE_NAME),
+            events_queue_url=_optional_url(environ, "CITAS_EVENTS_QUEUE_URL"),
+            booking_queue_urls=_queue_urls(_get(environ, "CITAS_BOOKING_QUEUE_URLS"), countries),
+            api_key=_get(environ, "CITAS_API_KEY") or DEFAULT_API_KEY,
+        )
+
+
+def _get(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _backend(value: str) -> Backend:
+    for backend in BACKENDS:
+        if value.lower() == backend:
+            return backend
+    raise ValueError(f"CITAS_BACKEND must be one of {', '.join(BACKENDS)}, got {value!r}")
+
+
+def _pairs(value: str, name: str) -> dict[str, str]:
+    """Parse `K=V,K=V`, rejecting empty parts and repeated keys."""
+    out: dict[str, str] = {}
+    for part in value.split(","):
+        key, sep, item = (p.strip() for p in part.partition("="))
+        if not sep or not key or not item:
+            raise ValueError(f"{name} is a comma-separated list of CODE=value, got {part!r}")
+        if key in out:
+            raise ValueError(f"{name} names {key!r} twice")
+        out[key] = item
+    return out
+
+
+def _countries(value: str) -> CountryCatalog:
+    try:
+        return CountryCatalog.from_mapping(_pairs(value, "CITAS_COUNTRIES"))
+    except CitasError as e:  # an unknown time zone
+        raise ValueError(f"CITAS_COUNTRIES: {e.message}") from e
+    except ValueError as e:
+        raise ValueError(f"CITAS_COUNTRIES: {e}") from e
+
+
+def _table_name(value: str) -> str:
+    if not _TABLE_NAME.match(value):
+        raise ValueError(
+            f"CITAS_TABLE_NAME must be 3-255 letters, digits, '_', '-' or '.', got {value!r}"
+        )
+    return value
+
+
+def _url(value: str, name: str) -> str:
+    if not _URL.match(value):
+        raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _optional_url(environ: Mapping[str, str], name: str) -> str | None:
+    value = _get(environ, name)
+    return _url(value, name) if value is not None else None
+
+
+def _queue_urls(value: str | None, countries: CountryCatalog) -> dict[str, str]:
+    name = "CITAS_BOOKING_QUEUE_URLS"
+    if value is None:
+        return {}
+    urls = _pairs(value, name)
+    for code, url in urls.items():
+        if code not in countries:
+            raise ValueError(f"{name} names {code!r}, which is not in CITAS_COUNTRIES")
+        _url(url, name)
+    return urls

@@ -1,0 +1,350 @@
+"""Lambda handler of the citas HTTP API: API Gateway REST proxy events (payload v1).
+
+Each route parses the request into a command (`entrypoints.http_mapping`), calls one `Clinic`
+use case and renders the result. Logs are one JSON object per line and carry ids, route,
+status and error code only: never a request body, a patient's name, phone or document.
+
+`lambda` is a keyword, so load this module with
+`importlib.import_module("entrypoints.lambda.http_api")`; its handler string is
+`entrypoints.lambda.http_api.handler`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from domain.appointment import Appointment
+from domain.commands import ListDoctorDay
+from domain.errors import CitasError, NotFound, TemporarilyUnavailable
+from domain.use_cases import Clinic
+from entrypoints import http_mapping as http
+from entrypoints.bootstrap import clinic, get_container
+
+SERVICE = "citas"
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace="citas", service=SERVICE)
+# debug=False explicitly: POWERTOOLS_DEV would otherwise print whole events (patient data
+# included) and put stack traces in 500 bodies.
+app = APIGatewayRestResolver(debug=False)
+# Most requests book nothing, so most invocations have no metric to flush; that is expected.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+# Powertools keeps the current event on the resolver class, so two requests must never be
+# resolved at once. A Lambda process serves one request at a time anyway; this only matters
+# to an in-process server that calls the handler from several threads.
+_one_at_a_time = threading.Lock()
+
+
+def _request() -> http.HttpRequest:
+    return http.HttpRequest.from_event(app.current_event.raw_event)
+
+
+def _clinic() -> Clinic:
+    return clinic(get_container())
+
+
+def _json(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=http.CONTENT_TYPE,
+        body=http.dumps(payload),
+        headers=dict(headers or {}),
+    )
+
+
+def _appointment(
+    status: int, appointment: Appointment, headers: Mapping[str, str] | None = None
+) -> Response[str]:
+    return _json(
+        status,
+        http.appointment_json(appointment),
+        {"ETag": http.etag(appointment), **(headers or {})},
+    )
+
+
+@contextmanager
+def _booking_outcome(operation: str, success: str) -> Iterator[None]:
+    """Count one booking attempt by outcome: `success`, or the error code it ended with."""
+    outcome = "internal_error"
+    try:
+        yield
+        outcome = success
+    except CitasError as e:
+        outcome = e.code
+        raise
+    finally:
+        metrics.add_dimension(name="operation", value=operation)
+        metrics.add_dimension(name="outcome", value=outcome)
+        metrics.add_metric(name="BookingOutcome", unit=MetricUnit.Count, value=1)
+
+
+# Doctors -----------------------------------------------------------------------------------
+
+
+@app.put("/doctors/<doctor_id>")
+def put_doctor(doctor_id: str) -> Response[str]:
+    """Create (201) or replace (200) a doctor."""
+    doctor, created = _clinic().register_doctor(http.register_doctor(doctor_id, _request()))
+    return _json(201 if created else 200, http.doctor_json(doctor))
+
+
+@app.get("/doctors/<doctor_id>")
+def get_doctor(doctor_id: str) -> Response[str]:
+    """One doctor."""
+    doctor_id = http.doctor_id(doctor_id)
+    http.no_query(_request())
+    return _json(200, http.doctor_json(_clinic().doctor(doctor_id)))
+
+
+@app.get("/doctors/<doctor_id>/availability")
+def get_availability(doctor_id: str) -> Response[str]:
+    """A doctor's free slots on a local date."""
+    doctor_id = http.doctor_id(doctor_id)
+    day = http.availability_date(_request())
+    return _json(200, http.availability_json(_clinic().availability(doctor_id, day)))
+
+
+# Appointments ------------------------------------------------------------------------------
+
+
+@app.post("/appointments")
+def book() -> Response[str]:
+    """Book at once: 201 with `Location`."""
+    with _booking_outcome("book", "booked"):
+        request = _request()
+        command = http.book_appointment(request)
+        appointment = _clinic().book(command, http.idempotency_key(request))
+    location = f"/appointments/{appointment.appointment_id}"
+    return _appointment(201, appointment, {"Location": location})
+
+
+@app.get("/appointments")
+def list_appointments() -> Response[str]:
+    """A doctor's day, or a country's appointments in a status."""
+    query = http.list_query(_request())
+    if isinstance(query, ListDoctorDay):
+        result = _clinic().list_doctor_day(query)
+    else:
+        result = _clinic().list_by_country_status(query)
+    return _json(200, http.list_json(result))
+
+
+@app.get("/appointments/<appointment_id>")
+def get_appointment(appointment_id: str) -> Response[str]:
+    """One appointment."""
+    appointment_id = http.uuid_id(appointment_id, "appointment_id")
+    http.no_query(_request())
+    return _appointment(200, _clinic().get(appointment_id))
+
+
+@app.patch("/appointments/<appointment_id>")
+def reschedule(appointment_id: str) -> Response[str]:
+    """Move an appointment to another time."""
+    command = http.reschedule(appointment_id, _request())
+    return _appointment(200, _clinic().reschedule(command))
+
+
+@app.post("/appointments/<appointment_id>/status")
+def change_status(appointment_id: str) -> Response[str]:
+    """Confirm, cancel, complete or mark a no-show."""
+    command = http.change_status(appointment_id, _request())
+    return _appointment(200, _clinic().change_status(command))
+
+
+@app.delete("/appointments/<appointment_id>")
+def cancel(appointment_id: str) -> Response[str]:
+    """Cancel and free the time; the record stays."""
+    command = http.cancel(appointment_id, _request())
+    return _appointment(200, _clinic().cancel(command))
+
+
+# Asynchronous booking requests -------------------------------------------------------------
+
+
+@app.post("/appointment-requests")
+def request_booking() -> Response[str]:
+    """Accept a booking for the country's worker: 202."""
+    with _booking_outcome("request_booking", "accepted"):
+        command = http.book_appointment(_request())
+        accepted = _clinic().request_booking(command)
+    location = f"/appointment-requests/{accepted.request_id}"
+    return _json(202, http.request_accepted_json(accepted), {"Location": location})
+
+
+@app.get("/appointment-requests/<request_id>")
+def get_booking_request(request_id: str) -> Response[str]:
+    """The state of a booking request."""
+    request_id = http.uuid_id(request_id, "request_id")
+    http.no_query(_request())
+    return _json(200, http.booking_request_json(_clinic().booking_request(request_id)))
+
+
+# Errors ------------------------------------------------------------------------------------
+
+
+def _error(error: CitasError, headers: Mapping[str, str] | None = None) -> Response[str]:
+    status = http.error_status(error)
+    extra = dict(headers or {})
+    if isinstance(error, TemporarilyUnavailable):
+        extra["Retry-After"] = str(max(0, int(error.retry_after_seconds)))
+    return _json(status, http.error_json(error.code, error.message, error.details), extra)
+
+
+def on_citas_error(error: CitasError) -> Response[str]:
+    """A refusal the contract names: its status and code."""
+    return _error(error)
+
+
+def on_unexpected_error(error: Exception) -> Response[str]:
+    """Anything else: a bare 500, the details only in the log."""
+    logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+    return _json(500, http.INTERNAL_ERROR)
+
+
+# Registered by call: Powertools' `exception_handler` decorator is untyped.
+app.exception_handler(CitasError)(on_citas_error)
+app.exception_handler(Exception)(on_unexpected_error)
+
+
+@app.not_found
+def on_no_route(_: NotFoundError) -> Response[str]:
+    """404 for an unknown path, 405 for a known path with another method."""
+    method = app.current_event.http_method.upper()
+    path = app.current_event.path
+    allowed = sorted({r.method for r in _routes() if r.rule.match(path)})
+    if allowed:
+        error: CitasError = http.MethodNotAllowed(
+            f"{method} is not allowed here", allowed=allowed, method=method
+        )
+        return _error(error, {"Allow": ", ".join(allowed)})
+    return _error(NotFound("no such resource", path=path))
+
+
+def _routes() -> list[Any]:
+    # Powertools keeps its route table private; this is the one place that reads it.
+    return [*app._static_routes, *app._dynamic_routes]
+
+
+def served_routes() -> set[tuple[str, str]]:
+    """Every (method, path template) the resolver serves, templates as in OpenAPI (`{id}`)."""
+    return {(r.method, _template(r.path)) for r in _routes()}
+
+
+def _template(rule: str) -> str:
+    """`/doctors/<doctor_id>` as OpenAPI and API Gateway write it: `/doctors/{doctor_id}`."""
+    return re.sub(r"<(\w+)>", r"{\1}", rule)
+
+
+# Handler -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class LocalContext:
+    """A stand-in Lambda context for callers outside Lambda that pass none."""
+
+    function_name: str = "citas-local"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:citas-local"
+    memory_limit_in_mb: int = 128
+    aws_request_id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/citas-local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Plenty: local calls have no deadline."""
+        return 900_000
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+)
+@metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        response = app.resolve(event, context)
+    except Exception as e:  # the resolver itself failed, e.g. on a malformed event
+        logger.exception("unexpected error", extra={"error_type": type(e).__name__})
+        response = {
+            "statusCode": 500,
+            "body": http.dumps(http.INTERNAL_ERROR),
+            "isBase64Encoded": False,
+            "multiValueHeaders": {"Content-Type": [http.CONTENT_TYPE]},
+        }
+    # REST proxy responses carry headers in `multiValueHeaders`; mirror them in `headers` for
+    # callers that only read the single-value form (API Gateway merges the two).
+    multi = response.get("multiValueHeaders") or {}
+    response["headers"] = {name: ", ".join(values) for name, values in multi.items()}
+    _log_request(event, response)
+    return response
+
+
+def _log_request(event: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+    """One line per request: route, status, ids and error code; nothing a patient told us."""
+    status = int(response.get("statusCode", 500))
+    method = str(event.get("httpMethod", "")).upper()
+    path = str(event.get("path", ""))
+    route = next(
+        (_template(r.path) for r in _routes() if r.method == method and r.rule.match(path)),
+        "unmatched",
+    )
+    fields: dict[str, Any] = {"method": method, "route": route, "status": status}
+    for name, value in (event.get("pathParameters") or {}).items():
+        if _is_id(name, value):
+            fields[name] = value
+    payload = _response_payload(response)
+    if status >= 400:
+        fields["error_code"] = payload.get("error", {}).get("code")
+    else:
+        for name in ("appointment_id", "request_id"):
+            if isinstance(payload.get(name), str):
+                fields[name] = payload[name]
+    if status == 500:
+        logger.error("request failed", extra=fields)
+    elif status > 500:
+        logger.warning("request refused", extra=fields)
+    else:
+        logger.info("request handled", extra=fields)
+
+
+def _is_id(name: str, value: object) -> bool:
+    """Whether a path parameter is a well-formed id, and so safe to log as one."""
+    try:
+        if name == "doctor_id":
+            http.doctor_id(value)
+        elif name in ("appointment_id", "request_id"):
+            http.uuid_id(value, name)
+        else:
+            return False
+    except CitasError:
+        return False
+    return True
+
+
+def _response_payload(response: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        payload = json.loads(response.get("body") or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The Lambda entry point: one API Gateway REST proxy event in, one proxy response out."""
+    with _one_at_a_time:
+        response: dict[str, Any] = _handle(
+            event, context if context is not None else LocalContext()
+        )
+    return response

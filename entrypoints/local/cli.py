@@ -1,0 +1,239 @@
+"""The `citas` command: `citas serve` runs the HTTP API locally, `citas provision` the AWS setup."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+
+from adapters.console import ConsoleNotifier
+from ports.messaging import Notifier
+
+if TYPE_CHECKING:
+    import punq
+
+    from entrypoints.config import Backend, Settings
+    from entrypoints.local.runtime import LocalRuntime
+
+HTTP_API_MODULE = "entrypoints.lambda.http_api"
+PROVISION_MODULE = "adapters.aws.provision"
+PROVISION_UNAVAILABLE = "citas provision: the aws backend is not available in this build"
+EXIT_USAGE = 2
+
+# Not named `citas.*`: Powertools' Logger(service="citas") filters every logger whose name
+# contains "citas" out of the root handlers.
+log = logging.getLogger("local.cli")
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message and the record's `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render `record` as one line of JSON."""
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type and the frames, never the exception text: it may quote patient data.
+            out["exception"] = record.exc_info[0].__name__
+            out["traceback"] = "".join(traceback.format_tb(record.exc_info[2]))
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send every log record of the process, warnings included, to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(True)
+
+    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+        thread = args.thread.name if args.thread is not None else None
+        log.error("thread died", exc_info=exc_info, extra={"fields": {"thread": thread}})
+
+    threading.excepthook = thread_excepthook
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `citas`."""
+    parser = argparse.ArgumentParser(
+        prog="citas", description="Appointment backend for small clinics."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the HTTP API locally")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to listen on; 0 picks a free one"
+    )
+    serve.add_argument(
+        "--backend",
+        choices=("memory", "aws"),
+        default=None,
+        help="storage and messaging backend (default: $CITAS_BACKEND, else memory)",
+    )
+    serve.add_argument(
+        "--no-demo", action="store_true", help="do not register the two demo doctors"
+    )
+    commands.add_parser(
+        "provision",
+        help="create the table and queues of infra/terraform on the configured AWS endpoints",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `citas` with `argv` (default: the process arguments); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve(args.host, args.port, args.backend, demo=not args.no_demo)
+    if args.command == "provision":
+        return provision()
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def provision() -> int:
+    """Create the AWS resources on the configured endpoints, if this build has the aws backend."""
+    try:
+        module = importlib.import_module(PROVISION_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name not in (PROVISION_MODULE, "boto3", "botocore"):
+            raise
+        print(PROVISION_UNAVAILABLE, file=sys.stderr)
+        return EXIT_USAGE
+    run = getattr(module, "main", None)
+    if not callable(run):
+        print(f"citas provision: {PROVISION_MODULE} has no main()", file=sys.stderr)
+        return EXIT_USAGE
+    status = run([])
+    return int(status) if status is not None else 0
+
+
+def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> int:
+    """Serve the HTTP API until Ctrl-C or SIGTERM; returns the exit status."""
+    configure_logging()
+    # Imported here: `citas provision` and `--help` must not pay for the whole application.
+    from entrypoints import bootstrap
+    from entrypoints.config import Settings
+    from entrypoints.local.demo import register_demo_doctors
+    from entrypoints.local.server import LocalApiServer
+
+    try:
+        settings = Settings.from_env()
+        if backend is not None:
+            settings = attrs.evolve(settings, backend=cast("Backend", backend))
+        container = bootstrap.build_container(settings)
+        # Locally, patients' messages go to the console (text only, never the phone).
+        container.register(Notifier, instance=ConsoleNotifier())
+    except (ValueError, RuntimeError) as error:
+        print(f"citas: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    # The handler asks `get_container()`; it must find this very container (same store,
+    # same queue) that the background threads below work on.
+    bootstrap.set_container(container)
+    clinic = bootstrap.clinic(container)
+    if demo:
+        try:
+            register_demo_doctors(clinic)
+        except Exception as error:
+            # Typically the aws backend without reachable endpoints or region. The message
+            # is about configuration; no patient data is involved at start-up.
+            print(
+                f"citas: cannot register the demo doctors on backend {settings.backend}: "
+                f"{type(error).__name__}: {error}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    runtime = _background_work(container, settings)
+
+    handler = importlib.import_module(HTTP_API_MODULE).handler
+    try:
+        server = LocalApiServer((host, port), handler, settings.api_key)
+    except OSError as error:
+        print(f"citas: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    serving = threading.Thread(target=server.serve_forever, name="citas-http", daemon=True)
+    try:
+        if runtime is not None:
+            runtime.start()
+        serving.start()
+        print(
+            f"citas: serving {server.url} (backend {settings.backend}), "
+            f"x-api-key: {settings.api_key}",
+            flush=True,
+        )
+        log.info("serving", extra={"fields": {"url": server.url, "backend": settings.backend}})
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if serving.is_alive():  # shutdown() would wait forever for a loop that never ran
+            server.shutdown()
+        server.server_close()
+        if runtime is not None:
+            runtime.stop()
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
+        log.info("stopped")
+    return 0
+
+
+def _background_work(container: punq.Container, settings: Settings) -> LocalRuntime | None:
+    """The relay, workers and notifier of the memory backend; None on other backends."""
+    if settings.backend != "memory":
+        log.warning(
+            "no in-process relay or workers for this backend in this build",
+            extra={"fields": {"backend": settings.backend}},
+        )
+        return None
+    from adapters.memory.store import (
+        InMemoryBookingRequestQueue,
+        InMemoryEventOutbox,
+        InMemoryEventPublisher,
+    )
+    from domain.use_cases import Clinic, PatientMessenger
+    from entrypoints.local.runtime import LocalRuntime
+
+    return LocalRuntime(
+        clinic=container.resolve(Clinic),
+        outbox=container.resolve(InMemoryEventOutbox),
+        publisher=container.resolve(InMemoryEventPublisher),
+        request_queue=container.resolve(InMemoryBookingRequestQueue),
+        countries=list(settings.countries),
+        messenger=container.resolve(PatientMessenger).handle,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
