@@ -97,7 +97,12 @@ class InMemoryAppointmentRepository:
                     del s.cells[cell]
             for cell in (new_doctor | new_patient) - old:
                 s.cells[cell] = current.appointment_id
-            s.appointments[current.appointment_id] = current.copy()
+            kept = current.copy()
+            if current.reminded_start == previous.reminded_start:
+                # A reminder keeps the version, so it may have been recorded after `previous`
+                # was read: keep it rather than write back the stale "not reminded".
+                kept.reminded_start = stored.reminded_start
+            s.appointments[current.appointment_id] = kept
             self._keep(current.events)
 
     def _claim(self, owner: str, doctor: set[CellKey], patient: set[CellKey]) -> None:

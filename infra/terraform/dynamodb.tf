@@ -45,7 +45,8 @@ resource "aws_dynamodb_table" "citas" {
     type = "S"
   }
 
-  # Doctor-day lists: gsi1pk = doctor and local date, gsi1sk = start instant.
+  # Doctor lists (a local day is a start range): gsi1pk = DOCTOR#<id>, gsi1sk = <start UTC>#<id>.
+  # The outbox shares it: gsi1pk = OUTBOX, gsi1sk = <occurred_at>#<event id>.
   global_secondary_index {
     name            = "gsi1"
     hash_key        = "gsi1pk"

@@ -111,8 +111,6 @@ def test_normalize_hcl_gives_one_shape_for_old_and_new_python_hcl2_output() -> N
 def test_specs_do_not_depend_on_python_hcl2_output_style(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if not hasattr(hcl2, "SerializationOptions"):
-        pytest.skip("this python-hcl2 has one output style only")
     expected_table, expected_queues = load_table_spec(), load_queue_specs()
     bare = hcl2.SerializationOptions(
         strip_string_quotes=True, explicit_blocks=False, with_comments=False

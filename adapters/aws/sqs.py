@@ -1,0 +1,81 @@
+"""SQS FIFO adapters: events to the events queue, booking requests to their country's queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+import boto3
+from botocore.config import Config
+
+from adapters.aws.dynamodb import LazyClient, translate_errors
+from domain.booking_request import BookingRequest
+from domain.events import Event
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+
+# The same budget as DynamoDB's: a few quick retries, then a 503 the caller can retry.
+CLIENT_CONFIG: Final = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+    max_pool_connections=50,
+)
+
+
+def default_client() -> SQSClient:
+    """An SQS client from the standard AWS environment (`AWS_ENDPOINT_URL_SQS`, ...)."""
+    return boto3.client("sqs", config=CLIENT_CONFIG)
+
+
+def _lazy(client: SQSClient | LazyClient[SQSClient] | None) -> LazyClient[SQSClient]:
+    return client if isinstance(client, LazyClient) else LazyClient(client, default_client)
+
+
+class SQSEventPublisher:
+    """Publishes each event once per event id, in order per appointment (or request)."""
+
+    def __init__(
+        self, queue_url: str, client: SQSClient | LazyClient[SQSClient] | None = None
+    ) -> None:
+        self.queue_url = queue_url
+        self._client = _lazy(client)
+
+    def publish(self, event: Event) -> None:
+        """Send the event's JSON envelope; a resend within 5 minutes is dropped by SQS."""
+        with translate_errors("sqs"):
+            self._client().send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=json.dumps(event.to_envelope(), separators=(",", ":")),
+                MessageGroupId=event.group_key,
+                MessageDeduplicationId=event.event_id,
+            )
+
+
+class SQSBookingRequestQueue:
+    """One FIFO queue per country; messages of one doctor are processed in order."""
+
+    def __init__(
+        self,
+        queue_urls: Mapping[str, str],
+        client: SQSClient | LazyClient[SQSClient] | None = None,
+    ) -> None:
+        self.queue_urls: Mapping[str, str] = MappingProxyType(dict(queue_urls))
+        self._client = _lazy(client)
+
+    def enqueue(self, request: BookingRequest) -> None:
+        """Send `{"request_id": ...}` to the queue of the request's country."""
+        url = self.queue_urls.get(request.country)
+        if url is None:
+            # A deployment without the country's queue is misconfigured, not busy.
+            raise LookupError(f"no booking-request queue is configured for {request.country}")
+        with translate_errors("sqs"):
+            self._client().send_message(
+                QueueUrl=url,
+                MessageBody=json.dumps({"request_id": request.request_id}),
+                MessageGroupId=request.command.doctor_id,
+                MessageDeduplicationId=request.request_id,
+            )

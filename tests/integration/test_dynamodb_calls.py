@@ -1,0 +1,195 @@
+"""What each use case costs in DynamoDB calls, counted with botocore's event hooks.
+
+Every write of a use case is exactly one `TransactWriteItems` (all or nothing in one round
+trip); reads are strongly consistent `GetItem`s of single items; a list page is one `Query`;
+nothing ever Scans.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from domain.appointment import Status
+from domain.commands import (
+    CancelAppointment,
+    ChangeStatus,
+    ListByCountryStatus,
+    ListDoctorDay,
+    RegisterDoctor,
+    RescheduleAppointment,
+)
+from tests.integration.aws_world import (
+    THU,
+    WED,
+    WEEKDAY_HOURS,
+    Repositories,
+    World,
+    at,
+    booking,
+    fresh_table,
+    local_client,
+)
+from tests.support.dynamodb_local import DynamoDBLocal
+
+pytestmark = pytest.mark.dynamodb_local
+
+ADAPTERS = Path(__file__).resolve().parents[2] / "adapters"
+
+
+class Calls:
+    """Counts DynamoDB operations (and transaction sizes) made through one client."""
+
+    def __init__(self) -> None:
+        self.operations: Counter[str] = Counter()
+        self.transaction_sizes: list[int] = []
+
+    def count(self, model: Any, **_: Any) -> None:
+        """`before-call`: once per API call (botocore's own retries are not calls)."""
+        self.operations[model.name] += 1
+
+    def measure(self, params: dict[str, Any], **_: Any) -> None:
+        """`provide-client-params`: the call's API parameters."""
+        self.transaction_sizes.append(len(params["TransactItems"]))
+
+    def take(self) -> dict[str, int]:
+        """The counts since the last take, then start again."""
+        counted = dict(self.operations)
+        self.operations.clear()
+        return counted
+
+
+@pytest.fixture
+def counted(dynamodb_local: DynamoDBLocal) -> Iterator[tuple[World, Calls]]:
+    client = local_client(dynamodb_local.endpoint_url)
+    table = fresh_table(client)
+    world = World(Repositories.dynamodb(table, client))
+    calls = Calls()
+    client.meta.events.register("before-call.dynamodb.*", calls.count)
+    client.meta.events.register("provide-client-params.dynamodb.TransactWriteItems", calls.measure)
+    yield world, calls
+    client.delete_table(TableName=table)
+
+
+def test_register_doctor_is_one_put(counted: tuple[World, Calls]) -> None:
+    world, calls = counted
+    world.clinic.register_doctor(RegisterDoctor("ana", "Dra. Ana", "PE", WEEKDAY_HOURS))
+    assert calls.take() == {"PutItem": 1}
+
+
+def test_book_is_one_transaction_after_its_reads(counted: tuple[World, Calls]) -> None:
+    world, calls = counted
+    world.clinic.book(booking(at(WED, "10:00")))
+    # The doctor, then the transaction.
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
+    world.clinic.book(booking(at(WED, "11:00"), who=2), idempotency_key="k-1")
+    # The key, the doctor, then the transaction.
+    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    world.clinic.book(booking(at(WED, "11:00"), who=2), idempotency_key="k-1")
+    # A replay: the key and the appointment it made; nothing written.
+    assert calls.take() == {"GetItem": 2}
+    # 1 appointment + 6 doctor cells + 6 patient cells + 1 event; then the key's 1 more.
+    assert calls.transaction_sizes == [14, 15]
+
+
+def test_the_longest_booking_is_99_items_in_one_call(counted: tuple[World, Calls]) -> None:
+    world, calls = counted
+    world.clinic.book(booking(at(WED, "09:00"), minutes=240), idempotency_key="long")
+    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    assert calls.transaction_sizes == [99]
+
+
+def test_reschedule_cancel_and_status_are_one_transaction_each(
+    counted: tuple[World, Calls],
+) -> None:
+    world, calls = counted
+    aid = world.clinic.book(booking(at(WED, "10:00"))).appointment_id
+    calls.take()
+    calls.transaction_sizes.clear()
+
+    world.clinic.reschedule(RescheduleAppointment(aid, at(WED, "11:00")))
+    # The appointment and its doctor, then the transaction.
+    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    world.clinic.change_status(ChangeStatus(aid, Status.CONFIRMED))
+    # The appointment, then the transaction.
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
+    world.clinic.cancel(CancelAppointment(aid))
+    # The appointment, then the transaction.
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
+    world.clinic.cancel(CancelAppointment(aid))
+    # Cancelling a cancelled appointment writes nothing.
+    assert calls.take() == {"GetItem": 1}
+    # Move: 1 + 12 freed + 12 taken + 1 event; confirm: 1 + 1; cancel: 1 + 12 freed + 1.
+    assert calls.transaction_sizes == [26, 2, 14]
+
+
+def test_a_long_move_to_a_disjoint_time_needs_a_follow_up(counted: tuple[World, Calls]) -> None:
+    world, calls = counted
+    aid = world.clinic.book(booking(at(WED, "09:00"), minutes=240)).appointment_id
+    calls.take()
+    calls.transaction_sizes.clear()
+    world.clinic.reschedule(RescheduleAppointment(aid, at(THU, "09:00")))
+    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 2}
+    # 1 + 96 taken + 1 event + 2 freed, then the other 94 freed.
+    assert calls.transaction_sizes == [100, 94]
+
+
+def test_a_list_page_is_one_query(counted: tuple[World, Calls]) -> None:
+    world, calls = counted
+    for n, hhmm in enumerate(("09:00", "10:00", "11:00")):
+        world.clinic.book(booking(at(WED, hhmm), who=n))
+    calls.take()
+    page = world.clinic.list_doctor_day(ListDoctorDay("rosa", WED, limit=2))
+    # The doctor (for its time zone), then one Query.
+    assert calls.take() == {"GetItem": 1, "Query": 1}
+    world.clinic.list_doctor_day(ListDoctorDay("rosa", WED, limit=2, next_token=page.next_token))
+    assert calls.take() == {"GetItem": 1, "Query": 1}
+    world.clinic.list_by_country_status(ListByCountryStatus("PE", Status.REQUESTED, limit=2))
+    assert calls.take() == {"Query": 1}
+    world.clinic.availability("rosa", WED)
+    assert calls.take() == {"GetItem": 1, "Query": 1}
+
+
+def test_reminders_outbox_and_requests(counted: tuple[World, Calls]) -> None:
+    world, calls = counted
+    world.clinic.book(booking(at(THU, "10:00")))
+    calls.take()
+    world.clock.set(at(WED, "10:05"))
+    assert len(world.clinic.send_reminders()) == 1
+    # One Query per country and active status (2 x 2), one transaction per reminder.
+    assert calls.take() == {"Query": 4, "TransactWriteItems": 1}
+
+    events = world.repos.outbox.pending(10)
+    assert calls.take() == {"Query": 1}
+    world.repos.outbox.remove([e.event_id for e in events])
+    assert calls.take() == {"BatchWriteItem": 1}
+
+    request = world.clinic.request_booking(booking(at(WED, "15:00"), who=3))
+    assert calls.take() == {"GetItem": 1, "PutItem": 1}
+    world.clinic.process_booking_request(request.request_id)
+    # The request; the key, the doctor and the booking; then the outcome (no event: a put).
+    assert calls.take() == {"GetItem": 3, "TransactWriteItems": 1, "PutItem": 1}
+
+
+_SCAN = re.compile(r"""\.scan\(|["']Scan["']|get_paginator\(\s*["']scan["']""")
+
+
+def test_no_adapter_ever_scans() -> None:
+    offenders = [
+        f"{path.relative_to(ADAPTERS.parent)}:{n}"
+        for path in sorted(ADAPTERS.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if _SCAN.search(line)
+    ]
+    assert offenders == []
+
+
+def test_the_scan_detector_sees_a_scan() -> None:
+    assert _SCAN.search("client.scan(TableName=t)")
+    assert _SCAN.search('client.get_paginator("scan")')
+    assert not _SCAN.search("# lists pending events without a Scan")
