@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.citas-installed
 PORT ?= 8000
+# Concern-specific targets live in mk/*.mk; they add their install steps to EXTRA_INSTALL.
+EXTRA_INSTALL :=
 
 .PHONY: run test lint typecheck pytest unit install clean
 
@@ -23,7 +25,9 @@ $(NODE_STAMP): package.json package-lock.json scripts/install-node-tools.sh
 	scripts/install-node-tools.sh
 	touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
+-include mk/*.mk
+
+install: $(STAMP) $(NODE_STAMP) $(EXTRA_INSTALL)
 
 run: $(STAMP)
 	$(BIN)/citas serve --port $(PORT)
