@@ -30,3 +30,71 @@ resource "aws_kms_alias" "citas" {
   name          = "alias/${var.project}-${var.environment}"
   target_key_id = aws_kms_key.citas.key_id
 }
+
+data "aws_region" "current" {}
+
+# A second key for observability data: log groups (functions, API Gateway, WAF) and the alarm
+# topic. CloudWatch Logs and CloudWatch alarms use it as services, so its policy names them;
+# the data key above stays usable only through IAM.
+resource "aws_kms_key" "observability" {
+  description             = "${var.project}-${var.environment}: CloudWatch log groups and the alarm topic"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "EnableIamPoliciesOfTheAccount"
+        Effect = "Allow"
+        Principal = {
+          AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+        }
+        Action   = "kms:*"
+        Resource = "*"
+      },
+      {
+        Sid    = "CloudWatchLogsOfThisAccount"
+        Effect = "Allow"
+        Principal = {
+          Service = "logs.${data.aws_region.current.name}.amazonaws.com"
+        }
+        Action = [
+          "kms:Encrypt*",
+          "kms:Decrypt*",
+          "kms:ReEncrypt*",
+          "kms:GenerateDataKey*",
+          "kms:Describe*",
+        ]
+        Resource = "*"
+        Condition = {
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:*"
+          }
+        }
+      },
+      {
+        Sid    = "CloudWatchAlarmsPublishToTheEncryptedTopic"
+        Effect = "Allow"
+        Principal = {
+          Service = "cloudwatch.amazonaws.com"
+        }
+        Action = [
+          "kms:Decrypt",
+          "kms:GenerateDataKey*",
+        ]
+        Resource = "*"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount" = data.aws_caller_identity.current.account_id
+          }
+        }
+      },
+    ]
+  })
+}
+
+resource "aws_kms_alias" "observability" {
+  name          = "alias/${var.project}-${var.environment}-observability"
+  target_key_id = aws_kms_key.observability.key_id
+}

@@ -1,0 +1,210 @@
+locals {
+  # The API is the project's OpenAPI document, the same one the local server, the tests and
+  # the Postman collection use, with API Gateway's extensions merged in: every operation goes
+  # to the http_api Lambda (proxy), requests are validated against the document's schemas and
+  # parameters before they cost a Lambda call, and the `x-api-key` scheme becomes API keys.
+  openapi = yamldecode(file("${path.module}/../../api/openapi.yaml"))
+
+  openapi_methods = ["get", "put", "post", "delete", "patch", "head", "options"]
+
+  api_integration = {
+    type                = "aws_proxy"
+    httpMethod          = "POST"
+    uri                 = aws_lambda_function.http_api.invoke_arn
+    passthroughBehavior = "when_no_match"
+    timeoutInMillis     = 29000
+  }
+
+  api_paths = {
+    for path, item in local.openapi.paths : path => merge(item, {
+      for method, operation in item : method => merge(operation, {
+        "x-amazon-apigateway-integration" = local.api_integration
+      }) if contains(local.openapi_methods, method)
+    })
+  }
+
+  # Answers the gateway gives itself keep the API's error shape (see CONTRACT.md).
+  api_error_template = "{\"error\": {\"code\": \"%s\", \"message\": \"%s\", \"details\": {}}}"
+
+  api_body = merge(
+    # `servers` names the local server; API Gateway would read a base path from it.
+    { for key, value in local.openapi : key => value if key != "servers" },
+    {
+      paths = local.api_paths
+      components = merge(local.openapi.components, {
+        securitySchemes = merge(local.openapi.components.securitySchemes, {
+          api_key = {
+            type        = "apiKey"
+            in          = "header"
+            name        = "x-api-key"
+            description = local.openapi.components.securitySchemes.api_key.description
+          }
+        })
+      })
+      "x-amazon-apigateway-api-key-source" = "HEADER"
+      "x-amazon-apigateway-request-validators" = {
+        body-and-params = {
+          validateRequestBody       = true
+          validateRequestParameters = true
+        }
+      }
+      "x-amazon-apigateway-request-validator" = "body-and-params"
+      "x-amazon-apigateway-gateway-responses" = {
+        BAD_REQUEST_BODY = {
+          statusCode = 400
+          responseTemplates = {
+            "application/json" = format(local.api_error_template, "validation_error", "the request body does not match the API schema")
+          }
+        }
+        BAD_REQUEST_PARAMETERS = {
+          statusCode = 400
+          responseTemplates = {
+            "application/json" = format(local.api_error_template, "validation_error", "a required request parameter is missing")
+          }
+        }
+        REQUEST_TOO_LARGE = {
+          statusCode = 413
+          responseTemplates = {
+            "application/json" = format(local.api_error_template, "payload_too_large", "the request body is too large")
+          }
+        }
+      }
+    },
+  )
+}
+
+resource "aws_api_gateway_rest_api" "citas" {
+  name        = "${local.name_prefix}-api"
+  description = "citas appointment API, from api/openapi.yaml"
+  body        = jsonencode(local.api_body)
+
+  endpoint_configuration {
+    types = ["REGIONAL"]
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_api_gateway_deployment" "citas" {
+  rest_api_id = aws_api_gateway_rest_api.citas.id
+
+  # A new deployment whenever the document (and so any route, schema or integration) changes.
+  triggers = {
+    redeployment = sha1(aws_api_gateway_rest_api.citas.body)
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_cloudwatch_log_group" "api_access" {
+  name              = "/aws/apigateway/${local.name_prefix}-api/access"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.observability.arn
+}
+
+# API Gateway would create this group itself, unencrypted and kept forever.
+resource "aws_cloudwatch_log_group" "api_execution" {
+  name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.citas.id}/${var.api_stage_name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.observability.arn
+}
+
+resource "aws_api_gateway_stage" "citas" {
+  #checkov:skip=CKV_AWS_120:Responses change with every booking (availability, lists); a cache would serve free slots that are already taken.
+  #checkov:skip=CKV2_AWS_77:Log4j exploits are blocked by AWSManagedRulesKnownBadInputsRuleSet (waf.tf); the check also demands AWSManagedRulesAnonymousIpList, whose hosting-provider list would block the WhatsApp bots and clinic integrations that run on cloud servers.
+  #checkov:skip=CKV2_AWS_51:Clients authenticate with API keys (usage plan) behind WAF; mutual TLS needs a custom domain and client certificates the clinics' apps do not have.
+  rest_api_id          = aws_api_gateway_rest_api.citas.id
+  deployment_id        = aws_api_gateway_deployment.citas.id
+  stage_name           = var.api_stage_name
+  xray_tracing_enabled = true
+
+  # One JSON line per request; ids and status only, no body, no header values.
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    format = jsonencode({
+      requestId          = "$context.requestId"
+      extendedRequestId  = "$context.extendedRequestId"
+      requestTime        = "$context.requestTime"
+      httpMethod         = "$context.httpMethod"
+      resourcePath       = "$context.resourcePath"
+      status             = "$context.status"
+      responseLength     = "$context.responseLength"
+      responseLatency    = "$context.responseLatency"
+      integrationLatency = "$context.integrationLatency"
+      integrationStatus  = "$context.integrationStatus"
+      errorType          = "$context.error.responseType"
+      apiKeyId           = "$context.identity.apiKeyId"
+      sourceIp           = "$context.identity.sourceIp"
+      wafStatus          = "$context.waf.status"
+      xrayTraceId        = "$context.xrayTraceId"
+    })
+  }
+
+  depends_on = [aws_api_gateway_account.citas, aws_cloudwatch_log_group.api_execution]
+}
+
+resource "aws_api_gateway_method_settings" "all" {
+  #checkov:skip=CKV_AWS_225:Caching is off on purpose: responses change with every booking, so a cache would serve stale availability.
+  rest_api_id = aws_api_gateway_rest_api.citas.id
+  stage_name  = aws_api_gateway_stage.citas.stage_name
+  method_path = "*/*"
+
+  settings {
+    metrics_enabled = true
+    # Errors only, and never the request or response data (data_trace_enabled would log bodies
+    # with patients' names and phones).
+    logging_level        = "ERROR"
+    data_trace_enabled   = false
+    caching_enabled      = false
+    cache_data_encrypted = true
+    # No stage-wide throttle: the usage plan limits each API key, and a stage limit equal to
+    # it would cap all clinics together at one key's rate.
+  }
+}
+
+resource "aws_lambda_permission" "api_gateway" {
+  statement_id  = "AllowApiGatewayStage"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.http_api.function_name
+  principal     = "apigateway.amazonaws.com"
+  # Only this API's deployed stage, any method and path of it.
+  source_arn = "${aws_api_gateway_rest_api.citas.execution_arn}/${var.api_stage_name}/*/*"
+}
+
+# --- API keys --------------------------------------------------------------------------------
+
+resource "aws_api_gateway_api_key" "citas" {
+  name        = "${local.name_prefix}-default"
+  description = "The first client key of ${local.name_prefix}; add one per clinic app to the usage plan."
+  enabled     = true
+}
+
+resource "aws_api_gateway_usage_plan" "citas" {
+  name        = "${local.name_prefix}-standard"
+  description = "Rate, burst and monthly quota per API key."
+
+  api_stages {
+    api_id = aws_api_gateway_rest_api.citas.id
+    stage  = aws_api_gateway_stage.citas.stage_name
+  }
+
+  throttle_settings {
+    rate_limit  = var.api_throttle_rate_limit
+    burst_limit = var.api_throttle_burst_limit
+  }
+
+  quota_settings {
+    limit  = var.api_monthly_quota
+    period = "MONTH"
+  }
+}
+
+resource "aws_api_gateway_usage_plan_key" "citas" {
+  key_id        = aws_api_gateway_api_key.citas.id
+  key_type      = "API_KEY"
+  usage_plan_id = aws_api_gateway_usage_plan.citas.id
+}

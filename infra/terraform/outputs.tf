@@ -1,0 +1,62 @@
+output "api_url" {
+  description = "Base URL of the API (the stage's invoke URL); send `x-api-key` with every request."
+  value       = aws_api_gateway_stage.citas.invoke_url
+}
+
+output "api_key_id" {
+  description = "Id of the first API key; its value: `aws apigateway get-api-key --api-key <id> --include-value`."
+  value       = aws_api_gateway_api_key.citas.id
+}
+
+output "api_key_value" {
+  description = "Value of the first API key (`terraform output -raw api_key_value`)."
+  value       = aws_api_gateway_api_key.citas.value
+  sensitive   = true
+}
+
+output "table_name" {
+  description = "The DynamoDB table."
+  value       = aws_dynamodb_table.citas.name
+}
+
+output "events_queue_name" {
+  description = "The events FIFO queue."
+  value       = aws_sqs_queue.events.name
+}
+
+output "events_queue_url" {
+  description = "URL of the events FIFO queue."
+  value       = aws_sqs_queue.events.url
+}
+
+output "booking_queue_names" {
+  description = "Booking-request FIFO queue of each country."
+  value       = { for c, q in aws_sqs_queue.booking_requests : c => q.name }
+}
+
+output "booking_queue_urls" {
+  description = "URL of the booking-request FIFO queue of each country."
+  value       = { for c, q in aws_sqs_queue.booking_requests : c => q.url }
+}
+
+output "dead_letter_queue_urls" {
+  description = "URL of every dead-letter queue, by role."
+  value = merge(
+    {
+      events                = aws_sqs_queue.events_dlq.url
+      outbox_relay_failures = aws_sqs_queue.outbox_relay_failures.url
+      reminders             = aws_sqs_queue.reminders_dlq.url
+    },
+    { for c, q in aws_sqs_queue.booking_requests_dlq : "booking_requests_${lower(c)}" => q.url },
+  )
+}
+
+output "function_names" {
+  description = "Every Lambda function, by role."
+  value       = local.alarmed_functions
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms notify; subscribe more endpoints to it."
+  value       = aws_sns_topic.alarms.arn
+}

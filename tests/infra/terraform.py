@@ -1,0 +1,123 @@
+"""Reading `infra/terraform` with python-hcl2 (the same parser `citas provision` uses)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from adapters.aws.resources import parse_tf_file
+
+ROOT = Path(__file__).resolve().parents[2]
+TF_DIR = ROOT / "infra" / "terraform"
+
+_REFERENCE = re.compile(r"\$\{([^{}]+)\}")
+
+
+def tf_files() -> list[Path]:
+    return sorted(TF_DIR.glob("*.tf"))
+
+
+@cache
+def tree() -> dict[str, Any]:
+    """Every block of every file: resource/data by type and name, locals, variables, outputs."""
+    kinds = ("resource", "data", "locals", "variable", "output")
+    merged: dict[str, Any] = {kind: {} for kind in kinds}
+    for path in tf_files():
+        parsed = parse_tf_file(path)
+        for kind in ("resource", "data"):
+            for group in parsed.get(kind, []):
+                for type_name, by_name in group.items():
+                    for name, body in by_name.items():
+                        merged[kind].setdefault(type_name, {})[name] = body
+        for block in parsed.get("locals", []):
+            merged["locals"].update(block)
+        for kind in ("variable", "output"):
+            for group in parsed.get(kind, []):
+                merged[kind].update(group)
+    return merged
+
+
+def resources(type_name: str) -> dict[str, dict[str, Any]]:
+    return dict(tree()["resource"].get(type_name, {}))
+
+
+def data_sources(type_name: str) -> dict[str, dict[str, Any]]:
+    return dict(tree()["data"].get(type_name, {}))
+
+
+def local(name: str) -> Any:
+    return tree()["locals"][name]
+
+
+def variable_default(name: str) -> Any:
+    return tree()["variable"][name].get("default")
+
+
+def blocks(body: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    """A nested block as a list (python-hcl2 gives a list of one dict per block)."""
+    found = body.get(key, [])
+    return [found] if isinstance(found, dict) else list(found)
+
+
+def block(body: Mapping[str, Any], key: str) -> dict[str, Any]:
+    found = blocks(body, key)
+    assert len(found) == 1, f"expected one {key!r} block, got {found!r}"
+    return found[0]
+
+
+def text(value: Any) -> str:
+    """Any parsed value as text, to search it for references."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def references(value: Any, prefix: str) -> set[str]:
+    """Names `x` of every `<prefix>.x` referenced in `value` (e.g. prefix `aws_sqs_queue`)."""
+    pattern = re.compile(rf"(?<![\w.]){re.escape(prefix)}\.([A-Za-z_][A-Za-z0-9_]*)")
+    return set(pattern.findall(text(value)))
+
+
+def is_expression(value: Any) -> bool:
+    return isinstance(value, str) and _REFERENCE.search(value) is not None
+
+
+def render(template: str, bindings: Mapping[str, str] | None = None) -> str:
+    """Evaluate a string template of `${var.x}`, `${local.x}`, `${lower(name)}`, `${name}`.
+
+    Enough for the name templates of the .tf files (variables at their defaults); anything
+    else is an error, so a template this cannot read fails loudly instead of passing.
+    """
+    bindings = dict(bindings or {})
+
+    def one(match: re.Match[str]) -> str:
+        expression = match.group(1).strip()
+        if expression.startswith("var."):
+            value = variable_default(expression[4:])
+        elif expression.startswith("local."):
+            value = local(expression[6:])
+        elif (call := re.fullmatch(r"lower\((\w+)\)", expression)) is not None:
+            value = bindings[call.group(1)].lower()
+        elif expression in bindings:
+            value = bindings[expression]
+        else:
+            raise ValueError(f"cannot evaluate ${{{expression}}} in {template!r}")
+        if not isinstance(value, str):
+            raise ValueError(f"${{{expression}}} is not a string: {value!r}")
+        return render(value, bindings)
+
+    return _REFERENCE.sub(one, template)
+
+
+def for_expression_value(expression: str) -> tuple[str, str]:
+    """`${{for k in ... : k => "<template>"}}` -> (`k`, `<template>`)."""
+    match = re.fullmatch(r'\$\{\{for (\w+) in [^:]+:\s*\w+\s*=>\s*"(.*)"\}\}', expression.strip())
+    if match is None:
+        raise ValueError(f"not a simple for expression: {expression!r}")
+    return match.group(1), match.group(2)
+
+
+def policy_statements(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from blocks(document, "statement")

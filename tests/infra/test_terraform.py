@@ -1,0 +1,603 @@
+"""infra/terraform agrees with the code: handlers, settings, permissions, resources, the API.
+
+Everything here reads the .tf files with python-hcl2 and the code with importlib or ast, so
+it runs without Terraform or AWS. `terraform validate` and checkov complete the picture (CI
+and tests/infra/test_checkov.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from adapters.aws import resources as tf_resources
+from adapters.aws.dynamodb import outbox_pk
+from entrypoints.config import NOTIFIERS, Settings
+from tests.infra import terraform as tf
+from tests.infra.adapter_calls import iam_actions
+
+ROOT = tf.ROOT
+CONFIG = ROOT / "entrypoints" / "config.py"
+OPENAPI = ROOT / "api" / "openapi.yaml"
+
+# The functions of lambda.tf, by resource name, and the handler each must run.
+HANDLERS = {
+    "http_api": "entrypoints.lambda.http_api.handler",
+    "outbox_relay": "entrypoints.lambda.outbox_relay.handler",
+    "booking_worker": "entrypoints.lambda.booking_worker.handler",
+    "notifications": "entrypoints.lambda.notifications.handler",
+    "reminders": "entrypoints.lambda.reminders.handler",
+}
+
+# The CITAS_ settings each function needs (entrypoints/config.py reads them).
+_EVERY_FUNCTION = {"CITAS_BACKEND", "CITAS_COUNTRIES", "CITAS_TABLE_NAME"}
+NEEDED_SETTINGS = {
+    "http_api": _EVERY_FUNCTION | {"CITAS_BOOKING_QUEUE_URLS"},
+    "outbox_relay": _EVERY_FUNCTION | {"CITAS_EVENTS_QUEUE_URL"},
+    "booking_worker": _EVERY_FUNCTION | {"CITAS_WORKER_COUNTRY"},
+    "notifications": _EVERY_FUNCTION | {"CITAS_NOTIFIER"},
+    "reminders": _EVERY_FUNCTION,
+}
+# Read only by the local server: on AWS, API Gateway checks the key (usage plan).
+LOCAL_ONLY_SETTINGS = {"CITAS_API_KEY"}
+
+# The adapter code each function runs, following the use cases its handler calls:
+# a class (all its methods) or `Class.method`. The IAM actions themselves are derived from
+# the adapters' source (tests/infra/adapter_calls.py), never written here.
+FUNCTION_ADAPTERS = {
+    # Every Clinic use case the API exposes (doctors, bookings, lists, changes, requests).
+    "http_api": (
+        "DynamoDBAppointmentRepository",
+        "DynamoDBDoctorRepository",
+        "DynamoDBBookingRequestRepository",
+        "SQSBookingRequestQueue",
+    ),
+    # Publish the stream's event, then delete its outbox item.
+    "outbox_relay": ("SQSEventPublisher.publish", "DynamoDBEventOutbox.remove"),
+    # Clinic.booking_request + process_booking_request (book with the request id as key).
+    "booking_worker": (
+        "DynamoDBBookingRequestRepository.get",
+        "DynamoDBBookingRequestRepository.save",
+        "DynamoDBAppointmentRepository.get",
+        "DynamoDBAppointmentRepository.get_idempotency",
+        "DynamoDBAppointmentRepository.add",
+        "DynamoDBDoctorRepository.get",
+    ),
+    # PatientMessenger.handle: marker check, the appointment and doctor, the SMS, the marker.
+    "notifications": (
+        "DynamoDBProcessedEvents",
+        "DynamoDBAppointmentRepository.get",
+        "DynamoDBDoctorRepository.get",
+        "SNSNotifier.send",
+    ),
+    # Clinic.send_reminders: country-status lists, then the reminder with its event.
+    "reminders": (
+        "DynamoDBAppointmentRepository.list_by_country_status",
+        "DynamoDBAppointmentRepository.record_reminder",
+    ),
+}
+
+# What Lambda itself calls with the function's role (AWS's documented requirements).
+EVENT_SOURCE_ACTIONS = {
+    "aws_sqs_queue": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+    "aws_dynamodb_table": {
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+    },
+}
+FAILURE_DESTINATION_ACTIONS = {"sqs:SendMessage"}
+DATA_SERVICES = ("dynamodb:", "sqs:", "sns:")
+
+# The queues each role may touch (any action).
+FUNCTION_QUEUES = {
+    "http_api": {"booking_requests"},
+    "outbox_relay": {"events", "outbox_relay_failures"},
+    "booking_worker": {"booking_requests"},
+    "notifications": {"events"},
+    "reminders": {"reminders_dlq"},
+}
+
+EXPECTED_FILES = {
+    "versions.tf",
+    "variables.tf",
+    "kms.tf",
+    "dynamodb.tf",
+    "sqs.tf",
+    "lambda.tf",
+    "iam.tf",
+    "api.tf",
+    "waf.tf",
+    "monitoring.tf",
+    "outputs.tf",
+}
+
+_SKIP = re.compile(r"#\s*checkov:skip=([A-Za-z0-9_]+)(?::(.*))?$")
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    return tf.resources("aws_lambda_function")
+
+
+def environment(function: str) -> dict[str, Any]:
+    return dict(tf.block(tf.block(functions()[function], "environment"), "variables") or {})
+
+
+def config_settings() -> set[str]:
+    """Every `CITAS_*` string literal of entrypoints/config.py: the settings the code reads."""
+    found = set()
+    for node in ast.walk(ast.parse(CONFIG.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and re.fullmatch(r"CITAS_[A-Z0-9_]+", node.value)
+        ):
+            found.add(node.value)
+    return found
+
+
+def policy(function: str) -> dict[str, Any]:
+    return tf.data_sources("aws_iam_policy_document")[function]
+
+
+def statement_actions(document: dict[str, Any]) -> set[str]:
+    return {a for s in tf.policy_statements(document) for a in s.get("actions", [])}
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", tf.tf_files(), ids=lambda p: p.name)
+def test_every_tf_file_parses_with_python_hcl2(path: Path) -> None:
+    parsed = tf_resources.parse_tf_file(path)
+    assert parsed, f"{path.name} is empty"
+
+
+def test_the_terraform_is_split_by_concern() -> None:
+    assert {p.name for p in tf.tf_files()} == EXPECTED_FILES
+
+
+def test_every_checkov_skip_says_why() -> None:
+    skips = []
+    for path in tf.tf_files():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "checkov" in line.lower() and "skip" in line.lower():
+                match = _SKIP.search(line.strip())
+                assert match is not None, f"{path.name}:{number}: unreadable skip {line!r}"
+                check, reason = match.groups()
+                assert re.fullmatch(r"CKV2?_AWS_\d+", check), f"{path.name}:{number}: {check}"
+                assert reason and len(reason.strip()) >= 20, (
+                    f"{path.name}:{number}: {check} is skipped without a reason"
+                )
+                skips.append(check)
+    assert skips, "no skip found: the parser above is broken or checkov passes everything"
+
+
+# --- functions and handlers ------------------------------------------------------------------
+
+
+def test_lambda_tf_declares_exactly_the_five_functions() -> None:
+    assert {name: body["handler"] for name, body in functions().items()} == HANDLERS
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+def test_each_handler_string_resolves_to_a_callable_in_the_code(function: str) -> None:
+    handler = functions()[function]["handler"]
+    module_name, _, attribute = handler.rpartition(".")
+    # A handler module that does not exist yet fails here: it must exist before this lands.
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, attribute, None)), f"{handler} is not callable"
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+def test_each_function_runs_the_packaged_zip_on_python_3_12_arm64_with_tracing(
+    function: str,
+) -> None:
+    body = functions()[function]
+    assert body["runtime"] == "python3.12"
+    assert body["architectures"] == ["arm64"]
+    assert body["filename"] == "${local.lambda_zip}"
+    assert body["source_code_hash"] == "${local.lambda_zip_hash}"
+    assert "dist/lambda.zip" in tf.local("lambda_zip")
+    assert tf.block(body, "tracing_config")["mode"] == "Active"
+    assert body["memory_size"] == f"${{var.lambda_memory_mb.{function}}}"
+    assert body["timeout"] == f"${{var.lambda_timeout_seconds.{function}}}"
+    reserved = f"${{var.lambda_reserved_concurrency.{function}}}"
+    assert body["reserved_concurrent_executions"] == reserved
+    logging = tf.block(body, "logging_config")
+    assert logging["log_format"] == "JSON"
+    assert tf.references(logging["log_group"], "aws_cloudwatch_log_group") == {function}
+    group = tf.resources("aws_cloudwatch_log_group")[function]
+    assert "kms_key_id" in group and group["retention_in_days"] == "${var.log_retention_days}"
+    assert tf.references(body["role"], "aws_iam_role") == {function}
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def test_the_needed_settings_are_settings_the_code_reads() -> None:
+    read = config_settings()
+    needed = set().union(*NEEDED_SETTINGS.values())
+    assert needed <= read, f"lambda.tf would set settings nobody reads: {needed - read}"
+    # A new setting in config.py must be given to the functions that need it (or be local).
+    assert read <= needed | LOCAL_ONLY_SETTINGS, f"not given to any function: {read - needed}"
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+def test_each_function_gets_exactly_the_citas_settings_it_needs(function: str) -> None:
+    given = {k for k in environment(function) if k.startswith("CITAS_")}
+    assert given == NEEDED_SETTINGS[function]
+    assert environment(function)["CITAS_BACKEND"] == "aws"
+    assert environment(function)["CITAS_TABLE_NAME"] == "${aws_dynamodb_table.citas.name}"
+
+
+def test_the_settings_terraform_gives_are_accepted_by_the_code() -> None:
+    countries = tf.variable_default("countries")
+    zones = tf.variable_default("country_time_zones")
+    assert tf.local("countries_setting") == (
+        '${join(",", [for c in var.countries : "${c}=${var.country_time_zones[c]}"])}'
+    )
+    assert tf.local("booking_queue_urls_setting") == (
+        '${join(",", [for c in var.countries : "${c}=${aws_sqs_queue.booking_requests[c].url}"])}'
+    )
+    assert environment("http_api")["CITAS_BOOKING_QUEUE_URLS"] == (
+        "${local.booking_queue_urls_setting}"
+    )
+    assert environment("outbox_relay")["CITAS_EVENTS_QUEUE_URL"] == "${aws_sqs_queue.events.url}"
+    assert environment("booking_worker")["CITAS_WORKER_COUNTRY"] == "${each.key}"
+    assert environment("notifications")["CITAS_NOTIFIER"] in NOTIFIERS
+    assert environment("notifications")["CITAS_NOTIFIER"] == "sns"
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/{}"
+    for function in HANDLERS:
+        values = {
+            "CITAS_BACKEND": "aws",
+            "CITAS_COUNTRIES": ",".join(f"{c}={zones[c]}" for c in countries),
+            "CITAS_TABLE_NAME": "citas-dev",
+            "CITAS_EVENTS_QUEUE_URL": url.format("citas-dev-events.fifo"),
+            "CITAS_BOOKING_QUEUE_URLS": ",".join(f"{c}={url.format(c)}" for c in countries),
+            "CITAS_WORKER_COUNTRY": countries[0],
+            "CITAS_NOTIFIER": environment("notifications")["CITAS_NOTIFIER"],
+        }
+        settings = Settings.from_env({k: values[k] for k in NEEDED_SETTINGS[function]})
+        assert settings.backend == "aws"
+        assert set(settings.countries) == set(countries)
+
+
+# --- permissions -----------------------------------------------------------------------------
+
+
+def triggers(function: str) -> set[str]:
+    """The resource types of the function's event sources (`aws_sqs_queue`, ...)."""
+    found = set()
+    for mapping in tf.resources("aws_lambda_event_source_mapping").values():
+        if tf.references(mapping["function_name"], "aws_lambda_function") == {function}:
+            source = mapping["event_source_arn"]
+            found |= {t for t in EVENT_SOURCE_ACTIONS if tf.references(source, t)}
+    return found
+
+
+def failure_destinations(function: str) -> set[str]:
+    """Queues Lambda writes failures of the function to (DLQ, on-failure destination)."""
+    found = set()
+    for block in tf.blocks(functions()[function], "dead_letter_config"):
+        found |= tf.references(block["target_arn"], "aws_sqs_queue")
+    for mapping in tf.resources("aws_lambda_event_source_mapping").values():
+        if tf.references(mapping["function_name"], "aws_lambda_function") == {function}:
+            for config in tf.blocks(mapping, "destination_config"):
+                found |= tf.references(config, "aws_sqs_queue")
+    return found
+
+
+def test_the_stream_and_each_queue_trigger_the_right_function() -> None:
+    mappings = tf.resources("aws_lambda_event_source_mapping")
+    wiring = {
+        name: (
+            tf.references(m["event_source_arn"], "aws_sqs_queue")
+            | tf.references(m["event_source_arn"], "aws_dynamodb_table"),
+            tf.references(m["function_name"], "aws_lambda_function"),
+        )
+        for name, m in mappings.items()
+    }
+    assert wiring == {
+        "outbox_stream": ({"citas"}, {"outbox_relay"}),
+        "booking_requests": ({"booking_requests"}, {"booking_worker"}),
+        "events": ({"events"}, {"notifications"}),
+    }
+    assert "stream_arn" in mappings["outbox_stream"]["event_source_arn"]
+    assert "[each.key]" in mappings["booking_requests"]["function_name"]
+    for mapping in mappings.values():
+        assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+
+
+def test_the_relay_sees_only_inserted_outbox_items() -> None:
+    mapping = tf.resources("aws_lambda_event_source_mapping")["outbox_stream"]
+    pattern = tf.block(tf.block(mapping, "filter_criteria"), "filter")["pattern"]
+    assert pattern == "${jsonencode(local.outbox_stream_filter)}"
+    assert tf.local("outbox_stream_filter") == {
+        "eventName": ["INSERT"],
+        "dynamodb": {"Keys": {"pk": {"S": [{"prefix": outbox_pk("")}]}}},
+    }
+    assert mapping["bisect_batch_on_function_error"] is True
+    assert mapping["maximum_retry_attempts"] == "${var.stream_max_retries}"
+    assert mapping["starting_position"] == "TRIM_HORIZON"
+    table = tf.resources("aws_dynamodb_table")["citas"]
+    # The relay decodes the event from the record's new image.
+    assert table["stream_enabled"] is True
+    assert table["stream_view_type"] in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+
+
+def test_reminders_run_every_15_minutes() -> None:
+    rule = tf.resources("aws_cloudwatch_event_rule")["reminders"]
+    assert rule["schedule_expression"] == "rate(15 minutes)"
+    target = tf.resources("aws_cloudwatch_event_target")["reminders"]
+    assert tf.references(target["arn"], "aws_lambda_function") == {"reminders"}
+    permission = tf.resources("aws_lambda_permission")["reminders_schedule"]
+    assert permission["principal"] == "events.amazonaws.com"
+    assert tf.references(permission["source_arn"], "aws_cloudwatch_event_rule") == {"reminders"}
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+def test_each_role_allows_exactly_the_data_calls_its_code_makes(function: str) -> None:
+    expected = iam_actions(FUNCTION_ADAPTERS[function])
+    for source in triggers(function):
+        expected |= EVENT_SOURCE_ACTIONS[source]
+    if failure_destinations(function):
+        expected |= FAILURE_DESTINATION_ACTIONS
+    granted = {a for a in statement_actions(policy(function)) if a.startswith(DATA_SERVICES)}
+    assert granted == expected, (
+        f"{function}: granted but never called {sorted(granted - expected)}, "
+        f"called but not granted {sorted(expected - granted)}"
+    )
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+def test_each_role_reaches_only_its_own_resources(function: str) -> None:
+    for statement in tf.policy_statements(policy(function)):
+        actions = statement["actions"]
+        where = statement.get("resources", [])
+        services = {a.split(":")[0] for a in actions}
+        assert len(services) == 1, f"{function}: one service per statement, got {actions}"
+        service = services.pop()
+        if where == ["*"]:
+            # No resource ARN exists for these (X-Ray segments; SMS to a phone number).
+            assert set(actions) <= {
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+                "sns:Publish",
+            }, f"{function}: {actions} on '*'"
+        elif service == "logs":
+            assert tf.references(where, "aws_cloudwatch_log_group") == {function}
+        elif service == "dynamodb":
+            assert tf.references(where, "aws_dynamodb_table") == {"citas"} or where == (
+                "${local.table_resources}"
+            )
+        elif service == "sqs":
+            assert tf.references(where, "aws_sqs_queue") <= FUNCTION_QUEUES[function]
+        elif service == "kms":
+            assert tf.references(where, "aws_kms_key") == {"citas"}
+        else:
+            pytest.fail(f"{function}: unexpected service {service}")
+    queues = set().union(
+        *(
+            tf.references(s.get("resources", []), "aws_sqs_queue")
+            for s in tf.policy_statements(policy(function))
+        )
+    )
+    assert queues == FUNCTION_QUEUES[function]
+    assert tf.local("table_resources") == [
+        "${aws_dynamodb_table.citas.arn}",
+        "${aws_dynamodb_table.citas.arn}/index/*",
+    ]
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+def test_each_function_has_its_own_role_and_policy(function: str) -> None:
+    attached = tf.resources("aws_iam_role_policy")[function]
+    assert tf.references(attached["role"], "aws_iam_role") == {function}
+    assert tf.references(attached["policy"], "data.aws_iam_policy_document") == {function}
+
+
+def test_no_policy_has_a_wildcard_action() -> None:
+    documents = tf.data_sources("aws_iam_policy_document")
+    assert documents
+    for name, document in documents.items():
+        for statement in tf.policy_statements(document):
+            for action in statement.get("actions", []):
+                assert "*" not in action, f"{name}: wildcard action {action}"
+
+
+# --- table and queues ----------------------------------------------------------------------
+
+
+def test_the_resources_the_tests_provision_are_the_ones_terraform_declares() -> None:
+    countries = tf.variable_default("countries")
+    project, environment_name = tf.variable_default("project"), tf.variable_default("environment")
+    names = tf_resources.ResourceNames.for_environment(project, environment_name, countries)
+    table = tf.resources("aws_dynamodb_table")["citas"]
+    assert tf.render(table["name"]) == names.table
+    queues = tf.resources("aws_sqs_queue")
+    specs = tf_resources.load_queue_specs()
+    # Every queue `citas provision` creates is a Terraform queue with the same physical name.
+    for resource, spec in specs.items():
+        body = queues[resource]
+        if spec.per_country:
+            local_name = re.fullmatch(r"\$\{local\.(\w+)\[each\.key\]\}", body["name"])
+            assert local_name is not None, body["name"]
+            variable, template = tf.for_expression_value(tf.local(local_name.group(1)))
+            rendered = {c: tf.render(template, {variable: c}) for c in countries}
+        else:
+            rendered = {"": tf.render(body["name"])}
+        assert rendered == names.queue_names(resource), resource
+    # The other queues hold failed Lambda invocations: AWS-only, never provisioned locally.
+    assert set(queues) - set(specs) == {"outbox_relay_failures", "reminders_dlq"}
+
+
+def test_every_index_the_adapters_query_is_declared() -> None:
+    spec = tf_resources.load_table_spec()
+    declared = {index.name for index in spec.global_secondary_indexes}
+    source = (ROOT / "adapters" / "aws" / "dynamodb.py").read_text(encoding="utf-8")
+    used = set(re.findall(r"\"(gsi\d+)\"", source))
+    assert used, "the DynamoDB adapter queries no index: the pattern above is stale"
+    assert used <= declared
+    for index in used:
+        assert f"{index}pk" in dict(spec.attributes) and f"{index}sk" in dict(spec.attributes)
+    assert spec.ttl_attribute == "expires_at"
+
+
+# --- API -------------------------------------------------------------------------------------
+
+
+def openapi() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+    return loaded
+
+
+def openapi_operations() -> set[tuple[str, str]]:
+    methods = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    return {
+        (method.upper(), path)
+        for path, item in openapi()["paths"].items()
+        for method in item
+        if method in methods
+    }
+
+
+def api_gateway_operations() -> set[tuple[str, str]]:
+    """What api.tf's `api_paths` for-expression yields, evaluated here over the same file."""
+    assert tf.local("openapi") == '${yamldecode(file("${path.module}/../../api/openapi.yaml"))}'
+    assert tf.local("api_paths") == (
+        "${{for path, item in local.openapi.paths : path => merge(item, "
+        "{for method, operation in item : method => merge(operation, "
+        '{"x-amazon-apigateway-integration" = local.api_integration}) '
+        "if contains(local.openapi_methods, method)})}}"
+    )
+    integrated = set(tf.local("openapi_methods"))
+    return {
+        (method.upper(), path)
+        for path, item in openapi()["paths"].items()
+        for method in item
+        if method in integrated
+    }
+
+
+def test_the_api_gateway_body_has_every_path_and_method_of_openapi_yaml() -> None:
+    assert api_gateway_operations() == openapi_operations()
+    # ... which are the routes the handler serves.
+    http_api = importlib.import_module("entrypoints.lambda.http_api")
+    assert openapi_operations() == http_api.served_routes()
+
+
+def test_every_operation_proxies_to_the_http_api_function_and_is_validated() -> None:
+    assert tf.local("api_integration") == {
+        "type": "aws_proxy",
+        "httpMethod": "POST",
+        "uri": "${aws_lambda_function.http_api.invoke_arn}",
+        "passthroughBehavior": "when_no_match",
+        "timeoutInMillis": 29000,
+    }
+    body = tf.text(tf.local("api_body"))
+    for extension in (
+        '"x-amazon-apigateway-api-key-source" = "HEADER"',
+        '"x-amazon-apigateway-request-validator" = "body-and-params"',
+        "validateRequestBody = true",
+        "validateRequestParameters = true",
+        'name = "x-api-key"',
+    ):
+        assert extension in body, extension
+    api = tf.resources("aws_api_gateway_rest_api")["citas"]
+    assert api["body"] == "${jsonencode(local.api_body)}"
+    # The document requires the key everywhere, so every method requires an API key.
+    document = openapi()
+    assert document["security"] == [{"api_key": []}]
+    scheme = document["components"]["securitySchemes"]["api_key"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "x-api-key")
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if isinstance(operation, dict) and "security" in operation:
+                assert operation["security"], f"{method} {path} opts out of the API key"
+
+
+def test_the_stage_is_logged_traced_throttled_and_behind_waf() -> None:
+    stage = tf.resources("aws_api_gateway_stage")["citas"]
+    assert stage["xray_tracing_enabled"] is True
+    access = tf.block(stage, "access_log_settings")
+    assert tf.references(access["destination_arn"], "aws_cloudwatch_log_group") == {"api_access"}
+    assert "kms_key_id" in tf.resources("aws_cloudwatch_log_group")["api_access"]
+    plan = tf.resources("aws_api_gateway_usage_plan")["citas"]
+    throttle = tf.block(plan, "throttle_settings")
+    assert throttle["rate_limit"] == "${var.api_throttle_rate_limit}"
+    assert throttle["burst_limit"] == "${var.api_throttle_burst_limit}"
+    assert tf.variable_default("api_throttle_rate_limit") == 100
+    assert tf.variable_default("api_throttle_burst_limit") == 200
+    quota = tf.block(plan, "quota_settings")
+    assert (quota["limit"], quota["period"]) == ("${var.api_monthly_quota}", "MONTH")
+    assert tf.resources("aws_api_gateway_usage_plan_key")["citas"]["key_type"] == "API_KEY"
+    acl = tf.resources("aws_wafv2_web_acl")["api"]
+    managed = {
+        tf.block(tf.block(rule, "statement"), "managed_rule_group_statement")["name"]
+        for rule in tf.blocks(acl, "rule")
+        if "managed_rule_group_statement" in tf.block(rule, "statement")
+    }
+    assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesSQLiRuleSet"} <= managed
+    assert any("rate_based_statement" in tf.block(r, "statement") for r in tf.blocks(acl, "rule"))
+    association = tf.resources("aws_wafv2_web_acl_association")["api"]
+    assert tf.references(association["resource_arn"], "aws_api_gateway_stage") == {"citas"}
+    permission = tf.resources("aws_lambda_permission")["api_gateway"]
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert tf.references(permission["function_name"], "aws_lambda_function") == {"http_api"}
+
+
+# --- alarms and outputs ----------------------------------------------------------------------
+
+
+def test_every_function_and_every_dead_letter_queue_has_alarms() -> None:
+    alarmed = tf.text(tf.local("alarmed_functions"))
+    for function in HANDLERS:
+        assert f"aws_lambda_function.{function}" in alarmed, function
+    alarms = tf.resources("aws_cloudwatch_metric_alarm")
+    assert alarms["lambda_errors"]["metric_name"] == "Errors"
+    assert alarms["lambda_throttles"]["metric_name"] == "Throttles"
+    for alarm in ("lambda_errors", "lambda_throttles"):
+        assert alarms[alarm]["for_each"] == "${local.alarmed_functions}"
+    # A dead-letter queue: the target of a redrive policy, a function DLQ or a failure
+    # destination. Every one of them is watched.
+    queues = tf.resources("aws_sqs_queue")
+    dead_letter = {
+        name
+        for body in queues.values()
+        for name in tf.references(body.get("redrive_policy", ""), "aws_sqs_queue")
+    }
+    for function in HANDLERS:
+        dead_letter |= failure_destinations(function)
+    watched = tf.references(tf.local("dead_letter_queues"), "aws_sqs_queue")
+    assert dead_letter and dead_letter == watched
+    assert alarms["dead_letters"]["metric_name"] == "ApproximateNumberOfMessagesVisible"
+    assert alarms["dead_letters"]["threshold"] == 0
+    aged = tf.references(tf.local("worked_queues"), "aws_sqs_queue")
+    assert "booking_requests" in aged
+    assert alarms["queue_age"]["metric_name"] == "ApproximateAgeOfOldestMessage"
+    assert alarms["api_5xx_rate"]["metric_name"] == "5XXError"
+    assert alarms["api_latency_p95"]["extended_statistic"] == "p95"
+    assert tf.variable_default("api_latency_p95_threshold_ms") == 500
+    for body in alarms.values():
+        assert body["alarm_actions"] == "${local.alarm_actions}"
+    topic = tf.resources("aws_sns_topic")["alarms"]
+    assert "kms_master_key_id" in topic
+    subscription = tf.resources("aws_sns_topic_subscription")["alarm_email"]
+    assert subscription["count"] == '${var.alarm_email != "" ? 1 : 0}'
+
+
+def test_the_outputs_name_the_api_the_key_the_table_and_the_queues() -> None:
+    outputs = tf.tree()["output"]
+    assert outputs["api_url"]["value"] == "${aws_api_gateway_stage.citas.invoke_url}"
+    assert outputs["api_key_id"]["value"] == "${aws_api_gateway_api_key.citas.id}"
+    assert outputs["table_name"]["value"] == "${aws_dynamodb_table.citas.name}"
+    for name in ("events_queue_url", "booking_queue_urls", "booking_queue_names"):
+        assert name in outputs
