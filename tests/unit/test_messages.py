@@ -203,3 +203,30 @@ def test_santiago_messages_use_santiago_time(world: World) -> None:
     world.clinic.book(booking(start, doctor="matias"))
 
     assert "miércoles 2 de diciembre, 10:00 (hora de Santiago)" in messaging.deliver_all()[0]
+
+
+def test_a_booking_message_arriving_after_the_cancellation_is_not_sent(world: World) -> None:
+    messaging = Messaging(world)
+    appointment = world.clinic.book(booking(at(WED, "10:00")))
+    world.clinic.cancel(CancelAppointment(appointment.appointment_id))
+    requested, cancelled = list(world.store.outbox.values())
+
+    messaging.messenger.handle(cancelled)
+    messaging.messenger.handle(requested)
+
+    assert [text for _, text, _ in messaging.notifier.sent] == [
+        "Hola, tu cita con Dra. Rosa Quispe del miércoles 2 de diciembre, 10:00 (hora de Lima) "
+        "fue cancelada."
+    ]
+
+
+def test_a_superseded_reschedule_message_is_not_sent(world: World) -> None:
+    messaging = Messaging(world)
+    appointment = world.clinic.book(booking(at(WED, "10:00")))
+    for hhmm in ("11:00", "12:00"):
+        world.clinic.reschedule(RescheduleAppointment(appointment.appointment_id, at(THU, hhmm)))
+
+    texts = messaging.deliver_all()
+
+    assert len(texts) == 1
+    assert "cambió al jueves 3 de diciembre, 12:00" in texts[0]

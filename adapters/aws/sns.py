@@ -1,0 +1,59 @@
+"""Amazon SNS adapter: patients' messages as transactional SMS sent straight to their phone."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from adapters.aws.dynamodb import LazyClient, error_code, translate_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns.client import SNSClient
+    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
+
+# The budget of the other adapters: a few quick retries, then the queue redelivers later.
+CLIENT_CONFIG: Final = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=2,
+    read_timeout=5,
+)
+# Transactional SMS are delivered ahead of promotional ones and also to numbers on
+# do-not-disturb lists: an appointment change is not marketing.
+SMS_ATTRIBUTES: Final[dict[str, MessageAttributeValueTypeDef]] = {
+    "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
+}
+
+
+class SmsRefused(Exception):
+    """SNS refused a message for good: an invalid or opted-out number, a spending limit."""
+
+
+def default_client() -> SNSClient:
+    """An SNS client from the standard AWS environment (`AWS_ENDPOINT_URL_SNS`, ...)."""
+    return boto3.client("sns", config=CLIENT_CONFIG)
+
+
+class SNSNotifier:
+    """Sends each message as one SMS with `Publish` to a phone number (no topic)."""
+
+    def __init__(self, client: SNSClient | LazyClient[SNSClient] | None = None) -> None:
+        self._client = (
+            client if isinstance(client, LazyClient) else LazyClient(client, default_client)
+        )
+
+    def send(self, phone: str, text: str, *, appointment_id: str | None) -> None:
+        """Send `text` to `phone`; throttling and outages raise TemporarilyUnavailable.
+
+        Any other refusal raises SmsRefused carrying only the AWS error code.
+        """
+        try:
+            with translate_errors("sns"):
+                self._client().publish(
+                    PhoneNumber=phone, Message=text, MessageAttributes=SMS_ATTRIBUTES
+                )
+        except ClientError as e:
+            # SNS quotes the phone number in some refusals; only the code may reach a log.
+            raise SmsRefused(f"sns refused the message: {error_code(e)}") from None

@@ -1,0 +1,691 @@
+"""The memory backend and DynamoDB Local, driven in lockstep, answer and store alike.
+
+A hypothesis state machine runs one random history of commands on two clinics at once: one on
+the in-memory adapters, one on the DynamoDB adapters over a fresh DynamoDB Local table. Both
+sides get the same ids (a counter shaped like a UUIDv7, one generator per side) and the same
+time (one `FixedClock` per side, always moved together). After every step both sides must
+have answered alike (the same value or the same error code), and must hold the same
+appointments, the same time cells, idempotency keys, booking requests and outbox, the same
+list pages and the same free slots.
+
+The memory backend is the reference the unit properties check against the contract; this
+machine carries that evidence over to the DynamoDB adapters.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time as clock_time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from adapters.aws.dynamodb import (
+    appointment_from_item,
+    appointment_pk,
+    doctor_cell_pk,
+    idempotency_pk,
+    patient_cell_pk,
+    request_pk,
+)
+from adapters.memory.store import (
+    InMemoryAppointmentRepository,
+    InMemoryBookingRequestQueue,
+    InMemoryBookingRequestRepository,
+    InMemoryDoctorRepository,
+    InMemoryEventOutbox,
+    MemoryStore,
+)
+from adapters.system import FixedClock
+from domain.appointment import Appointment, Patient, Status
+from domain.booking_request import BookingRequest
+from domain.commands import (
+    BookAppointment,
+    CancelAppointment,
+    ChangeStatus,
+    ListByCountryStatus,
+    ListDoctorDay,
+    RegisterDoctor,
+    RescheduleAppointment,
+)
+from domain.countries import CountryCatalog
+from domain.errors import CitasError
+from domain.use_cases import Clinic, ListResult
+from tests.integration.aws_world import Repositories, all_items, fresh_table, local_client
+from tests.support.dynamodb_local import DynamoDBLocal
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+pytestmark = pytest.mark.dynamodb_local
+
+T = TypeVar("T")
+
+LIMA = ZoneInfo("America/Lima")
+SANTIAGO = ZoneInfo("America/Santiago")
+# Tuesday 08:00 in Lima, 10:00 in Santiago; neither zone changes offset for months.
+START = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
+# The counter ids' timestamp: the same instant, so they look like ids minted then.
+ID_EPOCH_MS = int(START.timestamp() * 1000)
+
+OFFICE = {d: [["09:00", "13:00"], ["14:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+LONG_DAYS = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}
+# doctor id -> (country, zone); "luz" starts unregistered, so she is first a 404.
+DOCTORS: dict[str, tuple[str, ZoneInfo]] = {
+    "rosa": ("PE", LIMA),
+    "matias": ("CL", SANTIAGO),
+    "luz": ("PE", LIMA),
+}
+# Four patients of both countries; the second has a document id.
+PATIENTS = (
+    Patient("Ana Quispe", "+51987650001"),
+    Patient("Bruno Díaz", "+51987650002", "DNI-45871236"),
+    Patient("Carla Soto", "+56987650003"),
+    Patient("Diego Rojas", "+56987650004"),
+)
+IDEMPOTENCY_KEYS = (None, None, "clave-1", "clave-2", "clave-3")
+
+# Small enough for about a minute on two cores with DynamoDB Local, large enough to reach
+# replays, conflicts, long moves split over two transactions, reminders and paging.
+MAX_EXAMPLES = 20
+STEPS = 20
+
+doctor_ids = st.sampled_from(sorted(DOCTORS))
+registered_doctor_ids = st.sampled_from(["rosa", "rosa", "matias", "matias", "luz"])
+patients = st.integers(0, len(PATIENTS) - 1)
+days_ahead = st.one_of(st.just(1), st.integers(0, 3))
+# A local wall time: an office minute mostly on a 10-minute grid (every slot length but 15
+# and 60 divides it), now and then any 5 minutes of the day, to reach the edges.
+wall_minutes = st.one_of(
+    st.integers(9 * 6, 18 * 6).map(lambda n: n * 10),
+    st.integers(7 * 12, 21 * 12).map(lambda n: n * 5),
+)
+# Mostly the n-th slot of a weekday morning or afternoon (in whatever slot length the doctor
+# has then), else a raw wall time on any day.
+whens = st.one_of(
+    st.tuples(st.sampled_from(["am", "pm"]), st.integers(0, 7)),
+    st.tuples(st.sampled_from(["am", "pm"]), st.integers(0, 7)),
+    st.tuples(st.just("wall"), wall_minutes),
+)
+# The same UTC hours for both doctors (11:00-14:00 in Lima, 13:00-16:00 in Santiago), so
+# doctors and shared patients collide often.
+busy_utc_minutes = st.integers(0, 18).map(lambda n: 16 * 60 + n * 10)
+slot_counts = st.one_of(st.integers(1, 3), st.just(0))  # 0: as long as the doctor allows
+
+
+class CountingIds:
+    """UUIDv7-shaped ids from a counter: two generators built alike mint the same sequence."""
+
+    def __init__(self, epoch_ms: int = ID_EPOCH_MS) -> None:
+        self._epoch_ms = epoch_ms
+        self._lock = threading.Lock()
+        self.issued = 0
+
+    def new_id(self) -> str:
+        """The next id: time-ordered, version 7, RFC 9562 variant."""
+        with self._lock:
+            n = self.issued
+            self.issued += 1
+        value = ((self._epoch_ms + n) & ((1 << 48) - 1)) << 80
+        value |= 0x7 << 76
+        value |= (n & 0xFFF) << 64
+        value |= 0b10 << 62
+        value |= n
+        return str(uuid.UUID(int=value))
+
+
+def test_counting_ids_are_uuid7_shaped_ordered_and_equal_across_generators() -> None:
+    first, second = CountingIds(), CountingIds()
+    ids = [first.new_id() for _ in range(5000)]
+    assert ids == [second.new_id() for _ in range(5000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert {uuid.UUID(i).version for i in ids} == {7}
+    assert {uuid.UUID(i).variant for i in ids} == {uuid.RFC_4122}
+
+
+class Side:
+    """One clinic with its clock and ids; `label` names the backend in failure messages."""
+
+    def __init__(self, label: str, repos: Repositories) -> None:
+        self.label = label
+        self.repos = repos
+        self.clock = FixedClock(START)
+        self.ids = CountingIds()
+        self.clinic = Clinic(
+            repos.appointments,
+            repos.doctors,
+            repos.requests,
+            InMemoryBookingRequestQueue(),
+            self.clock,
+            self.ids,
+            CountryCatalog(),
+        )
+
+
+def outcome_of(action: Callable[[], T]) -> T | CitasError:
+    """A use case's answer; a domain error is an answer, anything else fails the test."""
+    try:
+        return action()
+    except CitasError as error:
+        return error
+
+
+def comparable(outcome: object) -> object:
+    """What must be equal between the two sides: values as plain data, errors by code."""
+    if isinstance(outcome, CitasError):
+        return ("error", outcome.code)
+    if isinstance(outcome, Appointment):
+        return outcome.snapshot()
+    if isinstance(outcome, ListResult):
+        # Tokens wrap each backend's own cursor: compared page by page in `page_through`.
+        return ([a.snapshot() for a in outcome.items], outcome.next_token is None)
+    if isinstance(outcome, BookingRequest):
+        return (outcome.to_public(), outcome.country, outcome.command.to_dict())
+    if isinstance(outcome, tuple):
+        return tuple(comparable(part) for part in outcome)
+    if isinstance(outcome, list):
+        return [comparable(part) for part in outcome]
+    return outcome
+
+
+def decoded(token: str) -> dict[str, Any]:
+    """The JSON inside a page token (`q`: the query's digest, `c`: the backend cursor)."""
+    payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    return payload
+
+
+def cursor_position(cursor: Mapping[str, Any]) -> str:
+    """The appointment id a cursor stops after, whatever the backend's cursor shape."""
+    if set(cursor) == {"start", "id"}:
+        return str(cursor["id"])
+    return str(cursor["pk"]).removeprefix("APPT#")
+
+
+class LockstepMachine(RuleBasedStateMachine):
+    """The same commands on memory and on DynamoDB Local; both must always agree."""
+
+    endpoint_url: ClassVar[str] = ""
+    stats: ClassVar[Counter[str]] = Counter()
+
+    appointments = Bundle("appointments")
+    _client: ClassVar[DynamoDBClient | None] = None
+
+    @classmethod
+    def shared_client(cls) -> DynamoDBClient:
+        """One client for every history: building a boto3 client costs more than a table."""
+        if cls._client is None:
+            cls._client = local_client(cls.endpoint_url)
+        return cls._client
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client: DynamoDBClient = self.shared_client()
+        self.table = fresh_table(self.client)
+        self.store = MemoryStore()
+        memory = Repositories(
+            InMemoryAppointmentRepository(self.store),
+            InMemoryDoctorRepository(self.store),
+            InMemoryBookingRequestRepository(self.store),
+            InMemoryEventOutbox(self.store),
+        )
+        self.memory = Side("memory", memory)
+        self.dynamodb = Side("dynamodb", Repositories.dynamodb(self.table, self.client))
+        self.bookings: list[tuple[BookAppointment, str | None]] = []
+        self.stats["examples"] += 1
+        self.register_the_first_doctors()
+
+    def teardown(self) -> None:
+        self.client.delete_table(TableName=self.table)
+        held = len(self.store.appointments)
+        self.stats["appointments"] += held
+        self.stats["most appointments in one history"] = max(
+            held, self.stats["most appointments in one history"]
+        )
+
+    # Running a command on both sides --------------------------------------------------
+
+    def both(self, name: str, action: Callable[[Clinic], T]) -> tuple[T | CitasError, ...]:
+        """Run `action` on each side; fail unless both answered alike."""
+        self.stats["steps"] += 1
+        self.stats[name] += 1
+        first = outcome_of(lambda: action(self.memory.clinic))
+        second = outcome_of(lambda: action(self.dynamodb.clinic))
+        assert comparable(first) == comparable(second), (
+            f"{name}: {self.memory.label} answered {first!r},"
+            f" {self.dynamodb.label} answered {second!r}"
+        )
+        if isinstance(first, CitasError):
+            self.stats[f"{name}: {first.code}"] += 1
+        return first, second
+
+    def set_clock(self, instant: datetime) -> None:
+        self.memory.clock.set(instant)
+        self.dynamodb.clock.set(instant)
+
+    def now(self) -> datetime:
+        return self.memory.clock.now()
+
+    def local_start(self, doctor_id: str, days: int, when: tuple[str, int]) -> datetime:
+        kind, minute = when
+        zone = DOCTORS[doctor_id][1]
+        day = self.now().astimezone(zone).date() + timedelta(days=days)
+        if kind != "wall":
+            opens = 9 * 60 if kind == "am" else 14 * 60
+            minute = min(opens + minute * self.slot_of(doctor_id), 21 * 60)
+            while day.weekday() >= 5:
+                day += timedelta(days=1)
+        return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone)
+
+    def busy_start(self, days: int, utc_minute: int) -> datetime:
+        day = self.now().date() + timedelta(days=days)
+        return datetime.combine(day, time(utc_minute // 60, utc_minute % 60), tzinfo=UTC)
+
+    def slot_of(self, doctor_id: str) -> int:
+        doctor = self.memory.repos.doctors.get(doctor_id)
+        return doctor.slot_minutes if doctor is not None else 30
+
+    def duration(self, doctor_id: str, slots: int) -> int:
+        """`slots` of the doctor's current slot length; 0 asks for the longest visit, 240."""
+        return 240 if slots == 0 else slots * self.slot_of(doctor_id)
+
+    # Rules: doctors --------------------------------------------------------------------
+
+    def register_the_first_doctors(self) -> None:
+        for doctor_id, slot in (("rosa", 30), ("matias", 20)):
+            country = DOCTORS[doctor_id][0]
+            self.both(
+                "register_doctor",
+                lambda c, d=doctor_id, s=slot, k=country: c.register_doctor(
+                    RegisterDoctor(d, f"Dr. {d}", k, OFFICE, slot_minutes=s)
+                ),
+            )
+
+    @initialize(
+        target=appointments,
+        plan=st.lists(
+            st.tuples(
+                st.sampled_from(["rosa", "matias"]),
+                patients,
+                st.integers(1, 3),
+                st.tuples(st.sampled_from(["am", "pm"]), st.integers(0, 7)),
+                st.integers(1, 2),
+            ),
+            min_size=2,
+            max_size=8,
+        ),
+    )
+    def book_a_first_week(self, plan: list[tuple[str, int, int, tuple[str, int], int]]) -> object:
+        booked = []
+        for doctor_id, who, days, when, slots in plan:
+            start = self.local_start(doctor_id, days, when)
+            command = BookAppointment(
+                doctor_id, PATIENTS[who], start, self.duration(doctor_id, slots)
+            )
+            appointment_id = self.try_booking(command, None)
+            if isinstance(appointment_id, str):
+                booked.append(appointment_id)
+        return multiple(*booked)
+
+    @rule(
+        doctor_id=doctor_ids,
+        slot=st.sampled_from([10, 15, 20, 30, 60]),
+        long_days=st.booleans(),
+    )
+    def register_or_replace_a_doctor(self, doctor_id: str, slot: int, long_days: bool) -> None:
+        country = DOCTORS[doctor_id][0]
+        hours = LONG_DAYS if long_days else OFFICE
+        self.both(
+            "register_doctor",
+            lambda c: c.register_doctor(
+                RegisterDoctor(doctor_id, f"Dr. {doctor_id}", country, hours, slot_minutes=slot)
+            ),
+        )
+
+    # Rules: booking --------------------------------------------------------------------
+
+    @rule(
+        target=appointments,
+        doctor_id=registered_doctor_ids,
+        who=patients,
+        days=days_ahead,
+        when=whens,
+        slots=slot_counts,
+        key=st.sampled_from(IDEMPOTENCY_KEYS),
+        notes=st.sampled_from([None, "primera consulta"]),
+    )
+    def book(
+        self,
+        doctor_id: str,
+        who: int,
+        days: int,
+        when: tuple[str, int],
+        slots: int,
+        key: str | None,
+        notes: str | None,
+    ) -> object:
+        start = self.local_start(doctor_id, days, when)
+        minutes = self.duration(doctor_id, slots) if slots != 1 else None
+        return self.try_booking(
+            BookAppointment(doctor_id, PATIENTS[who], start, minutes, notes), key
+        )
+
+    @rule(
+        target=appointments,
+        doctor_id=st.sampled_from(["rosa", "matias"]),
+        who=patients,
+        days=st.integers(0, 2),
+        utc_minute=busy_utc_minutes,
+        slots=st.integers(1, 2),
+        key=st.sampled_from(IDEMPOTENCY_KEYS),
+    )
+    def book_in_the_hours_both_doctors_share(
+        self, doctor_id: str, who: int, days: int, utc_minute: int, slots: int, key: str | None
+    ) -> object:
+        start = self.busy_start(days, utc_minute)
+        command = BookAppointment(doctor_id, PATIENTS[who], start, self.duration(doctor_id, slots))
+        return self.try_booking(command, key)
+
+    @precondition(lambda self: bool(self.bookings))
+    @rule(target=appointments, nth=st.integers(0, 50))
+    def repeat_an_earlier_booking(self, nth: int) -> object:
+        command, key = self.bookings[nth % len(self.bookings)]
+        return self.try_booking(command, key)
+
+    def try_booking(self, command: BookAppointment, key: str | None) -> object:
+        self.bookings.append((command, key))
+        known = set(self.store.appointments)
+        booked, _ = self.both("book", lambda c: c.book(command, key))
+        if isinstance(booked, CitasError) or booked.appointment_id in known:
+            return multiple()  # refused, or a replay of a key's first booking
+        return booked.appointment_id
+
+    @rule(
+        target=appointments,
+        doctor_id=registered_doctor_ids,
+        who=patients,
+        days=days_ahead,
+        when=whens,
+    )
+    def request_a_booking_and_let_the_worker_book_it(
+        self, doctor_id: str, who: int, days: int, when: tuple[str, int]
+    ) -> object:
+        command = BookAppointment(doctor_id, PATIENTS[who], self.local_start(doctor_id, days, when))
+        accepted, _ = self.both("request_booking", lambda c: c.request_booking(command))
+        if isinstance(accepted, CitasError):
+            return multiple()
+        request_id = accepted.request_id
+        done, _ = self.both(
+            "process_booking_request", lambda c: c.process_booking_request(request_id)
+        )
+        self.both("process_booking_request", lambda c: c.process_booking_request(request_id))
+        self.both("booking_request", lambda c: c.booking_request(request_id))
+        if isinstance(done, CitasError) or done.appointment_id is None:
+            return multiple()
+        return done.appointment_id
+
+    # Rules: changes --------------------------------------------------------------------
+
+    @rule(
+        appointment_id=appointments,
+        days=days_ahead,
+        when=whens,
+        slots=st.none() | slot_counts,
+        if_match=st.booleans(),
+    )
+    def reschedule(
+        self,
+        appointment_id: str,
+        days: int,
+        when: tuple[str, int],
+        slots: int | None,
+        if_match: bool,
+    ) -> None:
+        current = self.store.appointments[appointment_id]
+        start = self.local_start(current.doctor_id, days, when)
+        minutes = None if slots is None else self.duration(current.doctor_id, slots)
+        version = current.version if if_match else None
+        moved, _ = self.both(
+            "reschedule",
+            lambda c: c.reschedule(RescheduleAppointment(appointment_id, start, minutes, version)),
+        )
+        if isinstance(moved, Appointment) and moved.duration_minutes == 240:
+            self.stats["moves of a 4-hour visit (two transactions)"] += 1
+
+    @rule(
+        appointment_id=appointments,
+        status=st.sampled_from(
+            [Status.CONFIRMED, Status.CONFIRMED, Status.CANCELLED, Status.COMPLETED, Status.NO_SHOW]
+        ),
+        reason=st.sampled_from([None, "el paciente viaja"]),
+        stale=st.booleans(),
+    )
+    def change_status(
+        self, appointment_id: str, status: Status, reason: str | None, stale: bool
+    ) -> None:
+        # Now and then with an If-Match one version behind: a 412 on both sides.
+        current = self.store.appointments[appointment_id].version
+        version = current - 1 if stale and current > 1 else None
+        self.both(
+            "change_status",
+            lambda c: c.change_status(ChangeStatus(appointment_id, status, reason, version)),
+        )
+
+    @rule(appointment_id=appointments)
+    def cancel_as_delete_does(self, appointment_id: str) -> None:
+        self.both("cancel", lambda c: c.cancel(CancelAppointment(appointment_id)))
+
+    @rule(appointment_id=appointments)
+    def get(self, appointment_id: str) -> None:
+        self.both("get", lambda c: c.get(appointment_id))
+
+    # Rules: time -----------------------------------------------------------------------
+
+    @rule(minutes=st.integers(1, 20 * 60))
+    def advance_the_clock(self, minutes: int) -> None:
+        self.stats["advance_clock"] += 1
+        self.set_clock(self.now() + timedelta(minutes=minutes))
+
+    @rule(appointment_id=appointments, late=st.integers(0, 45))
+    def advance_the_clock_past_a_start(self, appointment_id: str, late: int) -> None:
+        self.stats["advance_clock"] += 1
+        target = self.store.appointments[appointment_id].start + timedelta(minutes=late)
+        if target > self.now():
+            self.set_clock(target)
+
+    @rule(appointment_id=appointments, after_mark=st.integers(0, 7 * 60))
+    def reach_a_reminder_mark_and_send_reminders(
+        self, appointment_id: str, after_mark: int
+    ) -> None:
+        start = self.store.appointments[appointment_id].start
+        target = start - timedelta(hours=24) + timedelta(minutes=after_mark)
+        if target > self.now():
+            self.set_clock(target)
+        self.send_reminders()
+
+    @rule()
+    def send_reminders(self) -> None:
+        reminded, _ = self.both("send_reminders", lambda c: c.send_reminders())
+        if isinstance(reminded, list):
+            self.stats["reminders sent"] += len(reminded)
+
+    # Rules: reads ----------------------------------------------------------------------
+
+    @rule(doctor_id=doctor_ids, days=st.integers(-1, 3), limit=st.integers(1, 3))
+    def list_a_doctors_day_to_the_last_page(self, doctor_id: str, days: int, limit: int) -> None:
+        day = self.now().astimezone(DOCTORS[doctor_id][1]).date() + timedelta(days=days)
+        self.page_through(
+            "list_doctor_day",
+            lambda c, token: c.list_doctor_day(ListDoctorDay(doctor_id, day, limit, token)),
+        )
+
+    @rule(
+        country=st.sampled_from(["PE", "PE", "CL", "CL", "AR"]),
+        status=st.sampled_from(list(Status)),
+        start_from=st.none() | st.integers(-24, 96),
+        start_to=st.none() | st.integers(-24, 96),
+        limit=st.integers(1, 3),
+    )
+    def list_a_country_status_to_the_last_page(
+        self,
+        country: str,
+        status: Status,
+        start_from: int | None,
+        start_to: int | None,
+        limit: int,
+    ) -> None:
+        low = None if start_from is None else self.now() + timedelta(hours=start_from)
+        high = None if start_to is None else self.now() + timedelta(hours=start_to)
+        self.page_through(
+            "list_by_country_status",
+            lambda c, token: c.list_by_country_status(
+                ListByCountryStatus(country, status, low, high, limit, token)
+            ),
+        )
+
+    def page_through(self, name: str, fetch: Callable[[Clinic, str | None], ListResult]) -> None:
+        """Follow both sides' tokens to the last page, comparing page by page."""
+        tokens: dict[str, str | None] = {"memory": None, "dynamodb": None}
+        for _ in range(100):
+            first, second = self.both(name, self.with_tokens(fetch, tokens))
+            if isinstance(first, CitasError) or isinstance(second, CitasError):
+                return
+            self.stats[f"{name} pages"] += 1
+            assert (first.next_token is None) == (second.next_token is None), (first, second)
+            if first.next_token is None or second.next_token is None:
+                return
+            mine, theirs = decoded(first.next_token), decoded(second.next_token)
+            assert mine["q"] == theirs["q"], "the two backends bound the token to other queries"
+            last = first.items[-1].appointment_id
+            assert cursor_position(mine["c"]) == cursor_position(theirs["c"]) == last
+            if first.next_token != second.next_token:
+                # Different cursor shapes: a token is only good on the backend that made it.
+                swapped = {"memory": second.next_token, "dynamodb": first.next_token}
+                self.both(
+                    f"{name} with the other backend's token", self.with_tokens(fetch, swapped)
+                )
+            tokens = {"memory": first.next_token, "dynamodb": second.next_token}
+        raise AssertionError("more than 100 pages")
+
+    def with_tokens(
+        self, fetch: Callable[[Clinic, str | None], ListResult], tokens: Mapping[str, str | None]
+    ) -> Callable[[Clinic], ListResult]:
+        """`fetch` with the token meant for whichever side runs it."""
+        by_clinic = {
+            id(self.memory.clinic): tokens["memory"],
+            id(self.dynamodb.clinic): tokens["dynamodb"],
+        }
+        return lambda clinic: fetch(clinic, by_clinic[id(clinic)])
+
+    @rule(doctor_id=doctor_ids, days=st.integers(-1, 3))
+    def availability(self, doctor_id: str, days: int) -> None:
+        day = self.now().astimezone(DOCTORS[doctor_id][1]).date() + timedelta(days=days)
+        found, _ = self.both("availability", lambda c: c.availability(doctor_id, day))
+        if not isinstance(found, CitasError):
+            self.stats["availability slots"] += len(found.slots)
+
+    # Invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def both_sides_minted_the_same_ids(self) -> None:
+        self.stats["checks"] += 1
+        assert self.memory.ids.issued == self.dynamodb.ids.issued
+
+    @invariant()
+    def every_appointment_reads_back_the_same_on_both_sides(self) -> None:
+        for appointment_id in self.store.appointments:
+            first, second = (
+                side.clinic.get(appointment_id) for side in (self.memory, self.dynamodb)
+            )
+            assert first.snapshot() == second.snapshot()
+
+    @invariant()
+    def both_sides_store_the_same_appointments_cells_keys_requests_and_outbox(self) -> None:
+        # A test-only Scan: what the adapters wrote, item by item, against the memory store.
+        items = all_items(self.client, self.table)
+        by_kind: dict[str, dict[str, Any]] = {
+            "APPT": {},
+            "DOCSLOT": {},
+            "PATSLOT": {},
+            "IDEM": {},
+            "REQ": {},
+        }
+        for item in items:
+            kind = str(item["pk"]).split("#", 1)[0]
+            if kind in by_kind:
+                by_kind[kind][str(item["pk"])] = item
+        store = self.store
+        assert {
+            pk: appointment_from_item(item).snapshot() for pk, item in by_kind["APPT"].items()
+        } == {appointment_pk(a.appointment_id): a.snapshot() for a in store.appointments.values()}
+        cells = {**by_kind["DOCSLOT"], **by_kind["PATSLOT"]}
+        assert {pk: item["appointment_id"] for pk, item in cells.items()} == {
+            _cell_pk(kind, owner, cell): holder
+            for (kind, owner, cell), holder in store.cells.items()
+        }
+        assert {
+            pk: (item["fingerprint"], item["appointment_id"])
+            for pk, item in by_kind["IDEM"].items()
+        } == {
+            idempotency_pk(key): (record.fingerprint, record.appointment_id)
+            for key, record in store.idempotency.items()
+        }
+        assert {
+            pk: (item["status"], item.get("appointment_id")) for pk, item in by_kind["REQ"].items()
+        } == {
+            request_pk(r.request_id): (str(r.status), r.appointment_id)
+            for r in store.requests.values()
+        }
+        memory_outbox = [e.to_envelope() for e in store.outbox.values()]
+        dynamodb_outbox = [e.to_envelope() for e in self.dynamodb.repos.outbox.pending(1000)]
+        assert dynamodb_outbox == memory_outbox
+
+
+def _cell_pk(kind: str, owner: str, cell: datetime) -> str:
+    return doctor_cell_pk(owner, cell) if kind == "doctor" else patient_cell_pk(owner, cell)
+
+
+# A failure is shrunk for minutes before it is reported: let it finish.
+@pytest.mark.timeout(900)
+def test_memory_and_dynamodb_answer_every_random_history_alike(
+    dynamodb_local: DynamoDBLocal,
+) -> None:
+    LockstepMachine.endpoint_url = dynamodb_local.endpoint_url
+    LockstepMachine._client = None
+    LockstepMachine.stats.clear()
+    began = clock_time.perf_counter()
+    run_state_machine_as_test(
+        LockstepMachine,
+        settings=settings(
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
+    stats = LockstepMachine.stats
+    print(
+        f"\nlockstep: {stats['examples']} histories, {stats['checks']} steps,"
+        f" {stats['steps']} commands on each side"
+        f" in {clock_time.perf_counter() - began:.1f}s; "
+        + ", ".join(f"{name}={n}" for name, n in sorted(stats.items()))
+    )
+    assert stats["examples"] >= MAX_EXAMPLES // 2
