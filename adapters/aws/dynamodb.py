@@ -28,10 +28,19 @@ A reschedule of a long appointment to a disjoint time can touch more than the 10
 transaction allows (2 x 48 cells freed, 2 x 48 taken, the appointment and its event). Then the
 first transaction holds the appointment, the new cells, the events and as many old-cell
 deletes as fit; the remaining old cells are deleted right after in follow-up transactions,
-each delete conditioned on the cell still belonging to this appointment. Until then those
-cells are held by an appointment that no longer claims them (a booking there gets
-`slot_unavailable` for a few milliseconds); a crash in between leaves them held until their
-TTL removes them a day after their time.
+each delete conditioned on the cell still belonging to this appointment.
+
+Stale cells heal at booking time. A cell is stale when its owner appointment is gone, no
+longer active, or no longer covers that cell (another doctor, patient or time). When a booking
+or a move is refused because one of its cells is taken, the adapter reads every cell it asked
+for (one consistent BatchGetItem) and each owner (a consistent GetItem); if every taken cell is
+stale, it deletes them (one transaction per owner: a ConditionCheck that the owner is still the
+version it read, or still missing, plus deletes conditioned on `appointment_id = <owner>`) and
+sends the original transaction once more. Why: a crash or a failure between the two
+transactions of a long move, or any other orphan lock, would otherwise hold that time until
+its TTL; this way it is repaired the first time someone needs that time. If any taken cell
+belongs to an appointment that still covers it, the caller gets `slot_unavailable` /
+`patient_double_booked` as before. The happy path makes no extra call.
 
 A transaction cancelled only by contention (`TransactionConflict`) wrote nothing and is sent
 again up to twice, after a few jittered milliseconds, before the caller gets
@@ -56,7 +65,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, TypeVar
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -138,6 +147,9 @@ _TRANSIENT_REASONS: Final = frozenset(
     }
 )
 _CONDITION_FAILED: Final = "ConditionalCheckFailed"
+# The roles of the cell Puts a booking or a move makes.
+_CELL_ROLES: Final = frozenset({"doctor", "patient"})
+BATCH_GET_LIMIT: Final = 100
 # Pure-conflict cancellations are retried this often in the adapter before answering 503:
 # the transaction wrote nothing, and most conflicts clear within milliseconds.
 _CONFLICT_ATTEMPTS: Final = 3
@@ -540,6 +552,36 @@ class _Transaction:
         )
         self.roles.append(role)
 
+    def check(
+        self,
+        pk: str,
+        sk: str,
+        role: str,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        check: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": _key(pk, sk),
+            "ConditionExpression": condition,
+        }
+        if names:
+            check["ExpressionAttributeNames"] = dict(names)
+        if values:
+            check["ExpressionAttributeValues"] = _attribute_values(values)
+        self.items.append({"ConditionCheck": check})  # type: ignore[typeddict-item]
+        self.roles.append(role)
+
+    def cell_puts(self) -> list[str]:
+        """The partition keys of the doctor and patient cells this transaction puts."""
+        pks: list[str] = []
+        for item, role in zip(self.items, self.roles, strict=True):
+            put: Any = item.get("Put")
+            if role in _CELL_ROLES and put is not None:
+                pks.append(put["Item"]["pk"]["S"])
+        return pks
+
     def first(self, cancelled: _Cancelled, *roles: str) -> str | None:
         """The first of `roles` (in that precedence) whose condition failed."""
         for role in roles:
@@ -566,6 +608,30 @@ class _Table:
             )
         item = found.get("Item")
         return _from_attribute_values(item) if item is not None else None
+
+    def batch_get(self, pks: Sequence[str], sk: str) -> list[dict[str, Any]]:
+        """The items among `(pk, sk)` that exist (strongly consistent BatchGetItem)."""
+        found: list[dict[str, Any]] = []
+        unique = list(dict.fromkeys(pks))
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            keys = [_key(pk, sk) for pk in unique[start : start + BATCH_GET_LIMIT]]
+            for attempt in range(5):
+                with translate_errors("dynamodb"):
+                    answer = self.client().batch_get_item(
+                        RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
+                    )
+                items = answer.get("Responses", {}).get(self.table_name, [])
+                found.extend(_from_attribute_values(item) for item in items)
+                left = answer.get("UnprocessedKeys", {}).get(self.table_name)
+                keys = list(left["Keys"]) if left else []
+                if not keys:
+                    break
+                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
+            if keys:
+                raise TemporarilyUnavailable(
+                    "dynamodb left reads unprocessed, retry shortly", service="dynamodb"
+                )
+        return found
 
     def transact(self, tx: _Transaction) -> None:
         """Commit `tx`; raise _Cancelled if a condition refused it, 503 if contention stays."""
@@ -716,18 +782,28 @@ class DynamoDBAppointmentRepository:
         try:
             self._table.transact(tx)
         except _Cancelled as cancelled:
-            failed = tx.first(cancelled, "idempotency", "doctor", "patient")
-            if failed == "idempotency" and idempotency is not None:
-                raise IdempotencyKeyTaken(idempotency.key) from None
-            if failed == "doctor":
-                raise SlotUnavailable(
-                    "the doctor already has an appointment at that time"
-                ) from None
-            if failed == "patient":
-                raise PatientDoubleBooked(
-                    "the patient already has an appointment at that time"
-                ) from None
-            raise cancelled.error from None  # the appointment id itself exists: a bug
+            precedence = ("idempotency", "doctor", "patient")
+            if not self._heal(tx, cancelled, precedence, me):
+                self._refuse_add(tx, cancelled, idempotency)
+            try:
+                self._table.transact(tx)
+            except _Cancelled as again:
+                self._refuse_add(tx, again, idempotency)
+
+    @staticmethod
+    def _refuse_add(
+        tx: _Transaction, cancelled: _Cancelled, idempotency: IdempotencyRecord | None
+    ) -> NoReturn:
+        failed = tx.first(cancelled, "idempotency", "doctor", "patient")
+        if failed == "idempotency" and idempotency is not None:
+            raise IdempotencyKeyTaken(idempotency.key) from None
+        if failed == "doctor":
+            raise SlotUnavailable("the doctor already has an appointment at that time") from None
+        if failed == "patient":
+            raise PatientDoubleBooked(
+                "the patient already has an appointment at that time"
+            ) from None
+        raise cancelled.error from None  # the appointment id itself exists: a bug
 
     def update(self, previous: Appointment, current: Appointment) -> None:
         """Replace `previous` by `current` on an unchanged version, moving cells atomically."""
@@ -755,24 +831,89 @@ class DynamoDBAppointmentRepository:
         try:
             self._table.transact(tx)
         except _Cancelled as cancelled:
-            failed = tx.first(cancelled, "appointment", "doctor", "patient")
-            if failed == "doctor":
-                raise SlotUnavailable(
-                    "the doctor already has an appointment at that time"
-                ) from None
-            if failed == "patient":
-                raise PatientDoubleBooked(
-                    "the patient already has an appointment at that time"
-                ) from None
-            stored = _cancelled_item(cancelled.error, 0)
-            # Also a freed cell held by someone else: the stored state is not `previous`.
-            raise VersionConflict(
-                "the appointment changed meanwhile",
-                expected=previous.version,
-                actual=stored.get("version") if stored is not None else None,
-            ) from None
+            if not self._heal(tx, cancelled, ("appointment", "doctor", "patient"), me):
+                self._refuse_update(tx, cancelled, previous)
+            try:
+                self._table.transact(tx)
+            except _Cancelled as again:
+                self._refuse_update(tx, again, previous)
         if later:
             self._free_leftovers(me, later, old)
+
+    @staticmethod
+    def _refuse_update(tx: _Transaction, cancelled: _Cancelled, previous: Appointment) -> NoReturn:
+        failed = tx.first(cancelled, "appointment", "doctor", "patient")
+        if failed == "doctor":
+            raise SlotUnavailable("the doctor already has an appointment at that time") from None
+        if failed == "patient":
+            raise PatientDoubleBooked(
+                "the patient already has an appointment at that time"
+            ) from None
+        stored = _cancelled_item(cancelled.error, 0)
+        # Also a freed cell held by someone else: the stored state is not `previous`.
+        raise VersionConflict(
+            "the appointment changed meanwhile",
+            expected=previous.version,
+            actual=stored.get("version") if stored is not None else None,
+        ) from None
+
+    # Self-healing of stale cells. A crash or a failure between the two transactions of a long
+    # move (or any other orphan lock) leaves cells held by an appointment that no longer
+    # claims them; instead of refusing that time until the cells' TTL, the lock is repaired
+    # the first time someone needs that time. Only the refused path pays for it.
+    def _heal(
+        self, tx: _Transaction, cancelled: _Cancelled, precedence: Sequence[str], me: str
+    ) -> bool:
+        """Free the stale cells that refused `tx`; True if `tx` is worth sending once more."""
+        if tx.first(cancelled, *precedence) not in _CELL_ROLES:
+            return False
+        owners: dict[str, dict[str, Any] | None] = {}
+        stale: dict[str, list[str]] = {}
+        for cell in self._table.batch_get(tx.cell_puts(), LOCK_SK):
+            owner = cell.get("appointment_id")
+            if owner == me:
+                continue  # our own cell (a leftover of this appointment) is accepted
+            if not isinstance(owner, str):
+                return False  # not a cell citas wrote: leave it alone
+            if owner not in owners:
+                owners[owner] = self._table.get(appointment_pk(owner), APPOINTMENT_SK)
+            stored = owners[owner]
+            if stored is not None and cell["pk"] in _cells(appointment_from_item(stored)):
+                return False  # held by an active appointment that covers it: really taken
+            stale.setdefault(owner, []).append(cell["pk"])
+        for owner, pks in stale.items():
+            self._release(owner, owners[owner], pks)
+        return True
+
+    def _release(self, owner: str, stored: dict[str, Any] | None, pks: Sequence[str]) -> None:
+        """Delete `owner`'s stale cells, provided the owner did not change since it was read."""
+        chunk = TRANSACTION_LIMIT - 1
+        for start in range(0, len(pks), chunk):
+            tx = _Transaction(self._table.table_name)
+            # A move of the owner meanwhile could have taken these cells again: only the state
+            # just read proves them stale.
+            if stored is None:
+                tx.check(appointment_pk(owner), APPOINTMENT_SK, "owner", "attribute_not_exists(pk)")
+            else:
+                tx.check(
+                    appointment_pk(owner),
+                    APPOINTMENT_SK,
+                    "owner",
+                    "#version = :version",
+                    {"#version": "version"},
+                    {":version": stored.get("version")},
+                )
+            for pk in pks[start : start + chunk]:
+                tx.delete(pk, LOCK_SK, "stale", "appointment_id = :owner", {":owner": owner})
+            try:
+                self._table.transact(tx)
+            except _Cancelled:
+                # Someone freed or took a cell again, or the owner changed: the retry decides.
+                continue
+            log.warning(
+                "freed stale cells",
+                extra={"fields": {"appointment_id": owner, "cells": len(tx) - 1}},
+            )
 
     def _versioned_update(
         self, tx: _Transaction, previous: Appointment, current: Appointment

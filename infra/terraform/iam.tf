@@ -37,9 +37,12 @@ data "aws_iam_policy_document" "http_api" {
     resources = ["*"]
   }
 
+  # BatchGetItem and ConditionCheckItem: freeing stale cell locks when a booking meets one.
   statement {
     sid = "ReadWriteTable"
     actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:ConditionCheckItem",
       "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
@@ -163,9 +166,16 @@ data "aws_iam_policy_document" "booking_worker" {
     resources = [aws_sqs_queue.booking_requests[each.key].arn]
   }
 
+  # Booking may free stale cell locks: BatchGetItem, ConditionCheckItem and DeleteItem.
   statement {
-    sid       = "ReadWriteTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    sid = "ReadWriteTable"
+    actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+    ]
     resources = local.table_resources
   }
 
