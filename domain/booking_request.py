@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from attrs import define, field
 
 from domain import events as ev
 from domain.commands import BookAppointment
-from domain.errors import CitasError
+from domain.errors import CitasError, ValidationError
 
 
 class RequestStatus(enum.StrEnum):
@@ -59,6 +60,39 @@ class BookingRequest:
                     "error": dict(self.error),
                 },
             )
+        )
+
+    def to_message(self) -> dict[str, Any]:
+        """The JSON-ready queue message: all a worker needs to store and book the request."""
+        return {
+            "request_id": self.request_id,
+            "country": self.country,
+            "created_at": self.created_at.isoformat(),
+            "command": self.command.to_dict(),
+        }
+
+    @classmethod
+    def from_message(cls, raw: Mapping[str, Any]) -> BookingRequest:
+        """Inverse of `to_message`: the request as it was queued, still pending.
+
+        ValidationError when the message is not one.
+        """
+        try:
+            request_id, country = raw["request_id"], raw["country"]
+            created_at = datetime.fromisoformat(raw["created_at"])
+            command = BookAppointment.from_dict(raw["command"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValidationError("not a queued booking request", field="message") from e
+        if not isinstance(request_id, str) or not request_id or not isinstance(country, str):
+            raise ValidationError("not a queued booking request", field="message")
+        if created_at.tzinfo is None or command.start.tzinfo is None:
+            raise ValidationError("not a queued booking request", field="message")
+        return cls(
+            request_id=request_id,
+            country=country,
+            command=command,
+            created_at=created_at,
+            updated_at=created_at,
         )
 
     def to_public(self) -> dict[str, Any]:

@@ -358,15 +358,20 @@ class Clinic:
             created_at=now,
             updated_at=now,
         )
-        self.requests.add(request)
-        try:
-            self.request_queue.enqueue(request)
-        except TemporarilyUnavailable as e:
-            # Never leave a request pending that no worker will ever see.
-            request.rejected(e, self._now(), self.ids.new_id())
-            self.requests.save(request)
-            raise
+        # Queued first, then stored: the message carries the whole request, so a request
+        # that could not be queued is never stored (TemporarilyUnavailable: 503, nothing
+        # pending), and one queued but not stored (503 too) is stored by the worker.
+        self.request_queue.enqueue(request)
+        self._store_new_request(request)
         return request
+
+    def _store_new_request(self, request: BookingRequest) -> None:
+        try:
+            self.requests.add(request)
+        except ValueError:
+            # The id is taken: the worker stored (and maybe booked) the queued copy first.
+            if self.requests.get(request.request_id) is None:
+                raise
 
     def booking_request(self, request_id: str) -> BookingRequest:
         """A booking request, or NotFound."""
@@ -375,9 +380,32 @@ class Clinic:
             raise NotFound(f"booking request {request_id!r} does not exist", request_id=request_id)
         return found
 
-    def process_booking_request(self, request_id: str) -> BookingRequest:
-        """Book a queued request; safe to run twice for the same request."""
-        request = self.booking_request(request_id)
+    def process_booking_request(
+        self, request_id: str, queued: BookingRequest | None = None
+    ) -> BookingRequest:
+        """Book a queued request; safe to run twice for the same request.
+
+        `queued` is the copy the message carried: a request queued but never stored (the
+        store failed after the enqueue) is stored from it first. Without it, NotFound.
+        """
+        if queued is not None and queued.request_id != request_id:
+            raise ValidationError("the queued request has another id", field="request_id")
+        request = self.requests.get(request_id)
+        if request is None:
+            if queued is None:
+                raise NotFound(
+                    f"booking request {request_id!r} does not exist", request_id=request_id
+                )
+            self._store_new_request(
+                BookingRequest(
+                    request_id=queued.request_id,
+                    country=queued.country,
+                    command=queued.command,
+                    created_at=queued.created_at,
+                    updated_at=queued.created_at,
+                )
+            )
+            request = self.booking_request(request_id)
         if request.status is not RequestStatus.PENDING:
             return request
         try:

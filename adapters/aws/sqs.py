@@ -67,7 +67,11 @@ class SQSBookingRequestQueue:
         self._client = _lazy(client)
 
     def enqueue(self, request: BookingRequest) -> None:
-        """Send `{"request_id": ...}` to the queue of the request's country."""
+        """Send the whole request (`BookingRequest.to_message`) to its country's queue.
+
+        The body carries the patient's data (the queues are KMS-encrypted): the worker stores
+        a request whose own store failed after this send. Never log it.
+        """
         url = self.queue_urls.get(request.country)
         if url is None:
             # A deployment without the country's queue is misconfigured, not busy.
@@ -75,7 +79,7 @@ class SQSBookingRequestQueue:
         with translate_errors("sqs"):
             self._client().send_message(
                 QueueUrl=url,
-                MessageBody=json.dumps({"request_id": request.request_id}),
+                MessageBody=json.dumps(request.to_message(), separators=(",", ":")),
                 MessageGroupId=request.command.doctor_id,
                 MessageDeduplicationId=request.request_id,
             )

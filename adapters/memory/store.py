@@ -247,8 +247,13 @@ class InMemoryBookingRequestRepository:
         self._store = store
 
     def add(self, request: BookingRequest) -> None:
-        """Store a new request."""
+        """Store a new request; the same request again is harmless, another one an error."""
         with self._store.lock:
+            stored = self._store.requests.get(request.request_id)
+            if stored is not None:
+                if stored != request:
+                    raise ValueError(f"booking request {request.request_id} already exists")
+                return
             self._store.requests[request.request_id] = evolve(request, events=[])
 
     def get(self, request_id: str) -> BookingRequest | None:

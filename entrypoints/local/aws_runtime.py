@@ -29,7 +29,8 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.aws.resources import ResourceNames
-from domain.errors import CitasError, NotFound, TemporarilyUnavailable
+from domain.booking_request import BookingRequest
+from domain.errors import CitasError, NotFound, TemporarilyUnavailable, ValidationError
 from domain.events import Event, event_from_envelope
 from entrypoints.local.runtime import BookingProcessor, EventSink, Outbox, relay_once
 
@@ -149,17 +150,24 @@ def check_table(dynamodb: DynamoDBClient, table_name: str) -> None:
 
 
 def booking_handler(clinic: BookingProcessor) -> Handler:
-    """Handle `{"request_id": ...}`: book the request (safe to run twice)."""
+    """Handle a queued request (or an old `{"request_id": ...}`): book it, safe to run twice."""
 
     def handle(body: str) -> dict[str, object]:
         try:
-            request_id = json.loads(body)["request_id"]
+            raw = json.loads(body)
+            request_id = raw["request_id"]
         except (ValueError, KeyError, TypeError) as error:
             raise Poison("unparseable body") from error
         if not isinstance(request_id, str) or not request_id:
             raise Poison("unparseable body")
+        queued = None
+        if set(raw) != {"request_id"}:
+            try:
+                queued = BookingRequest.from_message(raw)
+            except ValidationError as error:
+                raise Poison("unparseable body") from error
         try:
-            request = clinic.process_booking_request(request_id)
+            request = clinic.process_booking_request(request_id, queued)
         except NotFound as error:
             raise Poison("unknown booking request") from error
         fields: dict[str, object] = {"request_id": request_id, "status": str(request.status)}

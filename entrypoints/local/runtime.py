@@ -68,8 +68,10 @@ class RequestQueue(Protocol):
 class BookingProcessor(Protocol):
     """What a worker needs of `Clinic`."""
 
-    def process_booking_request(self, request_id: str) -> BookingRequest:
-        """Book a queued request."""
+    def process_booking_request(
+        self, request_id: str, queued: BookingRequest | None = None
+    ) -> BookingRequest:
+        """Book a queued request (stored first from `queued` if it was never stored)."""
         ...
 
     def booking_request(self, request_id: str) -> BookingRequest:

@@ -391,7 +391,7 @@ class FakeClinic:
         self.script = dict(script)
         self.calls: list[str] = []
 
-    def process_booking_request(self, request_id: str) -> Any:
+    def process_booking_request(self, request_id: str, queued: Any = None) -> Any:
         self.calls.append(request_id)
         outcome = self.script[request_id]
         if isinstance(outcome, Exception):

@@ -63,7 +63,7 @@ def test_a_queued_request_is_booked_once_even_when_delivered_again(
 ) -> None:
     request = stack.clinic.request_booking(booking(at(WED, "10:00")))
     messages = trigger.receive()
-    assert [json.loads(m["Body"]) for m in messages] == [{"request_id": request.request_id}]
+    assert [json.loads(m["Body"]) for m in messages] == [request.to_message()]
 
     with service_logs(worker.logger) as logs:
         assert trigger.deliver(messages) == {"batchItemFailures": []}
@@ -179,3 +179,24 @@ def test_a_worker_refuses_another_countrys_request(stack: Stack, trigger: QueueT
     assert stack.clinic.booking_request(chilean.request_id).status is RequestStatus.PENDING
     (failure,) = [r for r in log_records(logs) if r["message"].startswith("record failed")]
     assert (failure["error_type"], failure["country"]) == ("PoisonMessage", "CL")
+
+
+def test_a_request_queued_but_never_stored_is_stored_and_booked_by_the_worker(
+    stack: Stack, trigger: QueueTrigger
+) -> None:
+    from adapters.aws.dynamodb import REQUEST_SK, request_pk
+
+    request = stack.clinic.request_booking(booking(at(WED, "10:00")))
+    # As if the PutItem after the SendMessage had failed: the message alone carries it.
+    stack.dynamodb.delete_item(
+        TableName=stack.table,
+        Key={"pk": {"S": request_pk(request.request_id)}, "sk": {"S": REQUEST_SK}},
+    )
+    messages = trigger.receive()
+
+    assert trigger.deliver(messages) == {"batchItemFailures": []}
+    assert trigger.deliver(messages) == {"batchItemFailures": []}  # delivered twice
+
+    stored = stack.clinic.booking_request(request.request_id)
+    assert stored.status is RequestStatus.BOOKED
+    assert list(appointments(stack)) == [f"APPT#{stored.appointment_id}"]

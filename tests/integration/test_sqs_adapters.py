@@ -92,7 +92,14 @@ def test_booking_requests_go_to_their_countrys_queue_in_doctor_order(aws: Any) -
     queue = SQSBookingRequestQueue({c: urls[n] for c, n in names.booking_queues.items()}, sqs)
     queue.enqueue(_request("PE"))
     (message,) = _receive(sqs, urls[names.booking_queues["PE"]])
-    assert json.loads(message["Body"]) == {"request_id": _request().request_id}
+    # The whole request: the worker stores it if its own store failed after the send.
+    assert json.loads(message["Body"]) == {
+        "request_id": _request().request_id,
+        "country": "PE",
+        "created_at": NOW.isoformat(),
+        "command": _request().command.to_dict(),
+    }
+    assert BookingRequest.from_message(json.loads(message["Body"])) == _request()
     assert message["Attributes"]["MessageGroupId"] == "rosa"
     assert message["Attributes"]["MessageDeduplicationId"] == _request().request_id
     assert _receive(sqs, urls[names.booking_queues["CL"]]) == []
@@ -101,7 +108,7 @@ def test_booking_requests_go_to_their_countrys_queue_in_doctor_order(aws: Any) -
 
 
 @pytest.mark.parametrize("code", ["ThrottlingException", "RequestThrottled", "ServiceUnavailable"])
-def test_a_throttled_queue_is_temporarily_unavailable_and_the_request_rejected(
+def test_a_throttled_queue_is_temporarily_unavailable_and_nothing_is_stored(
     aws: Any, code: str
 ) -> None:
     dynamodb, sqs, urls = aws
@@ -120,12 +127,10 @@ def test_a_throttled_queue_is_temporarily_unavailable_and_the_request_rejected(
     )
     with pytest.raises(TemporarilyUnavailable):
         world.clinic.request_booking(booking(at(WED, "10:00")))
-    # The request is stored, and rejected: no worker will ever see it.
-    (event,) = world.repos.outbox.pending(10)
-    assert event.type == "BookingRequestRejected"
-    stored = world.clinic.booking_request(event.data["request_id"])
-    assert stored.status is RequestStatus.REJECTED
-    assert stored.to_public()["error"]["code"] == "temporarily_unavailable"
+    # Queued first: a request that could not be queued was never stored, nor pending.
+    assert world.repos.outbox.pending(10) == []
+    items = dynamodb.scan(TableName=names.table, ConsistentRead=True)["Items"]
+    assert [i for i in items if i["pk"]["S"].startswith("REQ#")] == []
     with pytest.raises(TemporarilyUnavailable):
         SQSEventPublisher(urls[names.events_queue], sqs).publish(_event())
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from domain.booking_request import RequestStatus
-from domain.errors import NotFound, TemporarilyUnavailable
+from domain.booking_request import BookingRequest, RequestStatus
+from domain.errors import NotFound, TemporarilyUnavailable, ValidationError
 from tests.unit.conftest import WED, World, at, booking
 
 
@@ -77,7 +79,7 @@ def test_an_unknown_request_is_not_found(world: World) -> None:
         world.clinic.booking_request("0190a000-0000-7000-8000-000000000000")
 
 
-def test_a_request_that_cannot_be_queued_is_rejected_not_left_pending(world: World) -> None:
+def test_a_request_that_cannot_be_queued_is_not_stored_at_all(world: World) -> None:
     class DownQueue:
         def enqueue(self, request: object) -> None:
             raise TemporarilyUnavailable("queue down")
@@ -86,5 +88,68 @@ def test_a_request_that_cannot_be_queued_is_rejected_not_left_pending(world: Wor
 
     with pytest.raises(TemporarilyUnavailable):
         world.clinic.request_booking(booking(at(WED, "09:30")))
-    (stored,) = world.store.requests.values()
-    assert stored.status is RequestStatus.REJECTED
+    # Queued first, then stored: nothing was stored, so nothing is left pending.
+    assert world.store.requests == {}
+    assert list(world.store.outbox.values()) == []
+
+
+class _DownStore:
+    """A request repository whose `add` fails, as when the table is busy."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def add(self, request: object) -> None:
+        raise TemporarilyUnavailable("table down")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_request_queued_but_not_stored_is_answered_503_and_left_to_the_worker(
+    world: World,
+) -> None:
+    repository = world.clinic.requests
+    world.clinic.requests = _DownStore(repository)  # type: ignore[assignment]
+    with pytest.raises(TemporarilyUnavailable):
+        world.clinic.request_booking(booking(at(WED, "09:30")))
+    world.clinic.requests = repository
+    assert world.store.requests == {}
+    request_id = world.queue.take("PE", timeout=0)
+    assert request_id is not None
+    with pytest.raises(NotFound):
+        world.clinic.process_booking_request(request_id)  # no copy: nothing to go on
+
+
+def test_the_worker_stores_and_books_a_queued_copy_once(world: World) -> None:
+    sent = world.clinic.request_booking(booking(at(WED, "09:30")))
+    world.store.requests.clear()  # as if the store had failed after the enqueue
+    queued = BookingRequest.from_message(json.loads(json.dumps(sent.to_message())))
+
+    done = world.clinic.process_booking_request(sent.request_id, queued)
+    again = world.clinic.process_booking_request(sent.request_id, queued)
+
+    assert done.status is RequestStatus.BOOKED
+    assert again == done
+    assert world.clinic.booking_request(sent.request_id).status is RequestStatus.BOOKED
+    assert len(world.store.appointments) == 1
+
+
+def test_a_copy_queued_after_its_store_is_the_same_request(world: World) -> None:
+    sent = world.clinic.request_booking(booking(at(WED, "09:30")))
+    queued = BookingRequest.from_message(sent.to_message())
+
+    assert queued == world.clinic.booking_request(sent.request_id)
+    world.clinic.requests.add(queued)  # the worker storing it again is harmless
+    other = BookingRequest.from_message({**sent.to_message(), "country": "CL"})
+    with pytest.raises(ValueError, match="already exists"):
+        world.clinic.requests.add(other)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [{}, {"request_id": "x"}, {"request_id": "x", "country": "PE", "created_at": "nope"}],
+)
+def test_a_malformed_queue_message_is_a_validation_error(message: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        BookingRequest.from_message(message)
