@@ -304,13 +304,15 @@ def _log_request(event: Mapping[str, Any], response: Mapping[str, Any]) -> None:
     for name, value in (event.get("pathParameters") or {}).items():
         if _is_id(name, value):
             fields[name] = value
-    payload = _response_payload(response)
     if status >= 400:
-        fields["error_code"] = payload.get("error", {}).get("code")
+        fields["error_code"] = _response_payload(response).get("error", {}).get("code")
     else:
-        for name in ("appointment_id", "request_id"):
-            if isinstance(payload.get(name), str):
-                fields[name] = payload[name]
+        # A created resource names itself in Location; no need to parse the body (hot path).
+        location = (response.get("multiValueHeaders") or {}).get("Location") or [""]
+        kind, _, created = location[0].rpartition("/")
+        if created and kind in ("/appointments", "/appointment-requests"):
+            name = "appointment_id" if kind == "/appointments" else "request_id"
+            fields[name] = created
     if status == 500:
         logger.error("request failed", extra=fields)
     elif status > 500:

@@ -970,6 +970,8 @@ def test_a_whole_flow_logs_json_lines_without_any_patient_data(
 def test_each_request_is_logged_once_with_route_status_and_ids(
     api: Api, log_lines: io.StringIO, booked: dict[str, Any]
 ) -> None:
+    created = json.loads(log_lines.getvalue().splitlines()[-1])
+    assert (created["status"], created["appointment_id"]) == (201, booked["appointment_id"])
     api.post("/appointments", booking())
     records = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     assert records[-1]["message"] == "request handled"
