@@ -1,0 +1,394 @@
+"""AWS cost per operation, measured on DynamoDB Local with AWS's own capacity formulas.
+
+Round trips are counted with botocore's `before-call` hook (once per API call; botocore's
+retries are not calls). Request units are not taken from DynamoDB Local, whose
+ConsumedCapacity for transactions differs from AWS's; they are computed from the sizes of the
+items each call reads or writes, with the rules of the DynamoDB developer guide:
+
+- item size: UTF-8 bytes of every attribute name plus its value (strings: UTF-8 bytes;
+  numbers: 1 byte per two significant digits + 1; booleans and nulls: 1; lists and maps:
+  3 bytes + 1 per element + the elements, map keys included);
+- writes: 1 WRU per started KB of the larger of the item's old and new size, per item;
+  transactional writes 2x; a write to an item with keys of a global secondary index also
+  writes the index (1 WRU per started KB of the projected item, projection ALL here): a new
+  or deleted index entry is one write, a changed index key two (delete + put), a changed
+  non-key attribute one. Index writes are charged at the standard rate (AWS propagates a
+  transaction's changes to its indexes after it commits);
+- reads: 1 RRU per started 4 KB, strongly consistent; 0.5 eventually consistent (every GSI
+  query); a Query rounds the sum of the sizes of the items it read; transactional reads 2x.
+
+Before-images of written items are read with a second, uncounted client inside the
+`before-call` hook; after-images right after the operation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bench import ddb as ddb_mod
+from bench.common import (
+    FIRST_DAY,
+    MORNING_HOURS,
+    SLOT_MINUTES,
+    SLOTS_PER_DAY,
+    Quick,
+    local_start,
+    log,
+    phone,
+)
+
+# The only prices used: AWS on-demand throughput, us-east-1, after the price cut of
+# 2024-11-01 (AWS "What's New" post of 2024-11-14, "Amazon DynamoDB reduces prices for
+# on-demand throughput and global tables": on-demand throughput -50%).
+PRICES = {
+    "region": "us-east-1",
+    "mode": "on-demand",
+    "usd_per_million_wru": 0.625,
+    "usd_per_million_rru": 0.125,
+    "as_of": "2024-11-01",
+    "source": (
+        "AWS: 'Amazon DynamoDB reduces prices for on-demand throughput and global tables' "
+        "(What's New, 2024-11-14): on-demand throughput prices cut by 50% from 2024-11-01; "
+        "us-east-1 on-demand is then $0.625 per million write request units and $0.125 per "
+        "million read request units. Check https://aws.amazon.com/dynamodb/pricing/on-demand/ "
+        "for today's prices; storage, streams, backups and data transfer are not included."
+    ),
+}
+KB = 1024
+READ_BLOCK = 4 * KB
+WRITE_OPS = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
+
+
+# --- item sizes (AWS rules) ----------------------------------------------------------------
+
+
+def _number_size(text: str) -> int:
+    digits = Decimal(text).normalize().as_tuple().digits
+    significant = len(digits) if any(digits) else 1
+    return (significant + 1) // 2 + 1
+
+
+def value_size(value: dict[str, Any]) -> int:
+    """The size of one attribute value in DynamoDB's wire form ({"S": ...}, ...)."""
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(raw.encode("utf-8"))
+    if kind == "N":
+        return _number_size(raw)
+    if kind == "B":
+        return len(raw)
+    if kind in {"BOOL", "NULL"}:
+        return 1
+    if kind == "SS":
+        return sum(len(s.encode("utf-8")) for s in raw)
+    if kind == "NS":
+        return sum(_number_size(n) for n in raw)
+    if kind == "BS":
+        return sum(len(b) for b in raw)
+    if kind == "L":
+        return 3 + sum(1 + value_size(v) for v in raw)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode("utf-8")) + value_size(v) for k, v in raw.items())
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    """Attribute names plus values, in bytes; 0 for no item."""
+    if not item:
+        return 0
+    return sum(len(name.encode("utf-8")) + value_size(v) for name, v in item.items())
+
+
+def write_units(size: int) -> int:
+    return max(1, math.ceil(size / KB))
+
+
+def read_units(size: int, *, consistent: bool) -> float:
+    units = max(1, math.ceil(size / READ_BLOCK))
+    return float(units) if consistent else units / 2
+
+
+# --- metering ------------------------------------------------------------------------------
+
+
+def _key_of(item: dict[str, Any]) -> tuple[str, str]:
+    return item["pk"]["S"], item["sk"]["S"]
+
+
+def _written_keys(operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    if operation == "PutItem":
+        return [_key_of(params["Item"])]
+    if operation in {"UpdateItem", "DeleteItem"}:
+        return [_key_of(params["Key"])]
+    if operation == "TransactWriteItems":
+        keys = []
+        for action in params["TransactItems"]:
+            ((kind, body),) = action.items()
+            keys.append(_key_of(body["Item"] if kind == "Put" else body["Key"]))
+        return keys
+    if operation == "BatchWriteItem":
+        keys = []
+        for requests in params["RequestItems"].values():
+            for request in requests:
+                if "PutRequest" in request:
+                    keys.append(_key_of(request["PutRequest"]["Item"]))
+                else:
+                    keys.append(_key_of(request["DeleteRequest"]["Key"]))
+        return keys
+    return []
+
+
+class Meter:
+    """Counts round trips and computes request units of everything one client does."""
+
+    def __init__(self, client: Any, shadow: Any, table: str, gsis: list[tuple[str, str, str]]):
+        self.client = client
+        self.shadow = shadow
+        self.table = table
+        self.gsis = gsis
+        self.calls = ddb_mod.Calls(client)
+        self.before: dict[tuple[str, str], dict[str, Any] | None] = {}
+        # API parameters, before the request is sent (`before-call` sees the wire form).
+        client.meta.events.register("provide-client-params.dynamodb.*", self._before_images)
+
+    def _read(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        found = self.shadow.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+            ConsistentRead=True,
+        )
+        item: dict[str, Any] | None = found.get("Item")
+        return item
+
+    def _before_images(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name in WRITE_OPS:
+            for key in _written_keys(model.name, params):
+                if key not in self.before:
+                    self.before[key] = self._read(key)
+
+    def reset(self) -> None:
+        self.calls.take()
+        self.before = {}
+
+    def measure(self) -> dict[str, Any]:
+        """What the calls since the last reset cost."""
+        counts, requests, responses = self.calls.take()
+        after = {key: self._read(key) for key in self.before}
+        wru_table = 0.0
+        wru_index = 0.0
+        rru = 0.0
+        items_written = 0
+        reported = 0.0
+        for (operation, params), (_, answer) in zip(requests, responses, strict=True):
+            reported += _reported(answer)
+            if operation in WRITE_OPS:
+                factor = 2 if operation == "TransactWriteItems" else 1
+                for key in _written_keys(operation, params):
+                    old, new = self.before.get(key), after.get(key)
+                    wru_table += factor * write_units(max(item_size(old), item_size(new)))
+                    wru_index += self._index_writes(old, new)
+                    items_written += 1
+            elif operation == "GetItem":
+                rru += read_units(
+                    item_size(answer.get("Item")), consistent=bool(params.get("ConsistentRead"))
+                )
+            elif operation == "Query":
+                total = sum(item_size(i) for i in answer.get("Items", []))
+                rru += read_units(total, consistent=bool(params.get("ConsistentRead")))
+            elif operation == "TransactGetItems":
+                for response in answer.get("Responses", []):
+                    rru += 2 * read_units(item_size(response.get("Item")), consistent=True)
+        self.before = {}
+        wru = wru_table + wru_index
+        return {
+            "round_trips": sum(counts.values()),
+            "calls": counts,
+            "items_written": items_written,
+            "wru_table": wru_table,
+            "wru_index": wru_index,
+            "wru": wru,
+            "rru": rru,
+            "dynamodb_local_reported_units": round(reported, 2),
+            "usd_per_million_ops": round(
+                wru * PRICES["usd_per_million_wru"] + rru * PRICES["usd_per_million_rru"], 4
+            ),
+        }
+
+    def _index_writes(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> float:
+        units = 0.0
+        for _name, pk, sk in self.gsis:
+            old_key = (old[pk], old.get(sk)) if old and pk in old else None
+            new_key = (new[pk], new.get(sk)) if new and pk in new else None
+            if old_key is None and new_key is None:
+                continue
+            if old_key is None:
+                units += write_units(item_size(new))
+            elif new_key is None:
+                units += write_units(item_size(old))
+            elif old_key != new_key:
+                units += write_units(item_size(old)) + write_units(item_size(new))
+            elif old != new:
+                units += write_units(item_size(new))
+        return units
+
+
+def _reported(answer: dict[str, Any]) -> float:
+    consumed = answer.get("ConsumedCapacity")
+    if isinstance(consumed, dict):
+        consumed = [consumed]
+    return float(sum(c.get("CapacityUnits", 0) for c in consumed or []))
+
+
+# --- the operations ------------------------------------------------------------------------
+
+
+def run(q: Quick, results_dir: Path) -> dict[str, Any]:
+    from adapters.aws.resources import load_table_spec
+    from domain.appointment import Patient, Status
+    from domain.commands import (
+        BookAppointment,
+        CancelAppointment,
+        ChangeStatus,
+        ListByCountryStatus,
+        ListDoctorDay,
+        RegisterDoctor,
+        RescheduleAppointment,
+    )
+
+    repeats = q.pick(5, 2)
+    local = ddb_mod.server()
+    client = ddb_mod.client(local.endpoint_url)
+    shadow = ddb_mod.client(local.endpoint_url)
+    table = ddb_mod.fresh_table(shadow, "citas-cost")
+    spec = load_table_spec()
+    gsis = [(i.name, i.hash_key, i.range_key or "") for i in spec.global_secondary_indexes]
+    clinic, outbox = ddb_mod.clinic_on(client, table)
+    meter = Meter(client, shadow, table, gsis)
+    patients = iter(range(1, 1_000_000))
+
+    def patient() -> Patient:
+        n = next(patients)
+        return Patient(f"Paciente {n}", phone(n))
+
+    clinic.register_doctor(
+        RegisterDoctor("dra-cost", "Dra. Costa", "PE", MORNING_HOURS, None, SLOT_MINUTES)
+    )
+    # A full day to list, and more than a page of `requested` appointments in PE.
+    full_day = FIRST_DAY
+    for slot in range(SLOTS_PER_DAY):
+        clinic.book(BookAppointment("dra-cost", patient(), local_start(full_day, slot)))
+    for d in range(1, 7):
+        for slot in range(SLOTS_PER_DAY):
+            day = full_day + dt.timedelta(days=d)
+            clinic.book(BookAppointment("dra-cost", patient(), local_start(day, slot)))
+    outbox.remove([e.event_id for e in outbox.pending(1000)])
+    log(f"cost: table {table} ready, {repeats} repetitions per operation")
+
+    samples: dict[str, list[dict[str, Any]]] = {}
+
+    def sample(name: str, action: Any) -> Any:
+        meter.reset()
+        result = action()
+        samples.setdefault(name, []).append(meter.measure())
+        return result
+
+    day = full_day + dt.timedelta(days=20)
+    for r in range(repeats):
+        day = full_day + dt.timedelta(days=20 + r)
+        booked = sample(
+            "book",
+            lambda d=day: clinic.book(BookAppointment("dra-cost", patient(), local_start(d, 0))),
+        )
+        sample(
+            "book (Idempotency-Key)",
+            lambda d=day, r=r: clinic.book(
+                BookAppointment("dra-cost", patient(), local_start(d, 2)),
+                idempotency_key=f"cost-{r}",
+            ),
+        )
+        sample(
+            "book, 60 min",
+            lambda d=day: clinic.book(
+                BookAppointment("dra-cost", patient(), local_start(d, 4), 60)
+            ),
+        )
+        aid = booked.appointment_id
+        sample(
+            "reschedule (same length)",
+            lambda aid=aid, d=day: clinic.reschedule(RescheduleAppointment(aid, local_start(d, 7))),
+        )
+        sample(
+            "status change (confirm)",
+            lambda aid=aid: clinic.change_status(ChangeStatus(aid, Status.CONFIRMED)),
+        )
+        sample("get", lambda aid=aid: clinic.get(aid))
+        sample("cancel", lambda aid=aid: clinic.cancel(CancelAppointment(aid)))
+        sample(
+            "doctor-day list page (10 items)",
+            lambda: clinic.list_doctor_day(ListDoctorDay("dra-cost", full_day)),
+        )
+        sample(
+            "country-status list page (limit 50)",
+            lambda: clinic.list_by_country_status(ListByCountryStatus("PE", Status.REQUESTED)),
+        )
+        sample("availability (10 booked)", lambda: clinic.availability("dra-cost", full_day))
+        pending = sample("outbox relay: list 1 event", lambda: outbox.pending(1))
+        if pending:
+            sample(
+                "outbox relay: delete 1 event",
+                lambda p=pending: outbox.remove([p[0].event_id]),
+            )
+    operations = {}
+    for name, values in samples.items():
+        first = values[0]
+        same = all(
+            (v["round_trips"], v["wru"], v["rru"])
+            == (first["round_trips"], first["wru"], first["rru"])
+            for v in values
+        )
+        operations[name] = {**first, "samples": len(values), "all_samples_equal": same}
+    writes = ("book", "reschedule (same length)", "status change (confirm)", "cancel")
+    sizes = _sizes(shadow, table)
+    return {
+        "table": table,
+        "prices": PRICES,
+        "operations": operations,
+        "item_sizes_bytes": sizes,
+        "notes": [
+            "every write also leaves one outbox event; the relay's later delete of it is listed "
+            "as its own line ('outbox relay: delete 1 event'), reading it from the stream is free",
+            "a Query reads `limit + 1` items to know whether a next page exists",
+            "GSI entries are sized as the whole item (projection ALL); AWS's 100-byte index "
+            "overhead is a storage figure and is not added to write units here",
+        ],
+        "target": {
+            "what": "one round trip per write operation (a TransactWriteItems)",
+            "writes": {w: operations[w]["calls"] for w in writes if w in operations},
+            "one_write_call_per_write": all(
+                operations[w]["calls"].get("TransactWriteItems") == 1
+                and sum(v for k, v in operations[w]["calls"].items() if k != "GetItem") == 1
+                for w in writes
+                if w in operations
+            ),
+            "met": all(operations[w]["round_trips"] == 1 for w in writes if w in operations),
+            "reading": "every write is one TransactWriteItems; the reads before it "
+            "(the doctor, the appointment, the idempotency key) are GetItems",
+        },
+    }
+
+
+def _sizes(shadow: Any, table: str) -> dict[str, Any]:
+    """Typical item sizes of each kind, for the reader."""
+    kinds: dict[str, list[int]] = {}
+    for item in ddb_mod.scan_all(shadow, table):
+        pk = item["pk"]["S"]
+        kind = pk.split("#", 1)[0]
+        kinds.setdefault(kind, []).append(item_size(item))
+    return {
+        kind: {"n": len(v), "min": min(v), "max": max(v), "typical": sorted(v)[len(v) // 2]}
+        for kind, v in sorted(kinds.items())
+    }

@@ -1,0 +1,213 @@
+"""DynamoDB Local for the benchmarks: one server per run, fresh tables, counting clients."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.config import Config
+
+from bench.common import log
+
+REGION = "us-east-1"
+_server: Any = None
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def server() -> Any:
+    """The run's DynamoDB Local (tests/support/dynamodb_local.py), started on first use."""
+    global _server
+    if _server is None:
+        from tests.support.dynamodb_local import DynamoDBLocal
+
+        log("starting DynamoDB Local")
+        _server = DynamoDBLocal().start()
+        log(f"DynamoDB Local on {_server.endpoint_url} ({_server.startup_seconds:.1f} s)")
+        _warm_up(_server.endpoint_url)
+    return _server
+
+
+def _warm_up(endpoint_url: str, bookings: int = 60) -> None:
+    """Let the JVM compile its hot paths before anything is timed: book and cancel a while."""
+    import datetime as dt
+
+    from bench.common import FIRST_DAY, MORNING_HOURS, local_start, phone
+    from domain.appointment import Patient
+    from domain.commands import BookAppointment, CancelAppointment, RegisterDoctor
+
+    began = time.perf_counter()
+    admin = client(endpoint_url)
+    table = fresh_table(admin, "citas-warmup")
+    clinic, outbox = clinic_on(admin, table)
+    clinic.register_doctor(RegisterDoctor("warm", "Dr. Warm", "PE", MORNING_HOURS, None, 30))
+    for n in range(bookings):
+        day = FIRST_DAY + dt.timedelta(days=n // 10)
+        booked = clinic.book(
+            BookAppointment("warm", Patient("P", phone(n)), local_start(day, n % 10))
+        )
+        clinic.get(booked.appointment_id)
+        clinic.availability("warm", day)
+        if n % 2:
+            clinic.cancel(CancelAppointment(booked.appointment_id))
+    outbox.pending(100)
+    admin.delete_table(TableName=table)
+    log(f"DynamoDB Local warmed up in {time.perf_counter() - began:.1f} s")
+
+
+def stop() -> None:
+    global _server
+    if _server is not None:
+        _server.stop()
+        _server = None
+
+
+def client(
+    endpoint_url: str,
+    pool: int = 10,
+    session: Any = None,
+    *,
+    access_key_id: str = "dummy",
+    region: str = REGION,
+    **config: Any,
+) -> Any:
+    """A DynamoDB client with dummy credentials; `pool` connections for threads.
+
+    DynamoDB Local keeps one database per access key id and region unless started with
+    `-sharedDb`: an audit must use the same ones as the server it audits.
+    """
+    factory = session.client if session is not None else boto3.client
+    return factory(
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key="dummy",
+        config=Config(
+            **{"retries": {"mode": "standard", "max_attempts": 3}, "max_pool_connections": pool}
+            | config
+        ),
+    )
+
+
+def clinic_on(client: Any, table: str) -> tuple[Any, Any]:
+    """A `Clinic` on the DynamoDB adapters over `client`, its clock at NOW; and the outbox."""
+    import datetime as dt
+
+    from adapters.aws.dynamodb import (
+        DynamoDBAppointmentRepository,
+        DynamoDBBookingRequestRepository,
+        DynamoDBDoctorRepository,
+        DynamoDBEventOutbox,
+    )
+    from adapters.memory.store import InMemoryBookingRequestQueue
+    from adapters.system import FixedClock, UuidV7Generator
+    from bench.common import NOW
+    from domain.countries import CountryCatalog
+    from domain.use_cases import Clinic
+
+    outbox = DynamoDBEventOutbox(table, client, retry_delay=0.001)
+    clinic = Clinic(
+        DynamoDBAppointmentRepository(table, client),
+        DynamoDBDoctorRepository(table, client),
+        DynamoDBBookingRequestRepository(table, client),
+        InMemoryBookingRequestQueue(),
+        FixedClock(NOW.astimezone(dt.UTC)),
+        UuidV7Generator(),
+        CountryCatalog(),
+    )
+    return clinic, outbox
+
+
+def fresh_table(ddb: Any, prefix: str = "citas-bench") -> str:
+    """A new table of the Terraform shape (infra/terraform/dynamodb.tf)."""
+    from adapters.aws.resources import load_table_spec, provision_table
+
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    provision_table(ddb, name, load_table_spec())
+    return name
+
+
+@contextlib.contextmanager
+def aws_environment(endpoint_url: str, table: str) -> Iterator[None]:
+    """The standard AWS SDK variables pointing at DynamoDB Local, restored afterwards."""
+    values = {
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint_url,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "dummy",
+        "AWS_SECRET_ACCESS_KEY": "dummy",
+        "CITAS_TABLE_NAME": table,
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def to_attributes(item: dict[str, Any]) -> dict[str, Any]:
+    """A plain item as DynamoDB attribute values (None values left out, as the adapter does)."""
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def from_attributes(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def scan_all(ddb: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of the table, raw attribute values (a Scan: audits only, never the app)."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = ddb.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class Calls:
+    """botocore hooks on one client: API calls, their parameters and their answers."""
+
+    def __init__(self, ddb: Any, *, consumed_capacity: bool = True) -> None:
+        self.operations: Counter[str] = Counter()
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.responses: list[tuple[str, dict[str, Any]]] = []
+        self.consumed_capacity = consumed_capacity
+        events = ddb.meta.events
+        events.register("provide-client-params.dynamodb.*", self._params)
+        events.register("before-call.dynamodb.*", self._count)
+        events.register("after-call.dynamodb.*", self._answer)
+
+    def _params(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if self.consumed_capacity and model.name not in {"DescribeTable", "DescribeTimeToLive"}:
+            params.setdefault("ReturnConsumedCapacity", "INDEXES")
+        self.requests.append((model.name, params))
+
+    def _count(self, model: Any, **_: Any) -> None:
+        # Once per API call: botocore's own retries are not counted again.
+        self.operations[model.name] += 1
+
+    def _answer(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        self.responses.append((model.name, parsed))
+
+    def take(self) -> tuple[dict[str, int], list[tuple[str, dict[str, Any]]], list[Any]]:
+        """Counts, requests and answers since the last take."""
+        counted = dict(self.operations)
+        requests, responses = self.requests, self.responses
+        self.operations = Counter()
+        self.requests, self.responses = [], []
+        return counted, requests, responses
