@@ -15,9 +15,12 @@ from attrs import define, evolve, field, frozen
 from domain import events as ev
 from domain.errors import InvalidTransition, StartInPast, ValidationError
 from domain.schedule import MAX_DURATION_MINUTES, Doctor, cells
+from domain.text import check_text, matches, pattern
 
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-_DOCUMENT_ID = re.compile(r"^[A-Za-z0-9-]{1,30}$")
+# Canonical E.164 only: a '+', a country code that does not start with 0, at most 15 digits,
+# ASCII, nothing before or after. One spelling per phone, so one patient per phone.
+_E164 = pattern(r"\+[1-9][0-9]{7,14}")
+_DOCUMENT_ID = pattern(r"[A-Za-z0-9-]{1,30}")
 MAX_NOTES = 500
 REMINDER_LEAD = timedelta(hours=24)
 REMINDER_GRACE = timedelta(hours=6)
@@ -63,11 +66,12 @@ def require_aware(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _check_text(value: str | None, pattern: re.Pattern[str] | None, name: str, limit: int) -> None:
+def _check_text(value: str | None, form: re.Pattern[str] | None, name: str, limit: int) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or len(value) > limit or (pattern and not pattern.match(value)):
+    if not isinstance(value, str) or len(value) > limit or (form and not matches(form, value)):
         raise ValidationError(f"{name} is not valid", field=name)
+    check_text(value, name, multiline=form is None)
 
 
 @frozen
@@ -81,7 +85,8 @@ class Patient:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
             raise ValidationError("patient.name is 1-200 characters", field="patient.name")
-        if not isinstance(self.phone, str) or not _E164.match(self.phone):
+        check_text(self.name, "patient.name")
+        if not matches(_E164, self.phone):
             raise ValidationError(
                 "patient.phone must be E.164, e.g. +51987654321", field="patient.phone"
             )

@@ -47,6 +47,16 @@ class InvalidTransition(CitasError):
     code = "invalid_transition"
 
 
+class TimeZoneConflict(CitasError):
+    """A doctor's time zone cannot change while appointments of theirs are still to come.
+
+    Their instants, local dates and messages were set in the old zone; changing it would
+    silently show every one of them at another wall time.
+    """
+
+    code = "time_zone_conflict"
+
+
 class VersionConflict(CitasError):
     """The expected version did not match, or a concurrent change won the race."""
 
@@ -97,6 +107,13 @@ class IdempotencyKeyTaken(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
+
+
+class ZoneChanged(Exception):
+    """Raised by a doctor repository asked to keep the zone when the stored doctor has another.
+
+    Internal signal: the use case then checks whether the change is allowed.
+    """
 
 
 class InvalidCursor(ValueError):

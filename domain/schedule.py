@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -12,6 +11,7 @@ from attrs import field, frozen, validators
 
 from domain.countries import load_zone
 from domain.errors import InvalidSlot, OutsideWorkingHours, ValidationError
+from domain.text import check_text, matches, pattern
 
 ALLOWED_SLOT_MINUTES: tuple[int, ...] = (10, 15, 20, 30, 60)
 MAX_DURATION_MINUTES = 240
@@ -23,13 +23,13 @@ CELL_MINUTES = 5
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 
-_HHMM = re.compile(r"^(?:([01]\d|2[0-3]):([0-5]\d)|(24):(00))$")
-_DOCTOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HHMM = pattern(r"([01][0-9]|2[0-3]):([0-5][0-9])|(24):(00)")
+_DOCTOR_ID = pattern(r"[A-Za-z0-9_-]{1,64}")
 
 
 def parse_hhmm(text: str) -> int:
     """Parse local wall time `HH:MM` (24:00 allowed as an end) into minutes after midnight."""
-    match = _HHMM.match(text) if isinstance(text, str) else None
+    match = _HHMM.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValidationError(f"expected a time HH:MM, got {text!r}", field="working_hours")
     hours, minutes = (match.group(1), match.group(2)) if match.group(1) else ("24", "00")
@@ -132,13 +132,14 @@ class Slot:
 
 
 def _valid_doctor_id(_: object, __: object, value: str) -> None:
-    if not isinstance(value, str) or not _DOCTOR_ID.match(value):
+    if not matches(_DOCTOR_ID, value):
         raise ValidationError("doctor_id is 1-64 letters, digits, '-' or '_'", field="doctor_id")
 
 
 def _valid_name(_: object, attribute: object, value: str) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise ValidationError("name is 1-200 characters", field="name")
+    check_text(value, "name")
 
 
 def _valid_slot_minutes(_: object, __: object, value: int) -> None:

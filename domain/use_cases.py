@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from attrs import frozen
@@ -38,12 +37,15 @@ from domain.errors import (
     InvalidCursor,
     NotFound,
     TemporarilyUnavailable,
+    TimeZoneConflict,
     ValidationError,
     VersionConflict,
+    ZoneChanged,
 )
 from domain.messages import message_for
-from domain.pagination import decode_token, encode_token
+from domain.pagination import PageTokens
 from domain.schedule import MAX_DURATION_MINUTES, Doctor, Slot, WorkingHours, free_slots
+from domain.text import matches, pattern
 from ports.messaging import BookingRequestQueue, Notifier
 from ports.repositories import (
     AppointmentRepository,
@@ -56,11 +58,19 @@ from ports.repositories import (
 from ports.system import Clock, IdGenerator
 
 MAX_PAGE = 100
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+_IDEMPOTENCY_KEY = pattern(r"[\x21-\x7e]{1,128}")
+# The booking worker's keys (one per booking request) contain a space, which no client key
+# may: a client can never name, take or poison a key of citas's own. Client keys are stored
+# as sent, so keys in flight across an upgrade keep working.
+_REQUEST_KEYS = "booking-request "
 # Without If-Match, a change that lost a race is re-applied to the fresh state this often.
 _RETRIES_ON_RACE = 5
 # An appointment that started before the day may still run into it.
 _LONGEST_VISIT = timedelta(minutes=MAX_DURATION_MINUTES)
+# Past the last instant the API accepts (year 9000): "every appointment still to come".
+_END_OF_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+# How many conflicting appointment ids an error names; `count` says how many there are.
+_LISTED_CONFLICTS = 50
 
 
 @frozen
@@ -103,6 +113,7 @@ class Clinic:
         clock: Clock,
         ids: IdGenerator,
         countries: CountryCatalog,
+        page_tokens: PageTokens | None = None,
     ) -> None:
         self.appointments = appointments
         self.doctors = doctors
@@ -111,6 +122,9 @@ class Clinic:
         self.clock = clock
         self.ids = ids
         self.countries = countries
+        # Every process of a deployment must share one key (bootstrap passes the configured
+        # one); a random key is right only where one process answers every page.
+        self.page_tokens = page_tokens if page_tokens is not None else PageTokens.ephemeral()
 
     def _now(self) -> datetime:
         # In UTC: aware arithmetic in a zone with DST adds wall time, not elapsed time.
@@ -129,7 +143,38 @@ class Clinic:
             working_hours=WorkingHours.parse(command.working_hours),
             slot_minutes=command.slot_minutes,
         )
+        try:
+            # One write in the common case; only a real change of zone costs a look.
+            return doctor, self.doctors.put(doctor, keep_zone=True)
+        except ZoneChanged:
+            self._check_zone_change(self.doctor(doctor.doctor_id), doctor.time_zone)
         return doctor, self.doctors.put(doctor)
+
+    def _check_zone_change(self, doctor: Doctor, new_zone: str) -> None:
+        """Refuse a new time zone while the doctor has active appointments still to end.
+
+        Their times were chosen, listed and told to patients in the old zone; changing it
+        would silently move every one of them to another wall time.
+        """
+        now = self._now()
+        pending = [
+            a.appointment_id
+            for a in self._all_pages(
+                lambda cursor: self.appointments.list_by_doctor(
+                    doctor.doctor_id, now - _LONGEST_VISIT, _END_OF_TIME, MAX_PAGE, cursor
+                )
+            )
+            if a.is_active and a.end > now
+        ]
+        if pending:
+            raise TimeZoneConflict(
+                f"the doctor has {len(pending)} active appointments set in {doctor.time_zone}; "
+                "cancel or complete them before changing the time zone",
+                time_zone=doctor.time_zone,
+                requested=new_zone,
+                appointment_ids=pending[:_LISTED_CONFLICTS],
+                count=len(pending),
+            )
 
     def doctor(self, doctor_id: str) -> Doctor:
         """The doctor, or NotFound."""
@@ -157,14 +202,20 @@ class Clinic:
 
     def book(self, command: BookAppointment, idempotency_key: str | None = None) -> Appointment:
         """Book an appointment; a repeated idempotency key returns the first result."""
+        if idempotency_key is None:
+            return self._book(command, None)
+        if not matches(_IDEMPOTENCY_KEY, idempotency_key):
+            raise ValidationError(
+                "Idempotency-Key is 1-128 visible ASCII characters", field="Idempotency-Key"
+            )
+        return self._book(command, idempotency_key)
+
+    def _book(self, command: BookAppointment, stored_key: str | None) -> Appointment:
+        """Book under `stored_key`: a client's checked key, or one of citas's own."""
         record = None
-        if idempotency_key is not None:
-            if not _IDEMPOTENCY_KEY.match(idempotency_key):
-                raise ValidationError(
-                    "Idempotency-Key is 1-128 visible ASCII characters", field="Idempotency-Key"
-                )
+        if stored_key is not None:
             digest = fingerprint(command)
-            seen = self.appointments.get_idempotency(idempotency_key)
+            seen = self.appointments.get_idempotency(stored_key)
             if seen is not None:
                 return self._replay(seen, digest)
         doctor = self.doctor(command.doctor_id)
@@ -180,13 +231,13 @@ class Clinic:
             now=now,
             event_id=self.ids.new_id(),
         )
-        if idempotency_key is not None:
-            record = IdempotencyRecord(idempotency_key, digest, appointment.appointment_id)
+        if stored_key is not None:
+            record = IdempotencyRecord(stored_key, digest, appointment.appointment_id)
         try:
             self.appointments.add(appointment, record)
         except IdempotencyKeyTaken:
             # A concurrent twin with the same key won; answer as it did.
-            seen = self.appointments.get_idempotency(idempotency_key or "")
+            seen = self.appointments.get_idempotency(stored_key or "")
             if seen is None:
                 raise
             return self._replay(seen, digest)
@@ -320,18 +371,19 @@ class Clinic:
             ),
         )
 
-    @staticmethod
     def _page(
+        self,
         query: Mapping[str, Any],
         token: str | None,
         fetch: Callable[[Mapping[str, Any] | None], Page],
     ) -> ListResult:
-        cursor = decode_token(token, query) if token is not None else None
+        cursor = self.page_tokens.decode(token, query) if token is not None else None
         try:
             page = fetch(cursor)
         except InvalidCursor as e:
             raise ValidationError("next_token is not valid", field="next_token") from e
-        next_token = encode_token(query, page.cursor) if page.cursor is not None else None
+        after = page.cursor
+        next_token = self.page_tokens.encode(query, after) if after is not None else None
         return ListResult(list(page.items), next_token)
 
     @staticmethod
@@ -411,7 +463,7 @@ class Clinic:
         try:
             # The request id as idempotency key: a worker that crashed after booking and
             # runs again finds the booking instead of making a second one.
-            appointment = self.book(request.command, idempotency_key=f"request:{request_id}")
+            appointment = self._book(request.command, _REQUEST_KEYS + request_id)
         except TemporarilyUnavailable:
             raise
         except CitasError as e:

@@ -33,6 +33,7 @@ from adapters.memory.store import (
 )
 from adapters.system import SystemClock, UuidV7Generator
 from domain.countries import CountryCatalog
+from domain.pagination import PageTokens
 from domain.use_cases import Clinic, PatientMessenger
 from entrypoints.config import Settings
 from ports.messaging import BookingRequestQueue, EventPublisher, Notifier
@@ -73,7 +74,8 @@ def build_container(
         raise ValueError(f"unknown backend {settings.backend!r}")
     _register_notifier(container, settings)
     # Autowired from the ports registered above; one per container, it holds no state.
-    container.register(Clinic, scope=punq.Scope.singleton)
+    tokens = PageTokens(settings.page_token_key) if settings.page_token_key else None
+    container.register(Clinic, scope=punq.Scope.singleton, page_tokens=tokens)
     container.register(PatientMessenger, scope=punq.Scope.singleton)
     return container
 

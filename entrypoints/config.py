@@ -10,6 +10,10 @@
 | `CITAS_API_KEY` | `local-dev-key` | the `x-api-key` of the local server (AWS: API Gateway) |
 | `CITAS_NOTIFIER` | `console` | how patients get messages: `memory`, `console` or `sns` (SMS) |
 | `CITAS_WORKER_COUNTRY` | none | the one country a booking worker function serves |
+| `CITAS_PAGE_TOKEN_KEY` | random per process | signs the lists' `next_token` (≥ 16 bytes) |
+
+Every process of a deployment must share `CITAS_PAGE_TOKEN_KEY` (Terraform sets it): a token
+one process issued is then good on every other.
 
 `CITAS_COUNTRIES` is comma-separated ISO 3166 alpha-2 codes, each with the IANA zone that is
 the default time zone of its doctors.
@@ -21,7 +25,6 @@ variable, so a misconfigured function fails at once instead of on some later req
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, MutableMapping
 from typing import Literal
 
@@ -29,6 +32,8 @@ import attrs
 
 from domain.countries import DEFAULT_TIME_ZONES, CountryCatalog
 from domain.errors import CitasError
+from domain.pagination import MIN_KEY_BYTES
+from domain.text import matches, pattern
 
 Backend = Literal["memory", "aws"]
 BACKENDS: tuple[Backend, ...] = ("memory", "aws")
@@ -38,8 +43,8 @@ DEFAULT_COUNTRIES = ",".join(f"{code}={zone}" for code, zone in DEFAULT_TIME_ZON
 DEFAULT_TABLE_NAME = "citas-local"
 DEFAULT_API_KEY = "local-dev-key"
 # DynamoDB's own rule for table names.
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_URL = re.compile(r"^https?://\S+$")
+_TABLE_NAME = pattern(r"[A-Za-z0-9_.-]{3,255}")
+_URL = pattern(r"https?://[!-~]+")
 
 
 @attrs.frozen
@@ -54,6 +59,8 @@ class Settings:
     api_key: str = DEFAULT_API_KEY
     notifier: NotifierKind = "console"
     worker_country: str | None = None
+    # Secret: kept out of repr, so a logged Settings never shows it.
+    page_token_key: bytes | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -68,6 +75,7 @@ class Settings:
             api_key=_get(environ, "CITAS_API_KEY") or DEFAULT_API_KEY,
             notifier=_notifier(_get(environ, "CITAS_NOTIFIER") or "console"),
             worker_country=_worker_country(_get(environ, "CITAS_WORKER_COUNTRY"), countries),
+            page_token_key=_page_token_key(_get(environ, "CITAS_PAGE_TOKEN_KEY")),
         )
 
 
@@ -123,7 +131,7 @@ def _countries(value: str) -> CountryCatalog:
 
 
 def _table_name(value: str) -> str:
-    if not _TABLE_NAME.match(value):
+    if not matches(_TABLE_NAME, value):
         raise ValueError(
             f"CITAS_TABLE_NAME must be 3-255 letters, digits, '_', '-' or '.', got {value!r}"
         )
@@ -131,9 +139,19 @@ def _table_name(value: str) -> str:
 
 
 def _url(value: str, name: str) -> str:
-    if not _URL.match(value):
+    if not matches(_URL, value):
         raise ValueError(f"{name} must be an http(s) URL, got {value!r}")
     return value
+
+
+def _page_token_key(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    key = value.encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        # The value itself is a secret: never quoted in the message.
+        raise ValueError(f"CITAS_PAGE_TOKEN_KEY must be at least {MIN_KEY_BYTES} bytes")
+    return key
 
 
 def _optional_url(environ: Mapping[str, str], name: str) -> str | None:

@@ -33,6 +33,7 @@ from domain.commands import (
 )
 from domain.errors import CitasError, ValidationError
 from domain.schedule import ALLOWED_SLOT_MINUTES, MAX_DURATION_MINUTES, WEEKDAYS, Doctor
+from domain.text import bad_character, check_text, is_scalar_text, matches, pattern
 from domain.use_cases import MAX_PAGE, Availability, ListResult
 
 MAX_BODY_BYTES = 16 * 1024
@@ -48,16 +49,18 @@ MAX_RANGES_PER_DAY = 8
 _EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
-_DOCTOR_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_INSTANT = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}(?::\d{2})?)(?P<fraction>\.\d+)?"
-    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
+# Every pattern is ASCII (`[0-9]`, never `\d`) and applied with `matches` (fullmatch): see
+# domain.text for the two defects that rule closes.
+_DOCTOR_ID = pattern(r"[A-Za-z0-9_-]{1,64}")
+_UUID = pattern(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_COUNTRY = pattern(r"[A-Z]{2}")
+_DATE = pattern(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INSTANT = pattern(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)"
+    r"(?P<fraction>\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
 )
-_LIMIT = re.compile(r"^\d{1,3}$")
-_IF_MATCH = re.compile(r'^(?:W/"(?P<weak>\d{1,18})"|"(?P<quoted>\d{1,18})"|(?P<bare>\d{1,18}))$')
+_LIMIT = pattern(r"[0-9]{1,3}")
+_IF_MATCH = pattern(r'W/"(?P<weak>[0-9]{1,18})"|"(?P<quoted>[0-9]{1,18})"|(?P<bare>[0-9]{1,18})')
 _SETTABLE_STATUSES = tuple(str(s) for s in Status if s is not Status.REQUESTED)
 
 STATUS_OF_CODE: Mapping[str, int] = {
@@ -67,6 +70,7 @@ STATUS_OF_CODE: Mapping[str, int] = {
     "slot_unavailable": 409,
     "patient_double_booked": 409,
     "invalid_transition": 409,
+    "time_zone_conflict": 409,
     "version_conflict": 412,
     "payload_too_large": 413,
     "start_in_past": 422,
@@ -105,9 +109,14 @@ class HttpRequest:
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> HttpRequest:
         """Read a proxy event; a body over 16 KiB raises PayloadTooLarge."""
+        path = str(event.get("path") or "/")
+        # The router's patterns end in `$`, which matches before a final newline: a path with
+        # a control character would reach a route as the path without it.
+        if not is_scalar_text(path) or bad_character(path) is not None:
+            _invalid("the path holds a character that is not allowed", "path")
         return cls(
             method=str(event.get("httpMethod") or "").upper(),
-            path=str(event.get("path") or "/"),
+            path=path,
             headers=_multi(event.get("headers"), event.get("multiValueHeaders"), lower=True),
             query=_multi(
                 event.get("queryStringParameters"),
@@ -142,6 +151,11 @@ def _multi(
             key = name.lower() if lower else name
             if value is not None:
                 out.setdefault(key, []).append(value)
+    for key, values in out.items():
+        # A name or value that is not Unicode text (a lone surrogate in the event's JSON) can
+        # only be a forgery; refused here, it can reach neither a use case nor a response.
+        if not is_scalar_text(key) or not all(is_scalar_text(v) for v in values):
+            _invalid("a header or query parameter is not valid Unicode text", "query")
     return {k: tuple(v) for k, v in out.items()}
 
 
@@ -191,7 +205,29 @@ def json_object(request: HttpRequest) -> dict[str, Any]:
         _invalid("the body is not valid JSON", "body")
     if not isinstance(parsed, dict):
         _invalid("the body must be a JSON object", "body")
+    _require_scalar_text(parsed, "")
     return parsed
+
+
+def _require_scalar_text(value: object, where: str) -> None:
+    r"""Refuse a body holding a lone surrogate (`"\ud800"`) in any key or string, at any depth.
+
+    JSON can spell one, Python keeps it, and no UTF-8 encoder writes it back: stored, it would
+    break every response containing it. So it never gets past the parser.
+    """
+    if isinstance(value, str):
+        if not is_scalar_text(value):
+            _invalid(f"{where or 'body'} is not valid Unicode text", where or "body")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            # The key's own place: a bad key is never echoed as the field name.
+            if not is_scalar_text(key):
+                where = where or "body"
+                _invalid(f"a key in {where} is not valid Unicode text", where)
+            _require_scalar_text(item, _join(where, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _require_scalar_text(item, f"{where}[{i}]")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -233,16 +269,17 @@ def _string(
     field: str,
     *,
     max_length: int,
-    pattern: re.Pattern[str] | None = None,
+    form: re.Pattern[str] | None = None,
     min_length: int = 1,
+    multiline: bool = False,
 ) -> str:
     if not isinstance(value, str):
         _invalid(f"{field} must be a string", field)
     if not min_length <= len(value) <= max_length:
         _invalid(f"{field} must be {min_length}-{max_length} characters", field)
-    if pattern is not None and not pattern.match(value):
+    if form is not None and not matches(form, value):
         _invalid(f"{field} is not in the expected format", field)
-    return value
+    return check_text(value, field, multiline=multiline)
 
 
 def _integer(value: object, field: str, *, minimum: int, maximum: int) -> int:
@@ -258,7 +295,7 @@ def instant(value: object, field: str) -> datetime:
     """An ISO-8601 / RFC 3339 instant with an explicit offset; naive or date-only is a 400."""
     if not isinstance(value, str):
         _invalid(f"{field} must be a string", field)
-    match = _INSTANT.match(value)
+    match = _INSTANT.fullmatch(value)
     if match is None:
         hint = " (a '+' in a query string must be sent as %2B)" if " " in value else ""
         _invalid(f"{field} must be a date-time like 2030-01-07T09:00:00-05:00{hint}", field)
@@ -278,7 +315,7 @@ def instant(value: object, field: str) -> datetime:
 
 def local_date(value: object, field: str) -> date:
     """A calendar date `YYYY-MM-DD`."""
-    if not isinstance(value, str) or not _DATE.match(value):
+    if not isinstance(value, str) or not matches(_DATE, value):
         _invalid(f"{field} must be a date YYYY-MM-DD", field)
     try:
         parsed = date.fromisoformat(value)
@@ -291,12 +328,12 @@ def local_date(value: object, field: str) -> date:
 
 def doctor_id(value: object, field: str = "doctor_id") -> str:
     """A doctor id: 1-64 letters, digits, '-' or '_'."""
-    return _string(value, field, max_length=64, pattern=_DOCTOR_ID)
+    return _string(value, field, max_length=64, form=_DOCTOR_ID)
 
 
 def uuid_id(value: object, field: str) -> str:
     """A UUID in its canonical hyphenated form, lowercased (ids are stored lowercase)."""
-    if not isinstance(value, str) or not _UUID.match(value):
+    if not isinstance(value, str) or not matches(_UUID, value):
         _invalid(f"{field} must be a UUID", field)
     return value.lower()
 
@@ -328,7 +365,7 @@ def register_doctor(doctor: str, request: HttpRequest) -> RegisterDoctor:
     return RegisterDoctor(
         doctor_id=doctor,
         name=_string(body["name"], "name", max_length=MAX_NAME),
-        country=_string(body["country"], "country", max_length=2, pattern=_COUNTRY),
+        country=_string(body["country"], "country", max_length=2, form=_COUNTRY),
         working_hours=_working_hours(body["working_hours"]),
         time_zone=time_zone,
         slot_minutes=slot_minutes,
@@ -394,7 +431,7 @@ def _duration(body: Mapping[str, Any]) -> int | None:
 def _optional_text(body: Mapping[str, Any], field: str) -> str | None:
     if field not in body:
         return None
-    return _string(body[field], field, max_length=MAX_TEXT, min_length=0)
+    return _string(body[field], field, max_length=MAX_TEXT, min_length=0, multiline=True)
 
 
 def idempotency_key(request: HttpRequest) -> str | None:
@@ -407,7 +444,7 @@ def if_match(request: HttpRequest) -> int | None:
     value = request.header("If-Match")
     if value is None:
         return None
-    match = _IF_MATCH.match(value.strip())
+    match = _IF_MATCH.fullmatch(value.strip(" \t"))
     if match is None:
         _invalid('If-Match must be an appointment version, e.g. 3 or "3"', "If-Match")
     return int(match["weak"] or match["quoted"] or match["bare"])
@@ -508,7 +545,7 @@ def list_query(request: HttpRequest) -> ListDoctorDay | ListByCountryStatus:
         if status not in {str(s) for s in Status}:
             _invalid(f"status must be one of {', '.join(str(s) for s in Status)}", "status")
         return ListByCountryStatus(
-            country=_string(query["country"], "country", max_length=2, pattern=_COUNTRY),
+            country=_string(query["country"], "country", max_length=2, form=_COUNTRY),
             status=Status(status),
             start_from=instant(query["from"], "from") if "from" in query else None,
             start_to=instant(query["to"], "to") if "to" in query else None,
@@ -525,7 +562,7 @@ def list_query(request: HttpRequest) -> ListDoctorDay | ListByCountryStatus:
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_PAGE
-    if not _LIMIT.match(value) or not 1 <= int(value) <= MAX_PAGE:
+    if not matches(_LIMIT, value) or not 1 <= int(value) <= MAX_PAGE:
         _invalid(f"limit must be an integer 1-{MAX_PAGE}", "limit")
     return int(value)
 
@@ -534,8 +571,13 @@ def _limit(value: str | None) -> int:
 
 
 def dumps(payload: object) -> str:
-    """Compact UTF-8 JSON (accents kept as they are)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON that always encodes as UTF-8 (accents kept as they are when they can be)."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+    if is_scalar_text(text):
+        return text
+    # Only text that is not Unicode (a lone surrogate) gets here; no value stored before the
+    # input rules existed may ever break a response, so it goes out \u-escaped instead.
+    return json.dumps(payload, ensure_ascii=True, separators=(",", ":"), default=str)
 
 
 def _local(value: datetime, zone: ZoneInfo) -> str:

@@ -96,8 +96,12 @@ class AppointmentRepository(Protocol):
 class DoctorRepository(Protocol):
     """Doctors' profiles and schedules."""
 
-    def put(self, doctor: Doctor) -> bool:
-        """Create or replace; True if the doctor is new."""
+    def put(self, doctor: Doctor, *, keep_zone: bool = False) -> bool:
+        """Create or replace; True if the doctor is new.
+
+        With `keep_zone`, only create, or replace a doctor of the same time zone: otherwise
+        nothing is written and `ZoneChanged` is raised.
+        """
         ...
 
     def get(self, doctor_id: str) -> Doctor | None:

@@ -83,6 +83,7 @@ from domain.errors import (
     SlotUnavailable,
     TemporarilyUnavailable,
     VersionConflict,
+    ZoneChanged,
 )
 from domain.events import Event, event_from_envelope
 from domain.schedule import CELL_MINUTES, Doctor, WorkingHours
@@ -1052,14 +1053,30 @@ class DynamoDBDoctorRepository:
     ) -> None:
         self._table = _Table(table_name, client)
 
-    def put(self, doctor: Doctor) -> bool:
-        """Create or replace in one PutItem; True if there was no profile before."""
-        with translate_errors("dynamodb"):
-            answer = self._table.client().put_item(
-                TableName=self._table.table_name,
-                Item=_attribute_values(doctor_to_item(doctor)),
-                ReturnValues="ALL_OLD",
-            )
+    def put(self, doctor: Doctor, *, keep_zone: bool = False) -> bool:
+        """Create or replace in one PutItem; True if there was no profile before.
+
+        `keep_zone`: the put is conditioned on a new doctor or the same time zone, else
+        ZoneChanged (nothing written).
+        """
+        condition: dict[str, Any] = {}
+        if keep_zone:
+            condition = {
+                "ConditionExpression": "attribute_not_exists(pk) OR time_zone = :zone",
+                "ExpressionAttributeValues": {":zone": {"S": doctor.time_zone}},
+            }
+        try:
+            with translate_errors("dynamodb"):
+                answer = self._table.client().put_item(
+                    TableName=self._table.table_name,
+                    Item=_attribute_values(doctor_to_item(doctor)),
+                    ReturnValues="ALL_OLD",
+                    **condition,
+                )
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                raise ZoneChanged(doctor.doctor_id) from e
+            raise
         return not answer.get("Attributes")
 
     def get(self, doctor_id: str) -> Doctor | None:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 2
 DEFAULT_COUNTRIES: Final = ("PE", "CL")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
 # Provisioning talks to emulators on this machine: fail within seconds when one is down
 # instead of waiting through botocore's default minute of retries.
 CLIENT_CONFIG: Final = Config(
@@ -56,7 +56,7 @@ class ProvisionFailed(Exception):
 
 def _countries(value: str) -> tuple[str, ...]:
     codes = tuple(part.strip().upper() for part in value.split(",") if part.strip())
-    if not codes or not all(_COUNTRY.match(code) for code in codes):
+    if not codes or not all(_COUNTRY.fullmatch(code) for code in codes):
         raise argparse.ArgumentTypeError(f"expected ISO 3166 alpha-2 codes like PE,CL: {value!r}")
     if len(set(codes)) != len(codes):
         raise argparse.ArgumentTypeError(f"a country is named twice: {value!r}")

@@ -19,6 +19,7 @@ from domain.errors import (
     PatientDoubleBooked,
     SlotUnavailable,
     VersionConflict,
+    ZoneChanged,
 )
 from domain.events import Event
 from domain.schedule import Doctor
@@ -227,12 +228,14 @@ class InMemoryDoctorRepository:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    def put(self, doctor: Doctor) -> bool:
-        """Create or replace; True if new."""
+    def put(self, doctor: Doctor, *, keep_zone: bool = False) -> bool:
+        """Create or replace; True if new. `keep_zone`: ZoneChanged instead of a new zone."""
         with self._store.lock:
-            created = doctor.doctor_id not in self._store.doctors
+            before = self._store.doctors.get(doctor.doctor_id)
+            if keep_zone and before is not None and before.time_zone != doctor.time_zone:
+                raise ZoneChanged(before.time_zone)
             self._store.doctors[doctor.doctor_id] = doctor
-            return created
+            return before is None
 
     def get(self, doctor_id: str) -> Doctor | None:
         """The doctor, or None."""

@@ -51,19 +51,19 @@ locals {
       "x-amazon-apigateway-request-validator" = "body-and-params"
       "x-amazon-apigateway-gateway-responses" = {
         BAD_REQUEST_BODY = {
-          statusCode = 400
+          statusCode = "400"
           responseTemplates = {
             "application/json" = format(local.api_error_template, "validation_error", "the request body does not match the API schema")
           }
         }
         BAD_REQUEST_PARAMETERS = {
-          statusCode = 400
+          statusCode = "400"
           responseTemplates = {
             "application/json" = format(local.api_error_template, "validation_error", "a required request parameter is missing")
           }
         }
         REQUEST_TOO_LARGE = {
-          statusCode = 413
+          statusCode = "413"
           responseTemplates = {
             "application/json" = format(local.api_error_template, "payload_too_large", "the request body is too large")
           }

@@ -325,6 +325,9 @@ resource "aws_api_gateway_account" "citas" {
   count = var.manage_api_gateway_account ? 1 : 0
 
   cloudwatch_role_arn = aws_iam_role.apigateway_cloudwatch[0].arn
+  # On destroy, unset the region's logging role instead of leaving it naming a deleted role.
+  # (Deprecated in provider 5.x because 6.x always does this; this stack pins ~> 5.0.)
+  reset_on_delete = true
 
   depends_on = [aws_iam_role_policy_attachment.apigateway_cloudwatch]
 }

@@ -120,6 +120,7 @@ resource "aws_lambda_function" "http_api" {
       CITAS_COUNTRIES              = local.countries_setting
       CITAS_TABLE_NAME             = aws_dynamodb_table.citas.name
       CITAS_BOOKING_QUEUE_URLS     = local.booking_queue_urls_setting
+      CITAS_PAGE_TOKEN_KEY         = aws_ssm_parameter.page_token_key.value
       POWERTOOLS_SERVICE_NAME      = var.project
       POWERTOOLS_METRICS_NAMESPACE = var.project
     }
@@ -405,4 +406,26 @@ resource "aws_lambda_permission" "reminders_schedule" {
   function_name = aws_lambda_function.reminders.function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.reminders.arn
+}
+
+# The key that signs the lists' `next_token` (CITAS_PAGE_TOKEN_KEY). Every container of the
+# HTTP function must share it, so it is generated once, kept in Parameter Store (standard tier:
+# no charge) encrypted with the data key, and handed to the function in its encrypted
+# environment. `ignore_changes` keeps the first value: the data source draws a new one on every
+# plan, and a new key would only invalidate the pages clients are in the middle of.
+data "aws_secretsmanager_random_password" "page_token_key" {
+  password_length     = 48
+  exclude_punctuation = true
+}
+
+resource "aws_ssm_parameter" "page_token_key" {
+  name        = "/${var.project}/${var.environment}/page-token-key"
+  description = "Signs the next_token of citas list pages (rotate: taint this and apply)"
+  type        = "SecureString"
+  key_id      = aws_kms_key.citas.arn
+  value       = data.aws_secretsmanager_random_password.page_token_key.random_password
+
+  lifecycle {
+    ignore_changes = [value]
+  }
 }

@@ -38,7 +38,7 @@ HANDLERS = {
 # The CITAS_ settings each function needs (entrypoints/config.py reads them).
 _EVERY_FUNCTION = {"CITAS_BACKEND", "CITAS_COUNTRIES", "CITAS_TABLE_NAME"}
 NEEDED_SETTINGS = {
-    "http_api": _EVERY_FUNCTION | {"CITAS_BOOKING_QUEUE_URLS"},
+    "http_api": _EVERY_FUNCTION | {"CITAS_BOOKING_QUEUE_URLS", "CITAS_PAGE_TOKEN_KEY"},
     "outbox_relay": _EVERY_FUNCTION | {"CITAS_EVENTS_QUEUE_URL"},
     "booking_worker": _EVERY_FUNCTION | {"CITAS_WORKER_COUNTRY"},
     "notifications": _EVERY_FUNCTION | {"CITAS_NOTIFIER"},
@@ -264,6 +264,8 @@ def test_the_settings_terraform_gives_are_accepted_by_the_code() -> None:
             "CITAS_BOOKING_QUEUE_URLS": ",".join(f"{c}={url.format(c)}" for c in countries),
             "CITAS_WORKER_COUNTRY": countries[0],
             "CITAS_NOTIFIER": environment("notifications")["CITAS_NOTIFIER"],
+            # What the data source draws: 48 letters and digits.
+            "CITAS_PAGE_TOKEN_KEY": "k" * 48,
         }
         settings = Settings.from_env({k: values[k] for k in NEEDED_SETTINGS[function]})
         assert settings.backend == "aws"
@@ -601,3 +603,28 @@ def test_the_outputs_name_the_api_the_key_the_table_and_the_queues() -> None:
     assert outputs["table_name"]["value"] == "${aws_dynamodb_table.citas.name}"
     for name in ("events_queue_url", "booking_queue_urls", "booking_queue_names"):
         assert name in outputs
+
+
+def test_destroy_resets_the_regions_api_gateway_logging_role() -> None:
+    # Without it, `terraform destroy` leaves the account setting naming a deleted role.
+    account = tf.resources("aws_api_gateway_account")["citas"]
+    assert account["reset_on_delete"] is True
+
+
+def test_gateway_responses_give_their_status_codes_as_strings() -> None:
+    body = tf.text(tf.local("api_body"))
+    codes = re.findall(r"statusCode = (\"?\w+\"?)", body)
+    assert codes and all(c.startswith('"') and c.strip('"').isdigit() for c in codes), codes
+
+
+def test_the_page_token_key_is_generated_once_and_kept_secret() -> None:
+    parameter = tf.resources("aws_ssm_parameter")["page_token_key"]
+    assert parameter["type"] == "SecureString"
+    assert parameter["key_id"] == "${aws_kms_key.citas.arn}"
+    # A new key each plan would invalidate every page in flight and never settle the plan.
+    assert tf.block(parameter, "lifecycle")["ignore_changes"] == ["value"]
+    assert environment("http_api")["CITAS_PAGE_TOKEN_KEY"] == (
+        "${aws_ssm_parameter.page_token_key.value}"
+    )
+    functions_with_key = [f for f in HANDLERS if "CITAS_PAGE_TOKEN_KEY" in environment(f)]
+    assert functions_with_key == ["http_api"]

@@ -209,7 +209,8 @@ def comparable(outcome: object) -> object:
 
 def decoded(token: str) -> dict[str, Any]:
     """The JSON inside a page token (`q`: the query's digest, `c`: the backend cursor)."""
-    payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    body = token.split(".")[0]  # `<payload>.<mac>`
+    payload: dict[str, Any] = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     return payload
 
 

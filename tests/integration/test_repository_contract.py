@@ -35,6 +35,7 @@ from domain.errors import (
     PatientDoubleBooked,
     SlotUnavailable,
     TemporarilyUnavailable,
+    TimeZoneConflict,
     ValidationError,
     VersionConflict,
 )
@@ -449,10 +450,12 @@ def test_country_status_lists_bound_start_in_from_to(world: World) -> None:
 
 
 def _tamper(token: str, change: Any) -> str:
-    payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    """The token with its cursor changed and its old MAC (`<payload>.<mac>`)."""
+    body, mac = token.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     payload["c"] = change(payload["c"])
     raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + mac
 
 
 @pytest.mark.parametrize(
@@ -707,3 +710,32 @@ def test_an_update_keeps_a_reminder_recorded_after_its_read(world: World) -> Non
     stored = world.clinic.get(booked.appointment_id)
     assert (stored.status, stored.reminded_start) == (Status.CONFIRMED, at(THU, "10:00"))
     assert world.clinic.send_reminders() == []
+
+
+# --- hostile input that reaches storage ----------------------------------------------------
+
+
+def test_a_doctors_zone_cannot_change_under_active_appointments(world: World) -> None:
+    hours = WEEKDAY_HOURS
+    booked = world.clinic.book(booking(at(WED, "10:00")))
+    moved = RegisterDoctor("rosa", "Dra. Rosa Quispe", "PE", hours, time_zone="America/Bogota")
+    with pytest.raises(TimeZoneConflict) as refused:
+        world.clinic.register_doctor(moved)
+    assert refused.value.details["appointment_ids"] == [booked.appointment_id]
+    assert world.clinic.doctor("rosa").time_zone == "America/Lima"
+    # The same zone replaces without a look; with nothing active left, the zone may change.
+    same = RegisterDoctor("rosa", "Dra. Rosa Q.", "PE", hours, time_zone="America/Lima")
+    assert world.clinic.register_doctor(same)[1] is False
+    world.clinic.cancel(CancelAppointment(booked.appointment_id))
+    doctor, created = world.clinic.register_doctor(moved)
+    assert (doctor.time_zone, created) == ("America/Bogota", False)
+    assert world.clinic.doctor("rosa").time_zone == "America/Bogota"
+
+
+def test_a_client_idempotency_key_never_meets_the_workers_key(world: World) -> None:
+    request = world.clinic.request_booking(booking(at(WED, "10:00"), who=1))
+    world.clinic.book(
+        booking(at(WED, "11:00"), who=2), idempotency_key=f"request:{request.request_id}"
+    )
+    done = world.clinic.process_booking_request(request.request_id)
+    assert done.status is RequestStatus.BOOKED, done.error

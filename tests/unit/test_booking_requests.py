@@ -45,8 +45,9 @@ def test_processing_twice_books_once(world: World) -> None:
 
 def test_a_worker_that_crashed_after_booking_finds_its_booking_on_retry(world: World) -> None:
     request = world.clinic.request_booking(booking(at(WED, "09:30")))
-    # The booking was made, but the outcome was never stored.
-    world.clinic.book(request.command, idempotency_key=f"request:{request.request_id}")
+    # The booking was made, but the outcome was never stored: the request is still pending.
+    world.clinic.process_booking_request(request.request_id)
+    world.store.requests[request.request_id] = request
 
     done = world.clinic.process_booking_request(request.request_id)
 
@@ -153,3 +154,27 @@ def test_a_copy_queued_after_its_store_is_the_same_request(world: World) -> None
 def test_a_malformed_queue_message_is_a_validation_error(message: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         BookingRequest.from_message(message)
+
+
+def test_a_client_key_that_spells_a_workers_key_is_its_own_key(world: World) -> None:
+    request = world.clinic.request_booking(booking(at(WED, "09:30"), who=1))
+    # The worker's key for this request was `request:<id>` once; a client may send that text.
+    mine = world.clinic.book(
+        booking(at(WED, "11:00"), who=2), idempotency_key=f"request:{request.request_id}"
+    )
+
+    done = world.clinic.process_booking_request(request.request_id)
+
+    assert done.status is RequestStatus.BOOKED, done.error
+    assert done.appointment_id != mine.appointment_id
+    again = world.clinic.book(
+        booking(at(WED, "11:00"), who=2), idempotency_key=f"request:{request.request_id}"
+    )
+    assert again.appointment_id == mine.appointment_id
+
+
+@pytest.mark.parametrize("key", ["booking-request x", "a b", " x", "x\n", "x\t"])
+def test_no_client_key_can_reach_the_workers_key_space(world: World, key: str) -> None:
+    with pytest.raises(ValidationError):
+        world.clinic.book(booking(at(WED, "09:30")), idempotency_key=key)
+    assert world.store.appointments == {}

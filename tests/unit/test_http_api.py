@@ -637,11 +637,14 @@ def _first_token(api: Api) -> str:
 
 def test_a_tampered_next_token_is_400(api: Api) -> None:
     token = _first_token(api)
-    payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    # `<payload>.<mac>`: an edited payload keeps the old MAC, a flipped MAC the old payload.
+    body, mac = token.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     payload["c"]["start"] = "yesterday"
-    tampered = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    edited = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    tampered = f"{edited}.{mac}"
     flipped = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
-    for bad in (tampered, flipped):
+    for bad in (tampered, flipped, edited):
         reply = api.get(
             "/appointments",
             query={"doctor_id": "dr-lima", "date": MON, "limit": "1", "next_token": bad},
