@@ -294,16 +294,10 @@ def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _log_request(event: Mapping[str, Any], response: Mapping[str, Any]) -> None:
     """One line per request: route, status, ids and error code; nothing a patient told us."""
     status = int(response.get("statusCode", 500))
-    method = str(event.get("httpMethod", "")).upper()
-    path = str(event.get("path", ""))
-    route = next(
-        (_template(r.path) for r in _routes() if r.method == method and r.rule.match(path)),
-        "unmatched",
-    )
-    fields: dict[str, Any] = {"method": method, "route": route, "status": status}
-    for name, value in (event.get("pathParameters") or {}).items():
-        if _is_id(name, value):
-            fields[name] = value
+    fields: dict[str, Any] = {
+        **route_fields(str(event.get("httpMethod", "")), str(event.get("path", ""))),
+        "status": status,
+    }
     if status >= 400:
         fields["error_code"] = _response_payload(response).get("error", {}).get("code")
     else:
@@ -319,6 +313,26 @@ def _log_request(event: Mapping[str, Any], response: Mapping[str, Any]) -> None:
         logger.warning("request refused", extra=fields)
     else:
         logger.info("request handled", extra=fields)
+
+
+def route_fields(method: str, path: str) -> dict[str, str]:
+    """What a log line may say of a request line: method, route template and well-formed ids.
+
+    Never the path itself: a client can put anything in it (a phone, a name), and a log
+    line must not carry it. A path no route serves is logged as `unmatched`.
+    """
+    method = method.upper()
+    fields = {"method": method if method.isascii() and method.isalpha() else "other"}
+    for route in _routes():
+        found = route.rule.match(path) if route.method == method else None
+        if found:
+            fields["route"] = _template(route.path)
+            fields.update(
+                (name, value) for name, value in found.groupdict().items() if _is_id(name, value)
+            )
+            return fields
+    fields["route"] = "unmatched"
+    return fields
 
 
 def _is_id(name: str, value: object) -> bool:

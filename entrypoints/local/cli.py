@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 
+from adapters.console import LineWriter
 from entrypoints import config
 
 if TYPE_CHECKING:
@@ -69,7 +70,13 @@ class JsonLineFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """Send every log record of the process, warnings included, to stderr as JSON lines."""
+    """Send every log record of the process, warnings included, to stderr as JSON lines.
+
+    Both standard streams get one LineWriter each, before any handler or Powertools logger
+    holds them: whatever writes to them, from whichever thread, lines stay whole.
+    """
+    sys.stdout = LineWriter.around(sys.stdout)
+    sys.stderr = LineWriter.around(sys.stderr)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     root = logging.getLogger()
@@ -205,9 +212,11 @@ def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> in
             return EXIT_USAGE
     runtime = _background_work(container, settings, sqs)
 
-    handler = importlib.import_module(HTTP_API_MODULE).handler
+    http_api = importlib.import_module(HTTP_API_MODULE)
     try:
-        server = LocalApiServer((host, port), handler, settings.api_key)
+        server = LocalApiServer(
+            (host, port), http_api.handler, settings.api_key, describe=http_api.route_fields
+        )
     except OSError as error:
         print(f"citas: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE

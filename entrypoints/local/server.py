@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl, unquote
 from attrs import define, field
 
 LambdaHandler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
+# (method, path) -> what the access log may say of them: the route template and ids.
+RouteDescriber = Callable[[str, str], Mapping[str, str]]
 
 # The server refuses bigger bodies without reading them; smaller ones reach the handler,
 # which enforces the contract's 16 KiB limit itself (as it must on AWS).
@@ -159,10 +161,12 @@ class LocalApiServer(ThreadingHTTPServer):
         api_key: str,
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
+        describe: RouteDescriber | None = None,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.lambda_handler = handler
+        self.describe = describe
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
         super().__init__(address, ProxyRequestHandler)
@@ -406,13 +410,18 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
         if getattr(self, "_logged", False):
             return
         self._logged = True
-        raw_path = (self.path or "").partition("?")[0] if hasattr(self, "path") else None
+        # The route template and ids, never the raw path: a client may put a phone or a name
+        # in it. Without a describer the line names no path at all.
+        method = str(getattr(self, "command", None) or "")
+        path = (getattr(self, "path", None) or "").partition("?")[0]
+        request: Mapping[str, str] = (
+            self.server.describe(method, path) if self.server.describe else {"method": method}
+        )
         access_log.info(
             "request",
             extra={
                 "fields": {
-                    "method": getattr(self, "command", None),
-                    "path": raw_path,
+                    **request,
                     "status": int(status),
                     "duration_ms": round((time.perf_counter() - self._started) * 1000, 2),
                     "request_id": self._request_id,

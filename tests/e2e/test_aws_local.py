@@ -121,8 +121,13 @@ class Stack:
     api_key: str = ""
 
     def stdout(self) -> list[str]:
-        """Lines the script and its processes printed on stdout so far."""
-        return self.stdout_path.read_text(encoding="utf-8").splitlines()
+        """Whole lines the script and its processes printed on stdout so far.
+
+        A line still being written (the file has no newline after it yet) is left for the
+        next look: the processes behind the script write to the file while the test reads it.
+        """
+        text = self.stdout_path.read_text(encoding="utf-8")
+        return text[: text.rfind("\n") + 1].splitlines()
 
     def output(self) -> str:
         """stdout and stderr so far, for failure messages and log checks."""
