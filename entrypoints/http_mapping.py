@@ -112,7 +112,7 @@ class HttpRequest:
         path = str(event.get("path") or "/")
         # The router's patterns end in `$`, which matches before a final newline: a path with
         # a control character would reach a route as the path without it.
-        if not is_scalar_text(path) or bad_character(path) is not None:
+        if bad_character(path) is not None:  # surrogates included
             _invalid("the path holds a character that is not allowed", "path")
         return cls(
             method=str(event.get("httpMethod") or "").upper(),
@@ -222,8 +222,8 @@ def _require_scalar_text(value: object, where: str) -> None:
         for key, item in value.items():
             # The key's own place: a bad key is never echoed as the field name.
             if not is_scalar_text(key):
-                where = where or "body"
-                _invalid(f"a key in {where} is not valid Unicode text", where)
+                place = where or "body"
+                _invalid(f"a key in {place} is not valid Unicode text", place)
             _require_scalar_text(item, _join(where, key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
