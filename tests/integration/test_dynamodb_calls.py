@@ -24,6 +24,7 @@ from domain.commands import (
     RegisterDoctor,
     RescheduleAppointment,
 )
+from domain.errors import TimeZoneConflict
 from tests.integration.aws_world import (
     THU,
     WED,
@@ -80,6 +81,22 @@ def test_register_doctor_is_one_put(counted: tuple[World, Calls]) -> None:
     world, calls = counted
     world.clinic.register_doctor(RegisterDoctor("ana", "Dra. Ana", "PE", WEEKDAY_HOURS))
     assert calls.take() == {"PutItem": 1}
+
+
+def test_a_same_zone_replace_stays_one_put_and_only_a_zone_change_looks(
+    counted: tuple[World, Calls],
+) -> None:
+    world, calls = counted
+    world.clinic.book(booking(at(WED, "10:00")))
+    calls.take()
+    hours = WEEKDAY_HOURS
+    world.clinic.register_doctor(RegisterDoctor("rosa", "Dra. Rosa Q.", "PE", hours))
+    assert calls.take() == {"PutItem": 1}
+    moved = RegisterDoctor("rosa", "Dra. Rosa Q.", "PE", hours, time_zone="America/Bogota")
+    with pytest.raises(TimeZoneConflict):
+        world.clinic.register_doctor(moved)
+    # The refused conditional put, the doctor, one page of its appointments; nothing written.
+    assert calls.take() == {"PutItem": 1, "GetItem": 1, "Query": 1}
 
 
 def test_book_is_one_transaction_after_its_reads(counted: tuple[World, Calls]) -> None:

@@ -353,7 +353,7 @@ def test_a_zone_change_is_allowed_once_nothing_active_is_left(
     assert reply.json["time_zone"] == "America/Bogota"
 
 
-def test_replacing_a_doctor_in_the_same_zone_needs_no_check(
+def test_replacing_a_doctor_in_the_same_zone_is_allowed_with_appointments_to_come(
     api: Api, booked: dict[str, Any]
 ) -> None:
     reply = api.put(
