@@ -366,6 +366,11 @@ class Appointment:
         """An independent copy without pending events (aggregates are mutable)."""
         return evolve(self, events=[])
 
+    def collect_new_events(self) -> list[ev.Event]:
+        """Hand over the events raised since the last commit; a repository calls it on commit."""
+        new, self.events = self.events, []
+        return new
+
     @classmethod
     def replay(cls, history: Iterable[ev.Event]) -> Appointment:
         """Rebuild an appointment from its events, oldest first."""

@@ -36,6 +36,11 @@ class BookingRequest:
     error: dict[str, str] | None = None
     events: list[ev.Event] = field(factory=list, eq=False, repr=False)
 
+    def collect_new_events(self) -> list[ev.Event]:
+        """Hand over the events raised since the last commit; a repository calls it on commit."""
+        new, self.events = self.events, []
+        return new
+
     def booked(self, appointment_id: str, now: datetime) -> None:
         """The worker booked it."""
         self.status = RequestStatus.BOOKED

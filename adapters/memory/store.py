@@ -77,7 +77,7 @@ class InMemoryAppointmentRepository:
             if idempotency is not None:
                 s.idempotency[idempotency.key] = idempotency
             s.appointments[appointment.appointment_id] = appointment.copy()
-            self._keep(appointment.events)
+            self._keep(appointment.collect_new_events())
 
     def update(self, previous: Appointment, current: Appointment) -> None:
         """Replace the stored appointment if its version is still `previous.version`."""
@@ -104,7 +104,7 @@ class InMemoryAppointmentRepository:
                 # was read: keep it rather than write back the stale "not reminded".
                 kept.reminded_start = stored.reminded_start
             s.appointments[current.appointment_id] = kept
-            self._keep(current.events)
+            self._keep(current.collect_new_events())
 
     def _claim(self, owner: str, doctor: set[CellKey], patient: set[CellKey]) -> None:
         cells = self._store.cells
@@ -199,7 +199,7 @@ class InMemoryAppointmentRepository:
             ):
                 return False
             s.appointments[current.appointment_id] = current.copy()
-            self._keep(current.events)
+            self._keep(current.collect_new_events())
             return True
 
 
@@ -272,7 +272,7 @@ class InMemoryBookingRequestRepository:
             if stored is None or stored.status is not RequestStatus.PENDING:
                 return
             self._store.requests[request.request_id] = evolve(request, events=[])
-            for event in request.events:
+            for event in request.collect_new_events():
                 self._store.outbox[event.event_id] = event
 
 
