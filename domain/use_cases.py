@@ -82,6 +82,14 @@ class ListResult:
 
 
 @frozen
+class ProcessedRequest:
+    """A booking request after a worker saw it, and whether that worker processed it."""
+
+    request: BookingRequest
+    processed_now: bool
+
+
+@frozen
 class Availability:
     """A doctor's free slots on one local date."""
 
@@ -440,26 +448,35 @@ class Clinic:
         `queued` is the copy the message carried: a request queued but never stored (the
         store failed after the enqueue) is stored from it first. Without it, NotFound.
         """
+        return self.handle_booking_request(request_id, queued).request
+
+    def handle_booking_request(
+        self,
+        request_id: str,
+        queued: BookingRequest | None = None,
+        *,
+        country: str | None = None,
+    ) -> ProcessedRequest:
+        """Book a queued request once, and say whether this call processed it.
+
+        With `country` (a country's worker), a request of another country is a
+        ValidationError: that worker must never book it. A request no longer pending is
+        returned as it is, with `processed_now` False.
+        """
         if queued is not None and queued.request_id != request_id:
             raise ValidationError("the queued request has another id", field="request_id")
         request = self.requests.get(request_id)
-        if request is None:
-            if queued is None:
-                raise NotFound(
-                    f"booking request {request_id!r} does not exist", request_id=request_id
-                )
-            self._store_new_request(
-                BookingRequest(
-                    request_id=queued.request_id,
-                    country=queued.country,
-                    command=queued.command,
-                    created_at=queued.created_at,
-                    updated_at=queued.created_at,
-                )
+        found = request if request is not None else queued
+        if found is None:
+            raise NotFound(f"booking request {request_id!r} does not exist", request_id=request_id)
+        if country is not None and found.country != country:
+            raise ValidationError(
+                "the request belongs to another country's worker", field="country"
             )
-            request = self.booking_request(request_id)
+        if request is None:
+            request = self._store_queued(found)
         if request.status is not RequestStatus.PENDING:
-            return request
+            return ProcessedRequest(request, processed_now=False)
         try:
             # The request id as idempotency key: a worker that crashed after booking and
             # runs again finds the booking instead of making a second one.
@@ -472,7 +489,20 @@ class Clinic:
             request.booked(appointment.appointment_id, self._now())
         self.requests.save(request)
         request.events.clear()
-        return request
+        return ProcessedRequest(request, processed_now=True)
+
+    def _store_queued(self, queued: BookingRequest) -> BookingRequest:
+        """Store a request queued but never stored (its store failed after the enqueue)."""
+        self._store_new_request(
+            BookingRequest(
+                request_id=queued.request_id,
+                country=queued.country,
+                command=queued.command,
+                created_at=queued.created_at,
+                updated_at=queued.created_at,
+            )
+        )
+        return self.booking_request(queued.request_id)
 
     # Reminders -------------------------------------------------------------------------
 
