@@ -15,13 +15,12 @@ from attrs import define, evolve, field, frozen
 from domain import events as ev
 from domain.errors import InvalidTransition, StartInPast, ValidationError
 from domain.schedule import MAX_DURATION_MINUTES, Doctor, cells
-from domain.text import check_text, matches, pattern
+from domain.text import MAX_NAME, MAX_TEXT, check_text, matches, pattern
 
 # Canonical E.164 only: a '+', a country code that does not start with 0, at most 15 digits,
 # ASCII, nothing before or after. One spelling per phone, so one patient per phone.
 _E164 = pattern(r"\+[1-9][0-9]{7,14}")
 _DOCUMENT_ID = pattern(r"[A-Za-z0-9-]{1,30}")
-MAX_NOTES = 500
 REMINDER_LEAD = timedelta(hours=24)
 REMINDER_GRACE = timedelta(hours=6)
 
@@ -83,8 +82,8 @@ class Patient:
     document_id: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
-            raise ValidationError("patient.name is 1-200 characters", field="patient.name")
+        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > MAX_NAME:
+            raise ValidationError(f"patient.name is 1-{MAX_NAME} characters", field="patient.name")
         check_text(self.name, "patient.name")
         if not matches(_E164, self.phone):
             raise ValidationError(
@@ -152,7 +151,7 @@ class Appointment:
     ) -> Appointment:
         """Book a new appointment in status `requested`, checking every booking rule."""
         start = require_aware(start, "start")
-        _check_text(notes, None, "notes", MAX_NOTES)
+        _check_text(notes, None, "notes", MAX_TEXT)
         _check_duration(duration_minutes)
         _check_future(start, now)
         doctor.check_bookable(start, duration_minutes)
@@ -209,7 +208,7 @@ class Appointment:
         self, target: Status, *, now: datetime, event_id: str, reason: str | None = None
     ) -> None:
         """Move to `target` if the status machine and the time rules allow it."""
-        _check_text(reason, None, "reason", MAX_NOTES)
+        _check_text(reason, None, "reason", MAX_TEXT)
         if target not in TRANSITIONS[self.status]:
             raise InvalidTransition(
                 f"cannot go from {self.status} to {target}",

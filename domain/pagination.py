@@ -21,6 +21,9 @@ from typing import Any, Final
 from domain.errors import ValidationError
 from domain.text import matches, pattern
 
+# How many items one page of a list may hold, and holds when the caller does not say.
+MAX_PAGE: Final = 100
+DEFAULT_PAGE: Final = 50
 # Far longer than any cursor citas makes (a few hundred characters), far shorter than harm.
 MAX_TOKEN_LENGTH: Final = 2048
 MIN_KEY_BYTES: Final = 16

@@ -11,10 +11,18 @@ from attrs import field, frozen, validators
 
 from domain.countries import load_zone
 from domain.errors import InvalidSlot, OutsideWorkingHours, ValidationError
-from domain.text import check_text, matches, pattern
+from domain.text import MAX_NAME, check_text, matches, pattern
 
 ALLOWED_SLOT_MINUTES: tuple[int, ...] = (10, 15, 20, 30, 60)
 MAX_DURATION_MINUTES = 240
+# The shortest duration the API admits; anything that is not a multiple of the doctor's slot
+# is then refused as `invalid_slot`.
+MIN_DURATION_MINUTES = 5
+MAX_RANGES_PER_DAY = 8
+# Instants outside these bounds cannot be a visit and would overflow date arithmetic; the
+# latest also stands for "every appointment still to come".
+EARLIEST_INSTANT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
 # The grid is the greatest common divisor of the allowed slot lengths, so appointments of
 # different lengths (and of doctors with different slots, for one patient) share cells
 # exactly when they overlap. A unique key per (doctor or patient, cell) is then all any
@@ -24,7 +32,7 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
 
 _HHMM = pattern(r"([01][0-9]|2[0-3]):([0-5][0-9])|(24):(00)")
-_DOCTOR_ID = pattern(r"[A-Za-z0-9_-]{1,64}")
+DOCTOR_ID = pattern(r"[A-Za-z0-9_-]{1,64}")
 
 
 def parse_hhmm(text: str) -> int:
@@ -132,21 +140,27 @@ class Slot:
 
 
 def _valid_doctor_id(_: object, __: object, value: str) -> None:
-    if not matches(_DOCTOR_ID, value):
+    if not matches(DOCTOR_ID, value):
         raise ValidationError("doctor_id is 1-64 letters, digits, '-' or '_'", field="doctor_id")
 
 
 def _valid_name(_: object, attribute: object, value: str) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise ValidationError("name is 1-200 characters", field="name")
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
+        raise ValidationError(f"name is 1-{MAX_NAME} characters", field="name")
     check_text(value, "name")
 
 
-def _valid_slot_minutes(_: object, __: object, value: int) -> None:
-    if value not in ALLOWED_SLOT_MINUTES:
+def check_slot_minutes(value: object) -> int:
+    """`value` if it is one of the allowed slot lengths (an integer, not a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in ALLOWED_SLOT_MINUTES:
         raise ValidationError(
             f"slot_minutes must be one of {list(ALLOWED_SLOT_MINUTES)}", field="slot_minutes"
         )
+    return value
+
+
+def _valid_slot_minutes(_: object, __: object, value: int) -> None:
+    check_slot_minutes(value)
 
 
 def _valid_zone(_: object, __: object, value: str) -> None:

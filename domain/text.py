@@ -21,6 +21,9 @@ from typing import Final, TypeGuard
 
 from domain.errors import ValidationError
 
+# The longest name (of a doctor or a patient) and free text (notes, a reason) citas keeps.
+MAX_NAME: Final = 200
+MAX_TEXT: Final = 500
 # Single-line text may hold no control character (Cc), surrogate (Cs) or line/paragraph
 # separator (Zl, Zp); multi-line text may also hold these three.
 _REFUSED_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})

@@ -1,0 +1,51 @@
+"""What every use case shares: the ports of one clinic, the clock read in UTC, page walking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from attrs import define
+
+from domain.appointment import Appointment, require_aware
+from domain.countries import CountryCatalog
+from domain.pagination import PageTokens
+from ports.messaging import BookingRequestQueue
+from ports.repositories import (
+    AppointmentRepository,
+    BookingRequestRepository,
+    DoctorRepository,
+    Page,
+)
+from ports.system import Clock, IdGenerator
+
+
+@define
+class Ports:
+    """The adapters one `Clinic` talks to; shared (and replaceable) by all its use cases."""
+
+    appointments: AppointmentRepository
+    doctors: DoctorRepository
+    requests: BookingRequestRepository
+    request_queue: BookingRequestQueue
+    clock: Clock
+    ids: IdGenerator
+    countries: CountryCatalog
+    page_tokens: PageTokens
+
+    def now(self) -> datetime:
+        """The current instant in UTC."""
+        # In UTC: aware arithmetic in a zone with DST adds wall time, not elapsed time.
+        return require_aware(self.clock.now(), "now")
+
+
+def all_pages(fetch: Callable[[Mapping[str, Any] | None], Page]) -> Iterator[Appointment]:
+    """Every item of a paginated query, page after page."""
+    cursor: Mapping[str, Any] | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.cursor is None:
+            return
+        cursor = page.cursor

@@ -1,0 +1,93 @@
+"""Lists of appointments, one signed page at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import frozen
+
+from domain.appointment import Appointment, require_aware
+from domain.commands import ListByCountryStatus, ListDoctorDay
+from domain.errors import InvalidCursor, ValidationError
+from domain.pagination import MAX_PAGE
+from domain.use_cases.context import Ports
+from domain.use_cases.doctors import DoctorUseCases
+from ports.repositories import Page
+
+
+@frozen
+class ListResult:
+    """A page of appointments and the token of the next page."""
+
+    items: list[Appointment]
+    next_token: str | None
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(f"limit is 1-{MAX_PAGE}", field="limit")
+
+
+class ListUseCases:
+    """A doctor's day, or a country's appointments in one status."""
+
+    def __init__(self, ports: Ports, doctors: DoctorUseCases) -> None:
+        self._ports = ports
+        self._doctors = doctors
+
+    def list_doctor_day(self, command: ListDoctorDay) -> ListResult:
+        """A doctor's appointments of one local date, by start time."""
+        _check_limit(command.limit)
+        doctor = self._doctors.doctor(command.doctor_id)
+        start, end = doctor.day_bounds(command.day)
+        query = {"doctor_id": command.doctor_id, "date": command.day.isoformat()}
+        appointments = self._ports.appointments
+        return self._page(
+            query,
+            command.next_token,
+            lambda cursor: appointments.list_by_doctor(
+                command.doctor_id, start, end, command.limit, cursor
+            ),
+        )
+
+    def list_by_country_status(self, command: ListByCountryStatus) -> ListResult:
+        """Appointments of a country in a status, optionally within [from, to), by start."""
+        _check_limit(command.limit)
+        self._ports.countries.require(command.country)
+        start_from = (
+            require_aware(command.start_from, "from") if command.start_from is not None else None
+        )
+        start_to = require_aware(command.start_to, "to") if command.start_to is not None else None
+        if start_from is not None and start_to is not None and start_to < start_from:
+            raise ValidationError("to must not be before from", field="to")
+        query = {
+            "country": command.country,
+            "status": str(command.status),
+            "from": start_from.isoformat() if start_from else None,
+            "to": start_to.isoformat() if start_to else None,
+        }
+        appointments = self._ports.appointments
+        return self._page(
+            query,
+            command.next_token,
+            lambda cursor: appointments.list_by_country_status(
+                command.country, command.status, start_from, start_to, command.limit, cursor
+            ),
+        )
+
+    def _page(
+        self,
+        query: Mapping[str, Any],
+        token: str | None,
+        fetch: Callable[[Mapping[str, Any] | None], Page],
+    ) -> ListResult:
+        tokens = self._ports.page_tokens
+        cursor = tokens.decode(token, query) if token is not None else None
+        try:
+            page = fetch(cursor)
+        except InvalidCursor as e:
+            raise ValidationError("next_token is not valid", field="next_token") from e
+        after = page.cursor
+        next_token = tokens.encode(query, after) if after is not None else None
+        return ListResult(list(page.items), next_token)

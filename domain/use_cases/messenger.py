@@ -1,0 +1,63 @@
+"""Patient messages: what happened to a visit, told in Spanish and the clinic's local time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain import events as ev
+from domain.appointment import Appointment
+from domain.messages import message_for
+from ports.messaging import Notifier
+from ports.repositories import AppointmentRepository, DoctorRepository, ProcessedEvents
+
+
+class PatientMessenger:
+    """Tells patients, in Spanish and their clinic's time, what happened to their visit."""
+
+    def __init__(
+        self,
+        appointments: AppointmentRepository,
+        doctors: DoctorRepository,
+        notifier: Notifier,
+        processed: ProcessedEvents,
+    ) -> None:
+        self.appointments = appointments
+        self.doctors = doctors
+        self.notifier = notifier
+        self.processed = processed
+
+    def handle(self, event: ev.Event) -> bool:
+        """Send the message for `event` once; False if it was handled before or says nothing."""
+        key = f"notify:{event.event_id}"
+        if event.appointment_id is None or self.processed.seen(key):
+            return False
+        appointment = self.appointments.get(event.appointment_id)
+        if appointment is None or not self._still_true(event, appointment):
+            self.processed.remember(key)
+            return False
+        doctor = self.doctors.get(appointment.doctor_id)
+        text = message_for(
+            event,
+            doctor_name=doctor.name if doctor is not None else "tu médico",
+            time_zone=appointment.time_zone,
+        )
+        if text is not None:
+            # Sent before it is remembered: a crash in between sends twice, never zero times.
+            self.notifier.send(
+                appointment.patient.phone, text, appointment_id=appointment.appointment_id
+            )
+        self.processed.remember(key)
+        return text is not None
+
+    @staticmethod
+    def _still_true(event: ev.Event, appointment: Appointment) -> bool:
+        # Events can arrive late or out of order (at-least-once delivery, one stream shard per
+        # outbox item), so a message goes out only while what it says still holds: no "we got
+        # your booking" after a cancellation, no reminder or old time after a reschedule.
+        if isinstance(event, ev.AppointmentCancelled):
+            return True
+        return appointment.is_active and _iso_equal(event.data["start"], appointment.start)
+
+
+def _iso_equal(text: str, instant: datetime) -> bool:
+    return datetime.fromisoformat(text) == instant
