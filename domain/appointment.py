@@ -22,6 +22,25 @@ from domain.text import MAX_NAME, MAX_TEXT, check_text, matches, pattern
 _E164 = pattern(r"\+[1-9][0-9]{7,14}")
 _DOCUMENT_ID = pattern(r"[A-Za-z0-9-]{1,30}")
 REMINDER_LEAD = timedelta(hours=24)
+# The fields `AppointmentRequested` publishes (payload version 1), and of them the patient's;
+# optional ones (notes, scheduled_at, document_id) only when set. Enough to rebuild the
+# appointment by replaying its events.
+REQUESTED_PAYLOAD_V1 = (
+    "appointment_id",
+    "doctor_id",
+    "country",
+    "time_zone",
+    "patient",
+    "start",
+    "end",
+    "status",
+    "version",
+    "created_at",
+    "updated_at",
+    "notes",
+    "scheduled_at",
+)
+PATIENT_V1 = ("name", "phone", "document_id")
 REMINDER_GRACE = timedelta(hours=6)
 
 
@@ -97,7 +116,7 @@ class Patient:
         return hashlib.sha256(self.phone.encode()).hexdigest()[:32]
 
     def to_dict(self) -> dict[str, str]:
-        """The API shape."""
+        """The stored and queued form (the API's shape is the edge's: `patient_json`)."""
         out = {"name": self.name, "phone": self.phone}
         if self.document_id is not None:
             out["document_id"] = self.document_id
@@ -176,7 +195,7 @@ class Appointment:
                 appointment_id=appointment_id,
                 version=1,
                 occurred_at=now,
-                data=appointment.snapshot(),
+                data=appointment.requested_payload(),
             )
         )
         return appointment
@@ -316,8 +335,20 @@ class Appointment:
             )
         )
 
+    def requested_payload(self) -> dict[str, Any]:
+        """The `data` of `AppointmentRequested`, as the contract publishes it (version 1).
+
+        Named field by field, apart from the stored form: a field added to storage (to
+        `snapshot`) never silently changes a published event; a new event field is a new
+        entry here, and a new payload version if consumers must tell the two apart.
+        """
+        stored = self.snapshot()
+        payload = {k: stored[k] for k in REQUESTED_PAYLOAD_V1 if k in stored}
+        payload["patient"] = {k: v for k, v in stored["patient"].items() if k in PATIENT_V1}
+        return payload
+
     def snapshot(self) -> dict[str, Any]:
-        """Everything needed to rebuild the appointment, JSON-ready, instants in UTC."""
+        """The stored form: everything needed to rebuild the appointment, instants in UTC."""
         out: dict[str, Any] = {
             "appointment_id": self.appointment_id,
             "doctor_id": self.doctor_id,

@@ -99,12 +99,3 @@ class BookingRequest:
             created_at=created_at,
             updated_at=created_at,
         )
-
-    def to_public(self) -> dict[str, Any]:
-        """The API shape of `GET /appointment-requests/{id}`."""
-        out: dict[str, Any] = {"request_id": self.request_id, "status": str(self.status)}
-        if self.appointment_id is not None:
-            out["appointment_id"] = self.appointment_id
-        if self.error is not None:
-            out["error"] = dict(self.error)
-        return out

@@ -9,6 +9,7 @@ from typing import Any
 from attrs import frozen
 
 from domain.appointment import Patient, Status
+from domain.pagination import DEFAULT_PAGE
 
 
 @frozen
@@ -104,7 +105,7 @@ class ListDoctorDay:
 
     doctor_id: str
     day: date
-    limit: int = 50
+    limit: int = DEFAULT_PAGE
     next_token: str | None = None
 
 
@@ -116,5 +117,5 @@ class ListByCountryStatus:
     status: Status
     start_from: datetime | None = None
     start_to: datetime | None = None
-    limit: int = 50
+    limit: int = DEFAULT_PAGE
     next_token: str | None = None

@@ -70,6 +70,7 @@ from domain.commands import (
 from domain.countries import CountryCatalog
 from domain.errors import CitasError
 from domain.use_cases import Clinic, ListResult
+from entrypoints.http_responses import booking_request_json
 from tests.integration.aws_world import Repositories, all_items, fresh_table, local_client
 from tests.support.dynamodb_local import DynamoDBLocal
 
@@ -199,7 +200,7 @@ def comparable(outcome: object) -> object:
         # Tokens wrap each backend's own cursor: compared page by page in `page_through`.
         return ([a.snapshot() for a in outcome.items], outcome.next_token is None)
     if isinstance(outcome, BookingRequest):
-        return (outcome.to_public(), outcome.country, outcome.command.to_dict())
+        return (booking_request_json(outcome), outcome.country, outcome.command.to_dict())
     if isinstance(outcome, tuple):
         return tuple(comparable(part) for part in outcome)
     if isinstance(outcome, list):

@@ -40,6 +40,7 @@ from domain.errors import (
     VersionConflict,
 )
 from domain.schedule import Doctor, WorkingHours
+from entrypoints.http_responses import booking_request_json
 from ports.repositories import IdempotencyRecord
 from tests.integration.aws_world import (
     NOW,
@@ -530,7 +531,7 @@ def test_record_reminder_refuses_a_moved_version(world: World) -> None:
 def test_booking_requests_end_booked_or_rejected(world: World) -> None:
     first = world.clinic.request_booking(booking(at(WED, "10:00"), who=1))
     second = world.clinic.request_booking(booking(at(WED, "10:00"), who=2))
-    assert world.clinic.booking_request(first.request_id).to_public() == {
+    assert booking_request_json(world.clinic.booking_request(first.request_id)) == {
         "request_id": first.request_id,
         "status": "pending",
     }
@@ -541,12 +542,12 @@ def test_booking_requests_end_booked_or_rejected(world: World) -> None:
     assert booked.status is RequestStatus.BOOKED and booked.appointment_id
     rejected = world.clinic.process_booking_request(second.request_id)
     assert rejected.status is RequestStatus.REJECTED
-    assert rejected.to_public()["error"]["code"] == "slot_unavailable"
+    assert booking_request_json(rejected)["error"]["code"] == "slot_unavailable"
     # A replay changes nothing.
     again = world.clinic.process_booking_request(first.request_id)
-    assert again.to_public() == booked.to_public()
+    assert booking_request_json(again) == booking_request_json(booked)
     stored = world.clinic.booking_request(second.request_id)
-    assert stored.to_public() == rejected.to_public()
+    assert booking_request_json(stored) == booking_request_json(rejected)
     assert stored.command == second.command
     assert stored.created_at == second.created_at
     assert world.event_types() == ["AppointmentRequested", "BookingRequestRejected"]
@@ -560,7 +561,9 @@ def test_an_outcome_is_stored_only_over_a_pending_request(world: World) -> None:
     late = world.clinic.booking_request(request.request_id)
     late.rejected(SlotUnavailable("late"), NOW, "0190a000-0000-7000-8000-00000000000e")
     world.repos.requests.save(late)
-    assert world.clinic.booking_request(request.request_id).to_public() == done.to_public()
+    assert booking_request_json(
+        world.clinic.booking_request(request.request_id)
+    ) == booking_request_json(done)
     assert "BookingRequestRejected" not in world.event_types()
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from domain.booking_request import BookingRequest, RequestStatus
 from domain.errors import NotFound, TemporarilyUnavailable, ValidationError
+from entrypoints.http_responses import booking_request_json
 from tests.unit.conftest import WED, World, at, booking
 
 
@@ -27,7 +28,7 @@ def test_processing_a_request_books_it(world: World) -> None:
     assert done.status is RequestStatus.BOOKED
     assert done.appointment_id is not None
     assert world.clinic.get(done.appointment_id).start == at(WED, "09:30")
-    assert world.clinic.booking_request(request.request_id).to_public() == {
+    assert booking_request_json(world.clinic.booking_request(request.request_id)) == {
         "request_id": request.request_id,
         "status": "booked",
         "appointment_id": done.appointment_id,
