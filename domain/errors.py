@@ -34,11 +34,21 @@ class SlotUnavailable(CitasError):
 
     code = "slot_unavailable"
 
+    @classmethod
+    def taken(cls, **details: Any) -> SlotUnavailable:
+        """The error every backend raises when the doctor's time is taken."""
+        return cls("the doctor already has an appointment at that time", **details)
+
 
 class PatientDoubleBooked(CitasError):
     """The patient already has an active appointment overlapping that time."""
 
     code = "patient_double_booked"
+
+    @classmethod
+    def taken(cls, **details: Any) -> PatientDoubleBooked:
+        """The error every backend raises when the patient's time is taken."""
+        return cls("the patient already has an appointment at that time", **details)
 
 
 class InvalidTransition(CitasError):

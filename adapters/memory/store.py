@@ -109,9 +109,9 @@ class InMemoryAppointmentRepository:
     def _claim(self, owner: str, doctor: set[CellKey], patient: set[CellKey]) -> None:
         cells = self._store.cells
         if any(cells.get(c, owner) != owner for c in doctor):
-            raise SlotUnavailable("the doctor already has an appointment at that time")
+            raise SlotUnavailable.taken()
         if any(cells.get(c, owner) != owner for c in patient):
-            raise PatientDoubleBooked("the patient already has an appointment at that time")
+            raise PatientDoubleBooked.taken()
 
     def _keep(self, events: Sequence[Event]) -> None:
         for event in events:
