@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from attrs import field, frozen, validators
@@ -116,7 +117,7 @@ class WorkingHours:
         return cls(days)
 
     def to_dict(self) -> dict[str, list[list[str]]]:
-        """The API shape, weekdays in calendar order."""
+        """`{"mon": [["09:00", "13:00"], ...], ...}`, weekdays in calendar order."""
         return {
             WEEKDAYS[day]: [[format_hhmm(r.start), format_hhmm(r.end)] for r in self.days[day]]
             for day in sorted(self.days)
@@ -177,6 +178,29 @@ class Doctor:
     time_zone: str = field(validator=_valid_zone)
     working_hours: WorkingHours
     slot_minutes: int = field(default=30, validator=_valid_slot_minutes)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The stored form: everything needed to rebuild the doctor, JSON-ready."""
+        return {
+            "doctor_id": self.doctor_id,
+            "name": self.name,
+            "country": self.country,
+            "time_zone": self.time_zone,
+            "slot_minutes": self.slot_minutes,
+            "working_hours": self.working_hours.to_dict(),
+        }
+
+    @classmethod
+    def from_snapshot(cls, raw: Mapping[str, Any]) -> Doctor:
+        """Inverse of `snapshot`."""
+        return cls(
+            doctor_id=raw["doctor_id"],
+            name=raw["name"],
+            country=raw["country"],
+            time_zone=raw["time_zone"],
+            working_hours=WorkingHours.parse(raw["working_hours"]),
+            slot_minutes=int(raw["slot_minutes"]),
+        )
 
     @property
     def zone(self) -> ZoneInfo:

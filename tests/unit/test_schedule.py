@@ -7,7 +7,7 @@ import pytest
 from domain.commands import RegisterDoctor
 from domain.countries import CountryCatalog
 from domain.errors import ValidationError
-from domain.schedule import WorkingHours, cells, local_day_bounds
+from domain.schedule import Doctor, WorkingHours, cells, local_day_bounds
 from tests.unit.conftest import LIMA, SANTIAGO, WED, World, at, booking
 
 ALL_DAY = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -181,3 +181,9 @@ def test_adding_a_country_is_configuration_only(world: World) -> None:
     assert catalog.default_zone("CO") == "America/Bogota"
     with pytest.raises(ValueError):
         CountryCatalog.from_mapping({"peru": "America/Lima"})
+
+
+def test_a_doctor_survives_its_stored_form(world: World) -> None:
+    doctor = world.clinic.doctor("rosa")
+    assert Doctor.from_snapshot(doctor.snapshot()) == doctor
+    assert doctor.snapshot()["working_hours"] == doctor.working_hours.to_dict()
