@@ -22,7 +22,7 @@ DEFAULT_TIME_ZONES: Mapping[str, str] = {
 # paths, dots and the database's own files (`zone.tab`, `tzdata.zi`) away from the loader.
 _ZONE_KEY = pattern(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z][A-Za-z0-9_+-]*)*")
 MAX_ZONE_LENGTH = 64
-_COUNTRY = pattern(r"[A-Z]{2}")
+COUNTRY_CODE = pattern(r"[A-Z]{2}")
 
 
 def load_zone(name: str) -> ZoneInfo:
@@ -48,7 +48,7 @@ class CountryCatalog:
     def from_mapping(cls, time_zones: Mapping[str, str]) -> CountryCatalog:
         """Build a catalog, checking each country code and zone."""
         for code, zone in time_zones.items():
-            if not matches(_COUNTRY, code):
+            if not matches(COUNTRY_CODE, code):
                 raise ValueError(f"country codes are ISO 3166 alpha-2, got {code!r}")
             load_zone(zone)
         return cls(dict(time_zones))

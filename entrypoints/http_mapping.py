@@ -22,6 +22,7 @@ from domain.commands import (
     RegisterDoctor,
     RescheduleAppointment,
 )
+from domain.countries import COUNTRY_CODE
 from domain.errors import ValidationError
 from domain.pagination import DEFAULT_PAGE, MAX_PAGE
 from domain.schedule import (
@@ -95,7 +96,6 @@ __all__ = [
     "uuid_id",
 ]
 
-_COUNTRY = pattern(r"[A-Z]{2}")
 _LIMIT = pattern(r"[0-9]{1,3}")
 _IF_MATCH = pattern(r'W/"(?P<weak>[0-9]{1,18})"|"(?P<quoted>[0-9]{1,18})"|(?P<bare>[0-9]{1,18})')
 _SETTABLE_STATUSES = tuple(str(s) for s in Status if s is not Status.REQUESTED)
@@ -119,7 +119,7 @@ def register_doctor(doctor: str, request: HttpRequest) -> RegisterDoctor:
     return RegisterDoctor(
         doctor_id=doctor,
         name=string(body["name"], "name", max_length=MAX_NAME),
-        country=string(body["country"], "country", max_length=2, form=_COUNTRY),
+        country=string(body["country"], "country", max_length=2, form=COUNTRY_CODE),
         working_hours=_working_hours(body["working_hours"]),
         time_zone=time_zone,
         slot_minutes=slot_minutes,
@@ -277,7 +277,7 @@ def list_query(request: HttpRequest) -> ListDoctorDay | ListByCountryStatus:
         if status not in {str(s) for s in Status}:
             invalid(f"status must be one of {', '.join(str(s) for s in Status)}", "status")
         return ListByCountryStatus(
-            country=string(query["country"], "country", max_length=2, form=_COUNTRY),
+            country=string(query["country"], "country", max_length=2, form=COUNTRY_CODE),
             status=Status(status),
             start_from=instant(query["from"], "from") if "from" in query else None,
             start_to=instant(query["to"], "to") if "to" in query else None,
