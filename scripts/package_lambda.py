@@ -37,8 +37,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-# The extras of pyproject.toml the handlers need, on top of the core dependencies.
-LAMBDA_EXTRAS: tuple[str, ...] = ()
+# The extras of pyproject.toml the handlers need, on top of the core dependencies (`cli`, with
+# python-hcl2, is not one of them).
+LAMBDA_EXTRAS: tuple[str, ...] = ("lambda",)
 
 # Our code. Paths (relative to the repository, `/` separated) that never go to Lambda: the
 # local server and CLI, and `citas provision`, which reads Terraform with python-hcl2.
@@ -54,8 +55,6 @@ PROVIDED_BY_RUNTIME = frozenset(
     canonicalize_name(n)
     for n in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
 )
-# Dependencies of the project that no Lambda handler imports.
-LOCAL_ONLY_DEPENDENCIES = frozenset({canonicalize_name("python-hcl2")})
 
 # The Lambda platform, for wheels and for environment markers.
 PLATFORM = "manylinux2014_aarch64"
@@ -145,7 +144,7 @@ def runtime_dependencies(root: Path = ROOT) -> dict[str, str]:
     while todo:
         requirement = todo.pop()
         name = canonicalize_name(requirement.name)
-        if name in PROVIDED_BY_RUNTIME or name in LOCAL_ONLY_DEPENDENCIES:
+        if name in PROVIDED_BY_RUNTIME:
             continue
         if name not in pins:
             pins[name] = _installed_version(name)
