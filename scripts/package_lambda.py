@@ -269,7 +269,7 @@ def write_zip(entries: Iterable[tuple[str, Path]], output: Path) -> None:
 
 def build(output: Path, cache: Path, root: Path = ROOT) -> dict[str, str]:
     """Build the artifact at `output`; return the pinned dependencies it carries."""
-    pins = runtime_dependencies()
+    pins = runtime_dependencies(root)
     fetch_wheels(pins, cache)
     with tempfile.TemporaryDirectory(prefix="citas-lambda-") as tmp:
         target = Path(tmp) / "deps"
