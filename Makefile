@@ -15,6 +15,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# `.[test]` is every extra of pyproject.toml (aws, lambda, cli) and the tools, so each target
+# below finds what it runs: `citas serve`, the suite, ruff, mypy, `make package`'s packaging.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)

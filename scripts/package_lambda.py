@@ -2,11 +2,12 @@
 """Build the Lambda artifact `dist/lambda.zip` reproducibly: same inputs, same bytes.
 
 The zip holds our packages (`domain`, `ports`, `adapters`, `entrypoints`, without what only
-runs locally) and every runtime dependency of the project except what the Lambda Python
-runtime already provides (boto3 and its dependencies). Dependencies are the versions installed
-in this project's virtual environment (read with importlib.metadata, so the artifact runs what
-the tests ran), as wheels for the Lambda platform (python3.12, arm64), downloaded once into a
-cache directory and installed from there without the network.
+runs locally) and the dependencies that pyproject.toml declares for the handlers (see
+LAMBDA_EXTRAS), with theirs, except what the Lambda Python runtime already provides (boto3 and
+its dependencies). The list is read from this checkout's pyproject.toml, the versions from this
+project's virtual environment (importlib.metadata, so the artifact runs what the tests ran), as
+wheels for the Lambda platform (python3.12, arm64), downloaded once into a cache directory and
+installed from there without the network.
 
 Reproducible: entries sorted by path, every timestamp 1980-01-01 00:00, every file mode 0644,
 no directory entries, no `__pycache__` or `.pyc`, no file that names the build's own paths.
@@ -26,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -35,7 +37,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = "citas"
+# The extras of pyproject.toml the handlers need, on top of the core dependencies (`cli`, with
+# python-hcl2, is not one of them).
+LAMBDA_EXTRAS: tuple[str, ...] = ("lambda",)
 
 # Our code. Paths (relative to the repository, `/` separated) that never go to Lambda: the
 # local server and CLI, and `citas provision`, which reads Terraform with python-hcl2.
@@ -51,8 +55,6 @@ PROVIDED_BY_RUNTIME = frozenset(
     canonicalize_name(n)
     for n in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")
 )
-# Dependencies of the project that no Lambda handler imports.
-LOCAL_ONLY_DEPENDENCIES = frozenset({canonicalize_name("python-hcl2")})
 
 # The Lambda platform, for wheels and for environment markers.
 PLATFORM = "manylinux2014_aarch64"
@@ -84,12 +86,6 @@ class PackagingError(RuntimeError):
 # --- dependencies ------------------------------------------------------------------------
 
 
-def _applies(requirement: Requirement) -> bool:
-    if requirement.marker is None:
-        return True
-    return Marker(str(requirement.marker)).evaluate(dict(MARKER_ENVIRONMENT))
-
-
 def _installed_version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -100,19 +96,67 @@ def _installed_version(name: str) -> str:
         ) from e
 
 
-def runtime_dependencies(project: str = PROJECT) -> dict[str, str]:
+def _applies(requirement: Requirement, extra: str = "") -> bool:
+    if requirement.marker is None:
+        return True
+    return Marker(str(requirement.marker)).evaluate({**MARKER_ENVIRONMENT, "extra": extra})
+
+
+def declared_requirements(
+    extras: Iterable[str] = LAMBDA_EXTRAS, root: Path = ROOT
+) -> list[Requirement]:
+    """The core dependencies of `root`'s pyproject.toml and those of `extras`, as declared.
+
+    Read from the file, not from the installed project's metadata: an editable install keeps
+    the metadata of the day it was installed, possibly of another checkout. An extra that
+    names the project itself (`citas[aws]`) brings that extra's list in.
+    """
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    own_name = canonicalize_name(project["name"])
+    optional: dict[str, list[str]] = project.get("optional-dependencies", {})
+    found: list[Requirement] = []
+    wanted = ["", *extras]  # "" is the core list
+    done: set[str] = set()
+    while wanted:
+        extra = wanted.pop()
+        if extra in done:
+            continue
+        done.add(extra)
+        if extra and extra not in optional:
+            raise PackagingError(f"pyproject.toml has no extra {extra!r}")
+        for line in project.get("dependencies", []) if not extra else optional[extra]:
+            requirement = Requirement(line)
+            if not _applies(requirement):
+                continue
+            if canonicalize_name(requirement.name) == own_name:
+                wanted.extend(requirement.extras)
+            else:
+                found.append(requirement)
+    return found
+
+
+def runtime_dependencies(root: Path = ROOT) -> dict[str, str]:
     """Canonical name -> pinned version of every dependency the artifact must carry."""
     pins: dict[str, str] = {}
-    todo = [Requirement(r) for r in metadata.requires(project) or []]
+    # (name, extra) already expanded; "" stands for the distribution without extras.
+    expanded: set[tuple[str, str]] = set()
+    todo = declared_requirements(LAMBDA_EXTRAS, root)
     while todo:
         requirement = todo.pop()
         name = canonicalize_name(requirement.name)
-        if not _applies(requirement) or name in pins:
+        if name in PROVIDED_BY_RUNTIME:
             continue
-        if name in PROVIDED_BY_RUNTIME or name in LOCAL_ONLY_DEPENDENCIES:
-            continue
-        pins[name] = _installed_version(name)
-        todo.extend(Requirement(r) for r in metadata.requires(name) or [])
+        if name not in pins:
+            pins[name] = _installed_version(name)
+        # A dependency asked for with extras (`pkg[x]`) brings what those extras declare.
+        for extra in ("", *sorted(canonicalize_name(e) for e in requirement.extras)):
+            if (name, extra) in expanded:
+                continue
+            expanded.add((name, extra))
+            for line in metadata.requires(name) or []:
+                dependency = Requirement(line)
+                if _applies(dependency, extra):
+                    todo.append(dependency)
     return dict(sorted(pins.items()))
 
 
@@ -225,7 +269,7 @@ def write_zip(entries: Iterable[tuple[str, Path]], output: Path) -> None:
 
 def build(output: Path, cache: Path, root: Path = ROOT) -> dict[str, str]:
     """Build the artifact at `output`; return the pinned dependencies it carries."""
-    pins = runtime_dependencies()
+    pins = runtime_dependencies(root)
     fetch_wheels(pins, cache)
     with tempfile.TemporaryDirectory(prefix="citas-lambda-") as tmp:
         target = Path(tmp) / "deps"
