@@ -15,16 +15,10 @@ resource "aws_sns_topic_subscription" "alarm_email" {
 locals {
   alarm_actions = [aws_sns_topic.alarms.arn]
 
-  # Every function, by a key that reads well in alarm names.
-  alarmed_functions = merge(
-    {
-      http-api      = aws_lambda_function.http_api.function_name
-      outbox-relay  = aws_lambda_function.outbox_relay.function_name
-      notifications = aws_lambda_function.notifications.function_name
-      reminders     = aws_lambda_function.reminders.function_name
-    },
-    { for c, fn in aws_lambda_function.booking_worker : "booking-worker-${lower(c)}" => fn.function_name },
-  )
+  # Every function, by a key that reads well in alarm names (http-api, booking-worker-pe, ...).
+  alarmed_functions = {
+    for key, fn in aws_lambda_function.this : replace(key, "_", "-") => fn.function_name
+  }
 
   # Every dead-letter queue: a message there is work that was given up on.
   dead_letter_queues = merge(
@@ -146,7 +140,7 @@ resource "aws_cloudwatch_metric_alarm" "outbox_relay_iterator_age" {
   ok_actions          = local.alarm_actions
 
   dimensions = {
-    FunctionName = aws_lambda_function.outbox_relay.function_name
+    FunctionName = aws_lambda_function.this["outbox_relay"].function_name
   }
 }
 
