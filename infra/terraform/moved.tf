@@ -3,9 +3,10 @@
 # an existing deployment is updated in place, never destroyed and created again. A `from`
 # that is not in the state is ignored.
 #
-# The booking workers were keyed by country: the blocks below cover the default countries,
-# PE and CL. A deployment serving other countries adds the same five blocks per country
-# (["XX"] -> ["booking_worker_xx"]) before its first plan with this version.
+# The booking workers, their queues and alarms were keyed by country: the blocks below cover
+# the default countries, PE and CL. A deployment serving other countries adds the same blocks
+# for each (["XX"] -> ["booking_worker_xx"], "booking-worker-xx" -> "booking-worker-xx-errors",
+# ...) before its first plan with this version.
 
 # --- http_api ------------------------------------------------------------------------------
 
@@ -152,4 +153,121 @@ moved {
 moved {
   from = aws_lambda_event_source_mapping.booking_requests["CL"]
   to   = aws_lambda_event_source_mapping.queue["booking_worker_cl"]
+}
+
+# --- alarms: one aws_cloudwatch_metric_alarm.this keyed by the end of each name -------------
+
+moved {
+  from = aws_cloudwatch_metric_alarm.api_5xx_rate
+  to   = aws_cloudwatch_metric_alarm.this["api-5xx-rate"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.api_latency_p95
+  to   = aws_cloudwatch_metric_alarm.this["api-latency-p95"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.outbox_relay_iterator_age
+  to   = aws_cloudwatch_metric_alarm.this["outbox-relay-iterator-age"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["http-api"]
+  to   = aws_cloudwatch_metric_alarm.this["http-api-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["http-api"]
+  to   = aws_cloudwatch_metric_alarm.this["http-api-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["outbox-relay"]
+  to   = aws_cloudwatch_metric_alarm.this["outbox-relay-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["outbox-relay"]
+  to   = aws_cloudwatch_metric_alarm.this["outbox-relay-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["notifications"]
+  to   = aws_cloudwatch_metric_alarm.this["notifications-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["notifications"]
+  to   = aws_cloudwatch_metric_alarm.this["notifications-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["reminders"]
+  to   = aws_cloudwatch_metric_alarm.this["reminders-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["reminders"]
+  to   = aws_cloudwatch_metric_alarm.this["reminders-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["booking-worker-pe"]
+  to   = aws_cloudwatch_metric_alarm.this["booking-worker-pe-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["booking-worker-pe"]
+  to   = aws_cloudwatch_metric_alarm.this["booking-worker-pe-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["booking-worker-cl"]
+  to   = aws_cloudwatch_metric_alarm.this["booking-worker-cl-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["booking-worker-cl"]
+  to   = aws_cloudwatch_metric_alarm.this["booking-worker-cl-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dead_letters["events-dlq"]
+  to   = aws_cloudwatch_metric_alarm.this["events-dlq-not-empty"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dead_letters["outbox-relay-failures"]
+  to   = aws_cloudwatch_metric_alarm.this["outbox-relay-failures-not-empty"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dead_letters["reminders-dlq"]
+  to   = aws_cloudwatch_metric_alarm.this["reminders-dlq-not-empty"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dead_letters["booking-requests-pe-dlq"]
+  to   = aws_cloudwatch_metric_alarm.this["booking-requests-pe-dlq-not-empty"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dead_letters["booking-requests-cl-dlq"]
+  to   = aws_cloudwatch_metric_alarm.this["booking-requests-cl-dlq-not-empty"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.queue_age["events"]
+  to   = aws_cloudwatch_metric_alarm.this["events-oldest-message-age"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.queue_age["booking-requests-pe"]
+  to   = aws_cloudwatch_metric_alarm.this["booking-requests-pe-oldest-message-age"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.queue_age["booking-requests-cl"]
+  to   = aws_cloudwatch_metric_alarm.this["booking-requests-cl-oldest-message-age"]
 }

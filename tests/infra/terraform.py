@@ -122,13 +122,15 @@ def for_expression_value(expression: str) -> tuple[str, str]:
 
 
 def for_object(expression: str) -> tuple[str, str, dict[str, Any]]:
-    """`${{for v in ... : "<key template>" => {<object>}}}` -> (`v`, template, parsed object).
+    """`${{for v in ... : "<key>" => {<object>}}}` -> (`v` or `k, v`, key, parsed object).
 
     python-hcl2 leaves a for expression as one string; its object is parsed here as HCL, so
     its attributes read like those of a literal object (`v` itself reads `${v}`).
     """
     match = re.fullmatch(
-        r'\$\{\{for (\w+) in [^:]+:\s*"([^"]*)"\s*=>\s*(\{.*\})\}\}', expression.strip(), re.S
+        r'\$\{\{for (\w+(?:, \w+)?) in [^:]+:\s*"([^"]*)"\s*=>\s*(\{.*\})\}\}',
+        expression.strip(),
+        re.S,
     )
     if match is None:
         raise ValueError(f"not a for expression of objects: {expression!r}")

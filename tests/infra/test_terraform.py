@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -652,6 +653,60 @@ def test_the_stage_is_logged_traced_throttled_and_behind_waf() -> None:
 # --- alarms and outputs ----------------------------------------------------------------------
 
 
+# Each family of alarms of monitoring.tf (a local of local.alarms), by the name its alarms had
+# as resources of their own before they became instances of aws_cloudwatch_metric_alarm.this.
+ALARM_FAMILIES = {
+    "api_5xx_rate": ("api_alarms", "api-5xx-rate"),
+    "api_latency_p95": ("api_alarms", "api-latency-p95"),
+    "outbox_relay_iterator_age": ("outbox_relay_alarms", "outbox-relay-iterator-age"),
+    "lambda_errors": ("function_error_alarms", None),
+    "lambda_throttles": ("function_throttle_alarms", None),
+    "dead_letters": ("dead_letter_alarms", None),
+    "queue_age": ("queue_age_alarms", None),
+}
+
+
+def alarm_definitions() -> dict[str, dict[str, Any]]:
+    """Each family of alarms -> its definition with the attributes of the one alarm resource.
+
+    A family from a for expression gets `for_each`, the map it iterates; every attribute the
+    resource sets for all alarms (actions, comparison, period) is read from the resource.
+    """
+    resources = tf.resources("aws_cloudwatch_metric_alarm")
+    assert set(resources) == {"this"}, sorted(resources)
+    resource = resources["this"]
+    assert resource["for_each"] == "${local.alarms}"
+    families = sorted({family for family, _key in ALARM_FAMILIES.values()})
+    merged = tf.local("alarms")
+    assert merged.startswith("${merge(local."), merged
+    assert sorted(re.findall(r"local\.(\w+)", merged)) == families, merged
+    definitions = {}
+    for name, (family, key) in ALARM_FAMILIES.items():
+        value = tf.local(family)
+        if key is not None:
+            definition = dict(value[key])
+        else:
+            _variables, _key, definition = tf.for_object(value)
+            iterated = re.match(r"\$\{\{for \w+, \w+ in (local\.\w+) :", value)
+            assert iterated is not None, value
+            definition["for_each"] = "${" + iterated.group(1) + "}"
+        for attribute, expression in resource.items():
+            if attribute in ("for_each", "alarm_name"):
+                continue
+            field = re.fullmatch(r"\$\{each\.value\.(\w+)\}", str(expression))
+            default = re.fullmatch(r'\$\{lookup\(each\.value, "(\w+)", (.+)\)\}', str(expression))
+            if field is not None:
+                definition[attribute] = definition[field.group(1)]
+            elif default is not None:
+                fallback = default.group(2)
+                fallback_value = None if fallback == "null" else json.loads(fallback)
+                definition.setdefault(attribute, fallback_value)
+            else:
+                definition[attribute] = expression
+        definitions[name] = definition
+    return definitions
+
+
 def test_every_function_and_every_dead_letter_queue_has_alarms() -> None:
     # Every instance of aws_lambda_function.this, none filtered out: each of local.functions.
     alarmed = tf.text(tf.local("alarmed_functions"))
@@ -659,7 +714,7 @@ def test_every_function_and_every_dead_letter_queue_has_alarms() -> None:
     assert " if " not in alarmed
     for function in HANDLERS:
         assert function in function_entries(), function
-    alarms = tf.resources("aws_cloudwatch_metric_alarm")
+    alarms = alarm_definitions()
     assert alarms["lambda_errors"]["metric_name"] == "Errors"
     assert alarms["lambda_throttles"]["metric_name"] == "Throttles"
     for alarm in ("lambda_errors", "lambda_throttles"):
@@ -686,6 +741,7 @@ def test_every_function_and_every_dead_letter_queue_has_alarms() -> None:
     assert tf.variable_default("api_latency_p95_threshold_ms") == 500
     for body in alarms.values():
         assert body["alarm_actions"] == "${local.alarm_actions}"
+        assert body["ok_actions"] == "${local.alarm_actions}"
     topic = tf.resources("aws_sns_topic")["alarms"]
     assert "kms_master_key_id" in topic
     subscription = tf.resources("aws_sns_topic_subscription")["alarm_email"]
