@@ -22,6 +22,7 @@ locals {
   # - environment: its settings beyond local.function_environment, which every function gets.
   # - queue: the SQS queue that invokes it (aws_lambda_event_source_mapping.queue), or null.
   # - dead_letter_queue: where Lambda puts failed asynchronous invocations, or null.
+  # - country (booking workers only): the country whose requests it books.
   # The physical name is `<project>-<environment>-<key with dashes>`, e.g. citas-dev-http-api.
   functions = merge(local.single_functions, local.booking_workers)
 
