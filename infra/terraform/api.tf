@@ -10,7 +10,7 @@ locals {
   api_integration = {
     type                = "aws_proxy"
     httpMethod          = "POST"
-    uri                 = aws_lambda_function.http_api.invoke_arn
+    uri                 = aws_lambda_function.this["http_api"].invoke_arn
     passthroughBehavior = "when_no_match"
     timeoutInMillis     = 29000
   }
@@ -169,7 +169,7 @@ resource "aws_api_gateway_method_settings" "all" {
 resource "aws_lambda_permission" "api_gateway" {
   statement_id  = "AllowApiGatewayStage"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.http_api.function_name
+  function_name = aws_lambda_function.this["http_api"].function_name
   principal     = "apigateway.amazonaws.com"
   # Only this API's deployed stage, any method and path of it.
   source_arn = "${aws_api_gateway_rest_api.citas.execution_arn}/${var.api_stage_name}/*/*"

@@ -1,5 +1,9 @@
 # One role per function, allowed only the calls that function's code makes, on only its own
 # resources. tests/infra checks each list against the AWS calls the adapters really make.
+#
+# Each function's policy is its kind's document below (booking workers: one per country),
+# which starts from the statements every function needs (data.aws_iam_policy_document.
+# function_basics) and adds only that function's own.
 
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
@@ -15,20 +19,44 @@ data "aws_iam_policy_document" "lambda_assume" {
 
 locals {
   table_resources = [aws_dynamodb_table.citas.arn, "${aws_dynamodb_table.citas.arn}/index/*"]
+
+  # The policy document of each function of local.functions.
+  function_policies = merge(
+    {
+      http_api      = data.aws_iam_policy_document.http_api.json
+      outbox_relay  = data.aws_iam_policy_document.outbox_relay.json
+      notifications = data.aws_iam_policy_document.notifications.json
+      reminders     = data.aws_iam_policy_document.reminders.json
+    },
+    { for key, document in data.aws_iam_policy_document.booking_worker : key => document.json },
+  )
 }
 
-# --- http_api: the API's use cases (doctors, bookings, lists, changes, booking requests) ----
+resource "aws_iam_role" "function" {
+  for_each = local.function_names
 
-resource "aws_iam_role" "http_api" {
-  name               = "${local.function_names.http_api}-role"
+  name               = "${each.value}-role"
   assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
 }
 
-data "aws_iam_policy_document" "http_api" {
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+
+  # The kind, with dashes: booking-worker for every country's worker.
+  name   = replace(each.value.kind, "_", "-")
+  role   = aws_iam_role.function[each.key].id
+  policy = local.function_policies[each.key]
+}
+
+# What every function needs: its own log group, X-Ray and the data key (environment, table,
+# queues).
+data "aws_iam_policy_document" "function_basics" {
+  for_each = local.function_names
+
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.http_api.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
   }
 
   statement {
@@ -36,6 +64,18 @@ data "aws_iam_policy_document" "http_api" {
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"]
   }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.citas.arn]
+  }
+}
+
+# --- http_api: the API's use cases (doctors, bookings, lists, changes, booking requests) ----
+
+data "aws_iam_policy_document" "http_api" {
+  source_policy_documents = [data.aws_iam_policy_document.function_basics["http_api"].json]
 
   # BatchGetItem and ConditionCheckItem: freeing stale cell locks when a booking meets one.
   statement {
@@ -57,39 +97,12 @@ data "aws_iam_policy_document" "http_api" {
     actions   = ["sqs:SendMessage"]
     resources = [for q in aws_sqs_queue.booking_requests : q.arn]
   }
-
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.citas.arn]
-  }
-}
-
-resource "aws_iam_role_policy" "http_api" {
-  name   = "http-api"
-  role   = aws_iam_role.http_api.id
-  policy = data.aws_iam_policy_document.http_api.json
 }
 
 # --- outbox_relay: table stream in, events queue out, outbox item deleted -----------------
 
-resource "aws_iam_role" "outbox_relay" {
-  name               = "${local.function_names.outbox_relay}-role"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-}
-
 data "aws_iam_policy_document" "outbox_relay" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.outbox_relay.arn}:*"]
-  }
-
-  statement {
-    sid       = "SendTraces"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.function_basics["outbox_relay"].json]
 
   # The event source mapping reads the stream with the function's role.
   statement {
@@ -121,49 +134,20 @@ data "aws_iam_policy_document" "outbox_relay" {
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.outbox_relay_failures.arn]
   }
-
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.citas.arn]
-  }
-}
-
-resource "aws_iam_role_policy" "outbox_relay" {
-  name   = "outbox-relay"
-  role   = aws_iam_role.outbox_relay.id
-  policy = data.aws_iam_policy_document.outbox_relay.json
 }
 
 # --- booking_worker: one role per country, its own queue only --------------------------------
 
-resource "aws_iam_role" "booking_worker" {
-  for_each = local.booking_worker_names
-
-  name               = "${each.value}-role"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-}
-
 data "aws_iam_policy_document" "booking_worker" {
-  for_each = local.booking_worker_names
+  for_each = local.booking_workers
 
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.booking_worker[each.key].arn}:*"]
-  }
-
-  statement {
-    sid       = "SendTraces"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.function_basics[each.key].json]
 
   # The event source mapping polls the queue with the function's role.
   statement {
     sid       = "ConsumeOwnQueue"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-    resources = [aws_sqs_queue.booking_requests[each.key].arn]
+    resources = [aws_sqs_queue.booking_requests[each.value.country].arn]
   }
 
   # Booking may free stale cell locks: BatchGetItem, ConditionCheckItem and DeleteItem.
@@ -178,43 +162,14 @@ data "aws_iam_policy_document" "booking_worker" {
     ]
     resources = local.table_resources
   }
-
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.citas.arn]
-  }
-}
-
-resource "aws_iam_role_policy" "booking_worker" {
-  for_each = local.booking_worker_names
-
-  name   = "booking-worker"
-  role   = aws_iam_role.booking_worker[each.key].id
-  policy = data.aws_iam_policy_document.booking_worker[each.key].json
 }
 
 # --- notifications: events queue in, SMS out, handled-event markers -----------------------
 
-resource "aws_iam_role" "notifications" {
-  name               = "${local.function_names.notifications}-role"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-}
-
 data "aws_iam_policy_document" "notifications" {
   #checkov:skip=CKV_AWS_356:sns:Publish straight to a phone number (SMS) has no resource ARN to name; IAM only accepts "*" for it. The statement allows that one action.
   #checkov:skip=CKV_AWS_111:The one unconstrained write is sns:Publish of an SMS to a phone number, which has no resource ARN to constrain it to.
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.notifications.arn}:*"]
-  }
-
-  statement {
-    sid       = "SendTraces"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.function_basics["notifications"].json]
 
   statement {
     sid       = "ConsumeEventsQueue"
@@ -233,39 +188,12 @@ data "aws_iam_policy_document" "notifications" {
     actions   = ["sns:Publish"]
     resources = ["*"]
   }
-
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.citas.arn]
-  }
-}
-
-resource "aws_iam_role_policy" "notifications" {
-  name   = "notifications"
-  role   = aws_iam_role.notifications.id
-  policy = data.aws_iam_policy_document.notifications.json
 }
 
 # --- reminders: country-status lists on gsi2, reminder recorded with its event --------------
 
-resource "aws_iam_role" "reminders" {
-  name               = "${local.function_names.reminders}-role"
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
-}
-
 data "aws_iam_policy_document" "reminders" {
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.reminders.arn}:*"]
-  }
-
-  statement {
-    sid       = "SendTraces"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.function_basics["reminders"].json]
 
   statement {
     sid       = "ReadWriteTable"
@@ -279,18 +207,6 @@ data "aws_iam_policy_document" "reminders" {
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.reminders_dlq.arn]
   }
-
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.citas.arn]
-  }
-}
-
-resource "aws_iam_role_policy" "reminders" {
-  name   = "reminders"
-  role   = aws_iam_role.reminders.id
-  policy = data.aws_iam_policy_document.reminders.json
 }
 
 # --- API Gateway: the regional account setting that lets it write logs -----------------------

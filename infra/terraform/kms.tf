@@ -2,27 +2,33 @@ data "aws_caller_identity" "current" {}
 
 data "aws_partition" "current" {}
 
-# One customer-managed key encrypts the table and every queue. The key policy delegates to IAM
-# (the account root), so Lambda roles get kms:Decrypt / kms:GenerateDataKey through their own
-# IAM policies instead of through edits to this policy.
+data "aws_region" "current" {}
+
+locals {
+  # The first statement of both keys' policies: the key policy delegates to IAM (the account
+  # root), so roles get their KMS actions through their own IAM policies.
+  kms_iam_delegation_statement = {
+    Sid    = "EnableIamPoliciesOfTheAccount"
+    Effect = "Allow"
+    Principal = {
+      AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+    }
+    Action   = "kms:*"
+    Resource = "*"
+  }
+}
+
+# One customer-managed key encrypts the table and every queue. Its policy only delegates to
+# IAM, so Lambda roles get kms:Decrypt / kms:GenerateDataKey through their own IAM policies
+# instead of through edits to this policy.
 resource "aws_kms_key" "citas" {
   description             = "${var.project}-${var.environment}: DynamoDB table and SQS queues"
   enable_key_rotation     = true
   deletion_window_in_days = 30
 
   policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid    = "EnableIamPoliciesOfTheAccount"
-        Effect = "Allow"
-        Principal = {
-          AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-        }
-        Action   = "kms:*"
-        Resource = "*"
-      },
-    ]
+    Version   = "2012-10-17"
+    Statement = [local.kms_iam_delegation_statement]
   })
 }
 
@@ -30,8 +36,6 @@ resource "aws_kms_alias" "citas" {
   name          = "alias/${var.project}-${var.environment}"
   target_key_id = aws_kms_key.citas.key_id
 }
-
-data "aws_region" "current" {}
 
 # A second key for observability data: log groups (functions, API Gateway, WAF) and the alarm
 # topic. CloudWatch Logs and CloudWatch alarms use it as services, so its policy names them;
@@ -44,15 +48,7 @@ resource "aws_kms_key" "observability" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      {
-        Sid    = "EnableIamPoliciesOfTheAccount"
-        Effect = "Allow"
-        Principal = {
-          AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
-        }
-        Action   = "kms:*"
-        Resource = "*"
-      },
+      local.kms_iam_delegation_statement,
       {
         Sid    = "CloudWatchLogsOfThisAccount"
         Effect = "Allow"

@@ -2,24 +2,106 @@ locals {
   # `make package` writes the artifact here; every function runs the same zip with another
   # handler.
   lambda_zip = coalesce(var.lambda_zip, "${path.module}/../../dist/lambda.zip")
-  # A missing zip is reported by the precondition of aws_lambda_function.http_api, with the
+  # A missing zip is reported by the precondition of aws_lambda_function.this, with the
   # command that builds it, instead of by a bare "no such file" from filebase64sha256.
   lambda_zip_hash = fileexists(local.lambda_zip) ? filebase64sha256(local.lambda_zip) : null
-
-  function_names = {
-    http_api      = "${local.name_prefix}-http-api"
-    outbox_relay  = "${local.name_prefix}-outbox-relay"
-    notifications = "${local.name_prefix}-notifications"
-    reminders     = "${local.name_prefix}-reminders"
-  }
-  booking_worker_names = {
-    for country in var.countries : country => "${local.name_prefix}-booking-worker-${lower(country)}"
-  }
 
   # CITAS_COUNTRIES: `PE=America/Lima,CL=America/Santiago`.
   countries_setting = join(",", [for c in var.countries : "${c}=${var.country_time_zones[c]}"])
   # CITAS_BOOKING_QUEUE_URLS: `PE=https://...,CL=https://...`.
   booking_queue_urls_setting = join(",", [for c in var.countries : "${c}=${aws_sqs_queue.booking_requests[c].url}"])
+
+  # --- the functions ---------------------------------------------------------------------
+  #
+  # Every function of the stack, by key: one aws_lambda_function.this, log group, role and
+  # policy, and errors and throttles alarms each. An entry says what is particular to the
+  # function:
+  # - kind: what it does; memory, timeout and reserved concurrency come from the variables'
+  #   attribute of that name (var.lambda_memory_mb.<kind>, ...), its IAM statements from the
+  #   policy document of that name (iam.tf).
+  # - environment: its settings beyond local.function_environment, which every function gets.
+  # - queue: the SQS queue that invokes it (aws_lambda_event_source_mapping.queue), or null.
+  # - dead_letter_queue: where Lambda puts failed asynchronous invocations, or null.
+  # - country (booking workers only): the country whose requests it books.
+  # The physical name is `<project>-<environment>-<key with dashes>`, e.g. citas-dev-http-api.
+  functions = merge(local.single_functions, local.booking_workers)
+
+  single_functions = {
+    # The HTTP API behind API Gateway (REST proxy).
+    http_api = {
+      kind        = "http_api"
+      description = "citas HTTP API (API Gateway REST proxy)"
+      handler     = "entrypoints.lambda.http_api.handler"
+      environment = {
+        CITAS_BOOKING_QUEUE_URLS = local.booking_queue_urls_setting
+        CITAS_PAGE_TOKEN_KEY     = aws_ssm_parameter.page_token_key.value
+      }
+      queue             = null
+      dead_letter_queue = null
+    }
+
+    # Publishes the outbox items of the table's stream to the events FIFO queue
+    # (aws_lambda_event_source_mapping.outbox_stream).
+    outbox_relay = {
+      kind        = "outbox_relay"
+      description = "citas outbox relay: table stream to the events FIFO queue"
+      handler     = "entrypoints.lambda.outbox_relay.handler"
+      environment = {
+        CITAS_EVENTS_QUEUE_URL = aws_sqs_queue.events.url
+      }
+      queue             = null
+      dead_letter_queue = null
+    }
+
+    # Sends the patients' SMS for the events of the events queue.
+    notifications = {
+      kind        = "notifications"
+      description = "citas patient notifications (SMS) from the events queue"
+      handler     = "entrypoints.lambda.notifications.handler"
+      environment = {
+        CITAS_NOTIFIER = "sns"
+      }
+      queue             = aws_sqs_queue.events
+      dead_letter_queue = null
+    }
+
+    # Records the reminders that are due, every 15 minutes (aws_cloudwatch_event_rule.reminders).
+    reminders = {
+      kind              = "reminders"
+      description       = "citas reminders: records ReminderDue for appointments 24 h ahead"
+      handler           = "entrypoints.lambda.reminders.handler"
+      environment       = {}
+      queue             = null
+      dead_letter_queue = aws_sqs_queue.reminders_dlq
+    }
+  }
+
+  # One booking worker per country (booking_worker_pe, ...), each reading only its country's
+  # FIFO queue.
+  booking_workers = {
+    for country in var.countries : "booking_worker_${lower(country)}" => {
+      kind        = "booking_worker"
+      description = "citas booking worker for ${country}"
+      handler     = "entrypoints.lambda.booking_worker.handler"
+      environment = {
+        CITAS_WORKER_COUNTRY = country
+      }
+      queue             = aws_sqs_queue.booking_requests[country]
+      dead_letter_queue = null
+      country           = country
+    }
+  }
+
+  # The settings every function gets.
+  function_environment = {
+    CITAS_BACKEND                = "aws"
+    CITAS_COUNTRIES              = local.countries_setting
+    CITAS_TABLE_NAME             = aws_dynamodb_table.citas.name
+    POWERTOOLS_SERVICE_NAME      = var.project
+    POWERTOOLS_METRICS_NAMESPACE = var.project
+  }
+
+  function_names = { for key in keys(local.functions) : key => "${local.name_prefix}-${replace(key, "_", "-")}" }
 
   # The relay's stream filter: inserted items whose key is an outbox event's (`OUTBOX#<id>`).
   outbox_stream_filter = {
@@ -44,34 +126,10 @@ locals {
 
 # --- log groups: created here (not by Lambda on first write) so they are encrypted and expire.
 
-resource "aws_cloudwatch_log_group" "http_api" {
-  name              = "/aws/lambda/${local.function_names.http_api}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.observability.arn
-}
-
-resource "aws_cloudwatch_log_group" "outbox_relay" {
-  name              = "/aws/lambda/${local.function_names.outbox_relay}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.observability.arn
-}
-
-resource "aws_cloudwatch_log_group" "booking_worker" {
-  for_each = local.booking_worker_names
+resource "aws_cloudwatch_log_group" "function" {
+  for_each = local.function_names
 
   name              = "/aws/lambda/${each.value}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.observability.arn
-}
-
-resource "aws_cloudwatch_log_group" "notifications" {
-  name              = "/aws/lambda/${local.function_names.notifications}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.observability.arn
-}
-
-resource "aws_cloudwatch_log_group" "reminders" {
-  name              = "/aws/lambda/${local.function_names.reminders}"
   retention_in_days = var.log_retention_days
   kms_key_id        = aws_kms_key.observability.arn
 }
@@ -96,33 +154,34 @@ resource "aws_sqs_queue" "reminders_dlq" {
 
 # --- functions -----------------------------------------------------------------------------
 
-# The HTTP API behind API Gateway (REST proxy).
-resource "aws_lambda_function" "http_api" {
-  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway: the caller gets the error, there is no asynchronous event to dead-letter.
-  #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB, SQS); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Only the reminders are invoked asynchronously, and they have a DLQ; API Gateway calls the HTTP API synchronously (the caller gets the error), the SQS consumers' failed messages go to their queue's own DLQ (redrive policy in sqs.tf), and the relay's stream mapping has an on-failure destination (aws_sqs_queue.outbox_relay_failures).
+  #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB, SQS, SNS); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
   #checkov:skip=CKV_AWS_272:The artifact is built reproducibly by `make package` and pinned by source_code_hash; code signing needs an AWS Signer profile this stack does not assume.
-  function_name                  = local.function_names.http_api
-  description                    = "citas HTTP API (API Gateway REST proxy)"
-  role                           = aws_iam_role.http_api.arn
-  handler                        = "entrypoints.lambda.http_api.handler"
+  for_each = local.functions
+
+  function_name                  = local.function_names[each.key]
+  description                    = each.value.description
+  role                           = aws_iam_role.function[each.key].arn
+  handler                        = each.value.handler
   runtime                        = "python3.12"
   architectures                  = ["arm64"]
   filename                       = local.lambda_zip
   source_code_hash               = local.lambda_zip_hash
-  memory_size                    = var.lambda_memory_mb.http_api
-  timeout                        = var.lambda_timeout_seconds.http_api
-  reserved_concurrent_executions = var.lambda_reserved_concurrency.http_api
+  memory_size                    = var.lambda_memory_mb[each.value.kind]
+  timeout                        = var.lambda_timeout_seconds[each.value.kind]
+  reserved_concurrent_executions = var.lambda_reserved_concurrency[each.value.kind]
   kms_key_arn                    = aws_kms_key.citas.arn
 
   environment {
-    variables = {
-      CITAS_BACKEND                = "aws"
-      CITAS_COUNTRIES              = local.countries_setting
-      CITAS_TABLE_NAME             = aws_dynamodb_table.citas.name
-      CITAS_BOOKING_QUEUE_URLS     = local.booking_queue_urls_setting
-      CITAS_PAGE_TOKEN_KEY         = aws_ssm_parameter.page_token_key.value
-      POWERTOOLS_SERVICE_NAME      = var.project
-      POWERTOOLS_METRICS_NAMESPACE = var.project
+    variables = merge(local.function_environment, each.value.environment)
+  }
+
+  dynamic "dead_letter_config" {
+    for_each = each.value.dead_letter_queue == null ? [] : [each.value.dead_letter_queue.arn]
+
+    content {
+      target_arn = dead_letter_config.value
     }
   }
 
@@ -132,7 +191,7 @@ resource "aws_lambda_function" "http_api" {
 
   logging_config {
     log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.http_api.name
+    log_group             = aws_cloudwatch_log_group.function[each.key].name
     application_log_level = var.log_level
     system_log_level      = "WARN"
   }
@@ -148,189 +207,13 @@ resource "aws_lambda_function" "http_api" {
     }
   }
 
-  depends_on = [aws_iam_role_policy.http_api]
-}
-
-# Publishes the outbox items of the table's stream to the events FIFO queue.
-resource "aws_lambda_function" "outbox_relay" {
-  #checkov:skip=CKV_AWS_116:Invoked by a DynamoDB stream event source mapping, whose on-failure destination (aws_sqs_queue.outbox_relay_failures) takes the place of a DLQ.
-  #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB, SQS); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
-  #checkov:skip=CKV_AWS_272:The artifact is built reproducibly by `make package` and pinned by source_code_hash; code signing needs an AWS Signer profile this stack does not assume.
-  function_name                  = local.function_names.outbox_relay
-  description                    = "citas outbox relay: table stream to the events FIFO queue"
-  role                           = aws_iam_role.outbox_relay.arn
-  handler                        = "entrypoints.lambda.outbox_relay.handler"
-  runtime                        = "python3.12"
-  architectures                  = ["arm64"]
-  filename                       = local.lambda_zip
-  source_code_hash               = local.lambda_zip_hash
-  memory_size                    = var.lambda_memory_mb.outbox_relay
-  timeout                        = var.lambda_timeout_seconds.outbox_relay
-  reserved_concurrent_executions = var.lambda_reserved_concurrency.outbox_relay
-  kms_key_arn                    = aws_kms_key.citas.arn
-
-  environment {
-    variables = {
-      CITAS_BACKEND                = "aws"
-      CITAS_COUNTRIES              = local.countries_setting
-      CITAS_TABLE_NAME             = aws_dynamodb_table.citas.name
-      CITAS_EVENTS_QUEUE_URL       = aws_sqs_queue.events.url
-      POWERTOOLS_SERVICE_NAME      = var.project
-      POWERTOOLS_METRICS_NAMESPACE = var.project
-    }
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.outbox_relay.name
-    application_log_level = var.log_level
-    system_log_level      = "WARN"
-  }
-
-  depends_on = [aws_iam_role_policy.outbox_relay]
-}
-
-# One booking worker per country, each reading only its country's FIFO queue.
-resource "aws_lambda_function" "booking_worker" {
-  #checkov:skip=CKV_AWS_116:Invoked by an SQS event source mapping; failed messages go to the source queue's own dead-letter queue (redrive policy in sqs.tf).
-  #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB, SQS); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
-  #checkov:skip=CKV_AWS_272:The artifact is built reproducibly by `make package` and pinned by source_code_hash; code signing needs an AWS Signer profile this stack does not assume.
-  for_each = local.booking_worker_names
-
-  function_name                  = each.value
-  description                    = "citas booking worker for ${each.key}"
-  role                           = aws_iam_role.booking_worker[each.key].arn
-  handler                        = "entrypoints.lambda.booking_worker.handler"
-  runtime                        = "python3.12"
-  architectures                  = ["arm64"]
-  filename                       = local.lambda_zip
-  source_code_hash               = local.lambda_zip_hash
-  memory_size                    = var.lambda_memory_mb.booking_worker
-  timeout                        = var.lambda_timeout_seconds.booking_worker
-  reserved_concurrent_executions = var.lambda_reserved_concurrency.booking_worker
-  kms_key_arn                    = aws_kms_key.citas.arn
-
-  environment {
-    variables = {
-      CITAS_BACKEND                = "aws"
-      CITAS_COUNTRIES              = local.countries_setting
-      CITAS_TABLE_NAME             = aws_dynamodb_table.citas.name
-      CITAS_WORKER_COUNTRY         = each.key
-      POWERTOOLS_SERVICE_NAME      = var.project
-      POWERTOOLS_METRICS_NAMESPACE = var.project
-    }
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.booking_worker[each.key].name
-    application_log_level = var.log_level
-    system_log_level      = "WARN"
-  }
-
-  depends_on = [aws_iam_role_policy.booking_worker]
-}
-
-# Sends the patients' SMS for the events of the events queue.
-resource "aws_lambda_function" "notifications" {
-  #checkov:skip=CKV_AWS_116:Invoked by an SQS event source mapping; failed messages go to the events queue's own dead-letter queue (redrive policy in sqs.tf).
-  #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB, SNS); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
-  #checkov:skip=CKV_AWS_272:The artifact is built reproducibly by `make package` and pinned by source_code_hash; code signing needs an AWS Signer profile this stack does not assume.
-  function_name                  = local.function_names.notifications
-  description                    = "citas patient notifications (SMS) from the events queue"
-  role                           = aws_iam_role.notifications.arn
-  handler                        = "entrypoints.lambda.notifications.handler"
-  runtime                        = "python3.12"
-  architectures                  = ["arm64"]
-  filename                       = local.lambda_zip
-  source_code_hash               = local.lambda_zip_hash
-  memory_size                    = var.lambda_memory_mb.notifications
-  timeout                        = var.lambda_timeout_seconds.notifications
-  reserved_concurrent_executions = var.lambda_reserved_concurrency.notifications
-  kms_key_arn                    = aws_kms_key.citas.arn
-
-  environment {
-    variables = {
-      CITAS_BACKEND                = "aws"
-      CITAS_COUNTRIES              = local.countries_setting
-      CITAS_TABLE_NAME             = aws_dynamodb_table.citas.name
-      CITAS_NOTIFIER               = "sns"
-      POWERTOOLS_SERVICE_NAME      = var.project
-      POWERTOOLS_METRICS_NAMESPACE = var.project
-    }
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.notifications.name
-    application_log_level = var.log_level
-    system_log_level      = "WARN"
-  }
-
-  depends_on = [aws_iam_role_policy.notifications]
-}
-
-# Records the reminders that are due, every 15 minutes.
-resource "aws_lambda_function" "reminders" {
-  #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
-  #checkov:skip=CKV_AWS_272:The artifact is built reproducibly by `make package` and pinned by source_code_hash; code signing needs an AWS Signer profile this stack does not assume.
-  function_name                  = local.function_names.reminders
-  description                    = "citas reminders: records ReminderDue for appointments 24 h ahead"
-  role                           = aws_iam_role.reminders.arn
-  handler                        = "entrypoints.lambda.reminders.handler"
-  runtime                        = "python3.12"
-  architectures                  = ["arm64"]
-  filename                       = local.lambda_zip
-  source_code_hash               = local.lambda_zip_hash
-  memory_size                    = var.lambda_memory_mb.reminders
-  timeout                        = var.lambda_timeout_seconds.reminders
-  reserved_concurrent_executions = var.lambda_reserved_concurrency.reminders
-  kms_key_arn                    = aws_kms_key.citas.arn
-
-  environment {
-    variables = {
-      CITAS_BACKEND                = "aws"
-      CITAS_COUNTRIES              = local.countries_setting
-      CITAS_TABLE_NAME             = aws_dynamodb_table.citas.name
-      POWERTOOLS_SERVICE_NAME      = var.project
-      POWERTOOLS_METRICS_NAMESPACE = var.project
-    }
-  }
-
-  dead_letter_config {
-    target_arn = aws_sqs_queue.reminders_dlq.arn
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format            = "JSON"
-    log_group             = aws_cloudwatch_log_group.reminders.name
-    application_log_level = var.log_level
-    system_log_level      = "WARN"
-  }
-
-  depends_on = [aws_iam_role_policy.reminders]
+  depends_on = [aws_iam_role_policy.function]
 }
 
 # A failed run is not retried: the next scheduled run, 15 minutes later, catches up (runs
 # missed for up to 6 h are), and a retry racing it would only do the same work twice.
 resource "aws_lambda_function_event_invoke_config" "reminders" {
-  function_name                = aws_lambda_function.reminders.function_name
+  function_name                = aws_lambda_function.this["reminders"].function_name
   maximum_retry_attempts       = 0
   maximum_event_age_in_seconds = 900
 }
@@ -341,7 +224,7 @@ resource "aws_lambda_function_event_invoke_config" "reminders" {
 # deletes (REMOVE), so the relay is invoked once per committed event.
 resource "aws_lambda_event_source_mapping" "outbox_stream" {
   event_source_arn                   = aws_dynamodb_table.citas.stream_arn
-  function_name                      = aws_lambda_function.outbox_relay.arn
+  function_name                      = aws_lambda_function.this["outbox_relay"].arn
   starting_position                  = "TRIM_HORIZON"
   batch_size                         = 100
   maximum_batching_window_in_seconds = 0
@@ -365,27 +248,18 @@ resource "aws_lambda_event_source_mapping" "outbox_stream" {
   }
 }
 
-resource "aws_lambda_event_source_mapping" "booking_requests" {
-  for_each = toset(var.countries)
+# Every function with a `queue` in local.functions: the booking workers (their country's
+# queue) and the notifications (the events queue).
+resource "aws_lambda_event_source_mapping" "queue" {
+  for_each = { for key, fn in local.functions : key => fn if fn.queue != null }
 
-  event_source_arn        = aws_sqs_queue.booking_requests[each.key].arn
-  function_name           = aws_lambda_function.booking_worker[each.key].arn
+  event_source_arn        = each.value.queue.arn
+  function_name           = aws_lambda_function.this[each.key].arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
 
   scaling_config {
-    maximum_concurrency = local.sqs_max_concurrency.booking_worker
-  }
-}
-
-resource "aws_lambda_event_source_mapping" "events" {
-  event_source_arn        = aws_sqs_queue.events.arn
-  function_name           = aws_lambda_function.notifications.arn
-  batch_size              = 10
-  function_response_types = ["ReportBatchItemFailures"]
-
-  scaling_config {
-    maximum_concurrency = local.sqs_max_concurrency.notifications
+    maximum_concurrency = local.sqs_max_concurrency[each.value.kind]
   }
 }
 
@@ -397,13 +271,13 @@ resource "aws_cloudwatch_event_rule" "reminders" {
 
 resource "aws_cloudwatch_event_target" "reminders" {
   rule = aws_cloudwatch_event_rule.reminders.name
-  arn  = aws_lambda_function.reminders.arn
+  arn  = aws_lambda_function.this["reminders"].arn
 }
 
 resource "aws_lambda_permission" "reminders_schedule" {
   statement_id  = "AllowEventBridgeSchedule"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.reminders.function_name
+  function_name = aws_lambda_function.this["reminders"].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.reminders.arn
 }

@@ -15,16 +15,10 @@ resource "aws_sns_topic_subscription" "alarm_email" {
 locals {
   alarm_actions = [aws_sns_topic.alarms.arn]
 
-  # Every function, by a key that reads well in alarm names.
-  alarmed_functions = merge(
-    {
-      http-api      = aws_lambda_function.http_api.function_name
-      outbox-relay  = aws_lambda_function.outbox_relay.function_name
-      notifications = aws_lambda_function.notifications.function_name
-      reminders     = aws_lambda_function.reminders.function_name
-    },
-    { for c, fn in aws_lambda_function.booking_worker : "booking-worker-${lower(c)}" => fn.function_name },
-  )
+  # Every function, by a key that reads well in alarm names (http-api, booking-worker-pe, ...).
+  alarmed_functions = {
+    for key, fn in aws_lambda_function.this : replace(key, "_", "-") => fn.function_name
+  }
 
   # Every dead-letter queue: a message there is work that was given up on.
   dead_letter_queues = merge(
@@ -41,155 +35,121 @@ locals {
     { events = aws_sqs_queue.events.name },
     { for c, q in aws_sqs_queue.booking_requests : "booking-requests-${lower(c)}" => q.name },
   )
-}
 
-# --- API -------------------------------------------------------------------------------------
+  # Every alarm (aws_cloudwatch_metric_alarm.this), by the end of its name:
+  # `<project>-<environment>-<key>`. Each says what it watches and when it fires; all of them
+  # look at 5-minute periods (one of them unless `evaluation_periods` says otherwise), fire
+  # above their threshold, count missing data as fine, and notify the topic when they fire
+  # and when they clear.
+  alarms = merge(
+    local.api_alarms,
+    local.function_error_alarms,
+    local.function_throttle_alarms,
+    local.outbox_relay_alarms,
+    local.dead_letter_alarms,
+    local.queue_age_alarms,
+  )
 
-resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
-  alarm_name          = "${local.name_prefix}-api-5xx-rate"
-  alarm_description   = "More than ${var.api_5xx_rate_threshold * 100}% of API requests failed with a 5XX in 5 minutes."
-  namespace           = "AWS/ApiGateway"
-  metric_name         = "5XXError"
-  statistic           = "Average"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = var.api_5xx_rate_threshold
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  dimensions = {
+  api_dimensions = {
     ApiName = aws_api_gateway_rest_api.citas.name
     Stage   = aws_api_gateway_stage.citas.stage_name
   }
+
+  api_alarms = {
+    api-5xx-rate = {
+      description = "More than ${var.api_5xx_rate_threshold * 100}% of API requests failed with a 5XX in 5 minutes."
+      namespace   = "AWS/ApiGateway"
+      metric_name = "5XXError"
+      statistic   = "Average"
+      threshold   = var.api_5xx_rate_threshold
+      dimensions  = local.api_dimensions
+    }
+    api-latency-p95 = {
+      description         = "API p95 latency above ${var.api_latency_p95_threshold_ms} ms in 2 of the last 3 five-minute periods."
+      namespace           = "AWS/ApiGateway"
+      metric_name         = "Latency"
+      extended_statistic  = "p95"
+      evaluation_periods  = 3
+      datapoints_to_alarm = 2
+      threshold           = var.api_latency_p95_threshold_ms
+      dimensions          = local.api_dimensions
+    }
+  }
+
+  function_error_alarms = {
+    for key, name in local.alarmed_functions : "${key}-errors" => {
+      description = "${name} failed invocations in 5 minutes."
+      namespace   = "AWS/Lambda"
+      metric_name = "Errors"
+      statistic   = "Sum"
+      threshold   = 0
+      dimensions  = { FunctionName = name }
+    }
+  }
+
+  function_throttle_alarms = {
+    for key, name in local.alarmed_functions : "${key}-throttles" => {
+      description = "${name} was throttled (reserved concurrency reached) in 5 minutes."
+      namespace   = "AWS/Lambda"
+      metric_name = "Throttles"
+      statistic   = "Sum"
+      threshold   = 0
+      dimensions  = { FunctionName = name }
+    }
+  }
+
+  # The relay falling behind the table's stream delays every message to patients.
+  outbox_relay_alarms = {
+    outbox-relay-iterator-age = {
+      description = "The outbox relay is more than a minute behind the table's stream."
+      namespace   = "AWS/Lambda"
+      metric_name = "IteratorAge"
+      statistic   = "Maximum"
+      threshold   = 60000
+      dimensions  = { FunctionName = aws_lambda_function.this["outbox_relay"].function_name }
+    }
+  }
+
+  dead_letter_alarms = {
+    for key, name in local.dead_letter_queues : "${key}-not-empty" => {
+      description = "${name} holds messages that were given up on; inspect and redrive them."
+      namespace   = "AWS/SQS"
+      metric_name = "ApproximateNumberOfMessagesVisible"
+      statistic   = "Maximum"
+      threshold   = 0
+      dimensions  = { QueueName = name }
+    }
+  }
+
+  queue_age_alarms = {
+    for key, name in local.worked_queues : "${key}-oldest-message-age" => {
+      description = "The oldest message of ${name} waited more than ${var.queue_age_threshold_seconds} s: its consumer is behind or failing."
+      namespace   = "AWS/SQS"
+      metric_name = "ApproximateAgeOfOldestMessage"
+      statistic   = "Maximum"
+      threshold   = var.queue_age_threshold_seconds
+      dimensions  = { QueueName = name }
+    }
+  }
 }
 
-resource "aws_cloudwatch_metric_alarm" "api_latency_p95" {
-  alarm_name          = "${local.name_prefix}-api-latency-p95"
-  alarm_description   = "API p95 latency above ${var.api_latency_p95_threshold_ms} ms in 2 of the last 3 five-minute periods."
-  namespace           = "AWS/ApiGateway"
-  metric_name         = "Latency"
-  extended_statistic  = "p95"
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name          = "${local.name_prefix}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric_name
+  statistic           = lookup(each.value, "statistic", null)
+  extended_statistic  = lookup(each.value, "extended_statistic", null)
   period              = 300
-  evaluation_periods  = 3
-  datapoints_to_alarm = 2
-  threshold           = var.api_latency_p95_threshold_ms
+  evaluation_periods  = lookup(each.value, "evaluation_periods", 1)
+  datapoints_to_alarm = lookup(each.value, "datapoints_to_alarm", null)
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
-
-  dimensions = {
-    ApiName = aws_api_gateway_rest_api.citas.name
-    Stage   = aws_api_gateway_stage.citas.stage_name
-  }
+  dimensions          = each.value.dimensions
 }
 
-# --- functions -------------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
-  for_each = local.alarmed_functions
-
-  alarm_name          = "${local.name_prefix}-${each.key}-errors"
-  alarm_description   = "${each.value} failed invocations in 5 minutes."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  dimensions = {
-    FunctionName = each.value
-  }
-}
-
-resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
-  for_each = local.alarmed_functions
-
-  alarm_name          = "${local.name_prefix}-${each.key}-throttles"
-  alarm_description   = "${each.value} was throttled (reserved concurrency reached) in 5 minutes."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  dimensions = {
-    FunctionName = each.value
-  }
-}
-
-# The relay falling behind the table's stream delays every message to patients.
-resource "aws_cloudwatch_metric_alarm" "outbox_relay_iterator_age" {
-  alarm_name          = "${local.name_prefix}-outbox-relay-iterator-age"
-  alarm_description   = "The outbox relay is more than a minute behind the table's stream."
-  namespace           = "AWS/Lambda"
-  metric_name         = "IteratorAge"
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 60000
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  dimensions = {
-    FunctionName = aws_lambda_function.outbox_relay.function_name
-  }
-}
-
-# --- queues ----------------------------------------------------------------------------------
-
-resource "aws_cloudwatch_metric_alarm" "dead_letters" {
-  for_each = local.dead_letter_queues
-
-  alarm_name          = "${local.name_prefix}-${each.key}-not-empty"
-  alarm_description   = "${each.value} holds messages that were given up on; inspect and redrive them."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  dimensions = {
-    QueueName = each.value
-  }
-}
-
-resource "aws_cloudwatch_metric_alarm" "queue_age" {
-  for_each = local.worked_queues
-
-  alarm_name          = "${local.name_prefix}-${each.key}-oldest-message-age"
-  alarm_description   = "The oldest message of ${each.value} waited more than ${var.queue_age_threshold_seconds} s: its consumer is behind or failing."
-  namespace           = "AWS/SQS"
-  metric_name         = "ApproximateAgeOfOldestMessage"
-  statistic           = "Maximum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = var.queue_age_threshold_seconds
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  dimensions = {
-    QueueName = each.value
-  }
-}

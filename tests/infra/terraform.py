@@ -9,7 +9,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from adapters.aws.resources import parse_tf_file
+import hcl2
+
+from adapters.aws.resources import normalize_hcl, parse_tf_file
 
 ROOT = Path(__file__).resolve().parents[2]
 TF_DIR = ROOT / "infra" / "terraform"
@@ -119,5 +121,59 @@ def for_expression_value(expression: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def for_object(expression: str) -> tuple[str, str, dict[str, Any]]:
+    """`${{for v in ... : "<key>" => {<object>}}}` -> (`v` or `k, v`, key, parsed object).
+
+    python-hcl2 leaves a for expression as one string; its object is parsed here as HCL, so
+    its attributes read like those of a literal object (`v` itself reads `${v}`).
+    """
+    match = re.fullmatch(
+        r'\$\{\{for (\w+(?:, \w+)?) in [^:]+:\s*"([^"]*)"\s*=>\s*(\{.*\})\}\}',
+        expression.strip(),
+        re.S,
+    )
+    if match is None:
+        raise ValueError(f"not a for expression of objects: {expression!r}")
+    variable, key, body = match.groups()
+    parsed = normalize_hcl(_bare_names_as_expressions(hcl2.loads(f"value = {body}\n")))["value"]
+    assert isinstance(parsed, dict), parsed
+    return variable, key, parsed
+
+
+def _bare_names_as_expressions(value: Any) -> Any:
+    """python-hcl2 gives a lone name (`country`) unquoted, a string literal quoted: make the
+    name `${country}`, as in a literal object, so it cannot pass for the string."""
+    if isinstance(value, dict):
+        return {k: _bare_names_as_expressions(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bare_names_as_expressions(v) for v in value]
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z_][\w.\[\]]*", value):
+        return "${" + value + "}"
+    return value
+
+
+_SOURCE_DOCUMENT = re.compile(
+    r"^\$\{data\.aws_iam_policy_document\.(\w+)(?:\[([^\]]+)\])?\.json\}$"
+)
+
+
+def source_documents(document: Mapping[str, Any]) -> list[tuple[str, str | None]]:
+    """(name, index) of each `source_policy_documents` entry, e.g. ("function_basics", '"x"')."""
+    found = []
+    for entry in document.get("source_policy_documents", []):
+        match = _SOURCE_DOCUMENT.match(entry)
+        assert match is not None, f"unreadable source_policy_documents entry {entry!r}"
+        found.append((match.group(1), match.group(2)))
+    return found
+
+
 def policy_statements(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """The statements of a policy document, those of its `source_policy_documents` first."""
+    for name, _index in source_documents(document):
+        yield from policy_statements(data_sources("aws_iam_policy_document")[name])
     yield from blocks(document, "statement")
+
+
+def lambda_keys(value: Any) -> set[str]:
+    """Keys `k` of every `aws_lambda_function.this["k"]` referenced in `value`."""
+    return set(re.findall(r'aws_lambda_function\.this\["(\w+)"\]', text(value)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ ROOT = tf.ROOT
 CONFIG = ROOT / "entrypoints" / "config.py"
 OPENAPI = ROOT / "api" / "openapi.yaml"
 
-# The functions of lambda.tf, by resource name, and the handler each must run.
+# The functions of lambda.tf, by kind (local.functions), and the handler each must run.
 HANDLERS = {
     "http_api": "entrypoints.lambda.http_api.handler",
     "outbox_relay": "entrypoints.lambda.outbox_relay.handler",
@@ -117,17 +118,53 @@ EXPECTED_FILES = {
     "waf.tf",
     "monitoring.tf",
     "outputs.tf",
+    # Where the addresses of earlier versions went (moved blocks).
+    "moved.tf",
 }
 
 _SKIP = re.compile(r"#\s*checkov:skip=([A-Za-z0-9_]+)(?::(.*))?$")
 
 
-def functions() -> dict[str, dict[str, Any]]:
-    return tf.resources("aws_lambda_function")
+def function_resource() -> dict[str, Any]:
+    """The one aws_lambda_function of lambda.tf: one instance per entry of local.functions."""
+    declared = tf.resources("aws_lambda_function")
+    assert set(declared) == {"this"}, sorted(declared)
+    body = declared["this"]
+    assert body["for_each"] == "${local.functions}"
+    return body
+
+
+def function_entries() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each kind of function -> (its key in local.functions, its entry there).
+
+    A single function's key is its kind; the booking worker's is the key template of the
+    per-country for expression (`booking_worker_${lower(country)}`), its country `${country}`.
+    """
+    assert tf.local("functions") == "${merge(local.single_functions, local.booking_workers)}"
+    entries = {key: (key, entry) for key, entry in tf.local("single_functions").items()}
+    variable, key, worker = tf.for_object(tf.local("booking_workers"))
+    assert (variable, key) == ("country", "booking_worker_${lower(country)}")
+    assert worker["country"] == "${country}"
+    entries[worker["kind"]] = (key, worker)
+    for kind, (_key, entry) in entries.items():
+        assert entry["kind"] == kind
+    return entries
+
+
+def function_entry(function: str) -> dict[str, Any]:
+    return function_entries()[function][1]
 
 
 def environment(function: str) -> dict[str, Any]:
-    return dict(tf.block(tf.block(functions()[function], "environment"), "variables") or {})
+    variables = tf.block(function_resource(), "environment")["variables"]
+    assert variables == "${merge(local.function_environment, each.value.environment)}"
+    return {**tf.local("function_environment"), **(function_entry(function)["environment"] or {})}
+
+
+def function_keys_to_kinds(keys: set[str]) -> set[str]:
+    """The kinds of the single functions named by key (aws_lambda_function.this["<key>"])."""
+    singles = tf.local("single_functions")
+    return {singles[key]["kind"] for key in keys}
 
 
 def config_settings() -> set[str]:
@@ -145,6 +182,15 @@ def config_settings() -> set[str]:
 
 def policy(function: str) -> dict[str, Any]:
     return tf.data_sources("aws_iam_policy_document")[function]
+
+
+def own_index(function: str) -> str:
+    """How the function's own policy document indexes the per-function maps."""
+    if function == "booking_worker":
+        assert policy(function)["for_each"] == "${local.booking_workers}"
+        return "each.key"
+    assert "for_each" not in policy(function)
+    return f'"{function}"'
 
 
 def statement_actions(document: dict[str, Any]) -> set[str]:
@@ -184,12 +230,14 @@ def test_every_checkov_skip_says_why() -> None:
 
 
 def test_lambda_tf_declares_exactly_the_five_functions() -> None:
-    assert {name: body["handler"] for name, body in functions().items()} == HANDLERS
+    entries = function_entries()
+    assert {kind: entry["handler"] for kind, (_key, entry) in entries.items()} == HANDLERS
+    assert function_resource()["handler"] == "${each.value.handler}"
 
 
 @pytest.mark.parametrize("function", sorted(HANDLERS))
 def test_each_handler_string_resolves_to_a_callable_in_the_code(function: str) -> None:
-    handler = functions()[function]["handler"]
+    handler = function_entry(function)["handler"]
     module_name, _, attribute = handler.rpartition(".")
     # A handler module that does not exist yet fails here: it must exist before this lands.
     module = importlib.import_module(module_name)
@@ -200,23 +248,29 @@ def test_each_handler_string_resolves_to_a_callable_in_the_code(function: str) -
 def test_each_function_runs_the_packaged_zip_on_python_3_12_arm64_with_tracing(
     function: str,
 ) -> None:
-    body = functions()[function]
+    body = function_resource()
+    assert function_entry(function)["kind"] == function
     assert body["runtime"] == "python3.12"
     assert body["architectures"] == ["arm64"]
     assert body["filename"] == "${local.lambda_zip}"
     assert body["source_code_hash"] == "${local.lambda_zip_hash}"
     assert "dist/lambda.zip" in tf.local("lambda_zip")
     assert tf.block(body, "tracing_config")["mode"] == "Active"
-    assert body["memory_size"] == f"${{var.lambda_memory_mb.{function}}}"
-    assert body["timeout"] == f"${{var.lambda_timeout_seconds.{function}}}"
-    reserved = f"${{var.lambda_reserved_concurrency.{function}}}"
+    # The variables' attribute of the function's kind (asserted above to be `function`).
+    assert body["memory_size"] == "${var.lambda_memory_mb[each.value.kind]}"
+    assert body["timeout"] == "${var.lambda_timeout_seconds[each.value.kind]}"
+    reserved = "${var.lambda_reserved_concurrency[each.value.kind]}"
     assert body["reserved_concurrent_executions"] == reserved
     logging = tf.block(body, "logging_config")
     assert logging["log_format"] == "JSON"
-    assert tf.references(logging["log_group"], "aws_cloudwatch_log_group") == {function}
-    group = tf.resources("aws_cloudwatch_log_group")[function]
+    # Its own log group and role: the instances of the same key.
+    assert logging["log_group"] == "${aws_cloudwatch_log_group.function[each.key].name}"
+    group = tf.resources("aws_cloudwatch_log_group")["function"]
+    assert group["for_each"] == "${local.function_names}"
+    assert tf.local("function_names").startswith("${{for key in keys(local.functions) : key => ")
     assert "kms_key_id" in group and group["retention_in_days"] == "${var.log_retention_days}"
-    assert tf.references(body["role"], "aws_iam_role") == {function}
+    assert body["role"] == "${aws_iam_role.function[each.key].arn}"
+    assert tf.resources("aws_iam_role")["function"]["for_each"] == "${local.function_names}"
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -251,7 +305,8 @@ def test_the_settings_terraform_gives_are_accepted_by_the_code() -> None:
         "${local.booking_queue_urls_setting}"
     )
     assert environment("outbox_relay")["CITAS_EVENTS_QUEUE_URL"] == "${aws_sqs_queue.events.url}"
-    assert environment("booking_worker")["CITAS_WORKER_COUNTRY"] == "${each.key}"
+    # The country of the per-country entry (function_entries checks the for expression).
+    assert environment("booking_worker")["CITAS_WORKER_COUNTRY"] == "${country}"
     assert environment("notifications")["CITAS_NOTIFIER"] in NOTIFIERS
     assert environment("notifications")["CITAS_NOTIFIER"] == "sns"
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/{}"
@@ -275,23 +330,48 @@ def test_the_settings_terraform_gives_are_accepted_by_the_code() -> None:
 # --- permissions -----------------------------------------------------------------------------
 
 
+def event_sources() -> list[tuple[str, str, dict[str, Any], Any]]:
+    """(mapping name, function kind, mapping, its event source) of every event source.
+
+    A mapping for one function names it (`aws_lambda_function.this["outbox_relay"]`); the
+    `queue` mapping is one per function whose entry has a queue, that queue its source.
+    """
+    found = []
+    for name, mapping in tf.resources("aws_lambda_event_source_mapping").items():
+        if "for_each" in mapping:
+            assert mapping["for_each"] == (
+                "${{for key, fn in local.functions : key => fn if fn.queue != null}}"
+            )
+            assert mapping["function_name"] == "${aws_lambda_function.this[each.key].arn}"
+            assert mapping["event_source_arn"] == "${each.value.queue.arn}"
+            for kind, (_key, entry) in function_entries().items():
+                if entry["queue"] is not None:
+                    found.append((name, kind, mapping, entry["queue"]))
+        else:
+            assert tf.references(mapping["function_name"], "aws_lambda_function") == {"this"}
+            for kind in function_keys_to_kinds(tf.lambda_keys(mapping["function_name"])):
+                found.append((name, kind, mapping, mapping["event_source_arn"]))
+    return found
+
+
 def triggers(function: str) -> set[str]:
     """The resource types of the function's event sources (`aws_sqs_queue`, ...)."""
     found = set()
-    for mapping in tf.resources("aws_lambda_event_source_mapping").values():
-        if tf.references(mapping["function_name"], "aws_lambda_function") == {function}:
-            source = mapping["event_source_arn"]
+    for _name, kind, _mapping, source in event_sources():
+        if kind == function:
             found |= {t for t in EVENT_SOURCE_ACTIONS if tf.references(source, t)}
     return found
 
 
 def failure_destinations(function: str) -> set[str]:
     """Queues Lambda writes failures of the function to (DLQ, on-failure destination)."""
-    found = set()
-    for block in tf.blocks(functions()[function], "dead_letter_config"):
-        found |= tf.references(block["target_arn"], "aws_sqs_queue")
-    for mapping in tf.resources("aws_lambda_event_source_mapping").values():
-        if tf.references(mapping["function_name"], "aws_lambda_function") == {function}:
+    (dead_letter,) = tf.blocks(function_resource(), "dynamic")
+    assert dead_letter["dead_letter_config"]["for_each"] == (
+        "${each.value.dead_letter_queue == null ? [] : [each.value.dead_letter_queue.arn]}"
+    )
+    found = tf.references(function_entry(function)["dead_letter_queue"] or "", "aws_sqs_queue")
+    for _name, kind, mapping, _source in event_sources():
+        if kind == function:
             for config in tf.blocks(mapping, "destination_config"):
                 found |= tf.references(config, "aws_sqs_queue")
     return found
@@ -300,20 +380,18 @@ def failure_destinations(function: str) -> set[str]:
 def test_the_stream_and_each_queue_trigger_the_right_function() -> None:
     mappings = tf.resources("aws_lambda_event_source_mapping")
     wiring = {
-        name: (
-            tf.references(m["event_source_arn"], "aws_sqs_queue")
-            | tf.references(m["event_source_arn"], "aws_dynamodb_table"),
-            tf.references(m["function_name"], "aws_lambda_function"),
-        )
-        for name, m in mappings.items()
+        (name, kind): tf.references(source, "aws_sqs_queue")
+        | tf.references(source, "aws_dynamodb_table")
+        for name, kind, _mapping, source in event_sources()
     }
     assert wiring == {
-        "outbox_stream": ({"citas"}, {"outbox_relay"}),
-        "booking_requests": ({"booking_requests"}, {"booking_worker"}),
-        "events": ({"events"}, {"notifications"}),
+        ("outbox_stream", "outbox_relay"): {"citas"},
+        ("queue", "booking_worker"): {"booking_requests"},
+        ("queue", "notifications"): {"events"},
     }
     assert "stream_arn" in mappings["outbox_stream"]["event_source_arn"]
-    assert "[each.key]" in mappings["booking_requests"]["function_name"]
+    # Each country's worker reads its own country's queue.
+    assert function_entry("booking_worker")["queue"] == "${aws_sqs_queue.booking_requests[country]}"
     for mapping in mappings.values():
         assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
 
@@ -339,7 +417,8 @@ def test_reminders_run_every_15_minutes() -> None:
     rule = tf.resources("aws_cloudwatch_event_rule")["reminders"]
     assert rule["schedule_expression"] == "rate(15 minutes)"
     target = tf.resources("aws_cloudwatch_event_target")["reminders"]
-    assert tf.references(target["arn"], "aws_lambda_function") == {"reminders"}
+    assert tf.references(target["arn"], "aws_lambda_function") == {"this"}
+    assert function_keys_to_kinds(tf.lambda_keys(target["arn"])) == {"reminders"}
     permission = tf.resources("aws_lambda_permission")["reminders_schedule"]
     assert permission["principal"] == "events.amazonaws.com"
     assert tf.references(permission["source_arn"], "aws_cloudwatch_event_rule") == {"reminders"}
@@ -375,7 +454,8 @@ def test_each_role_reaches_only_its_own_resources(function: str) -> None:
                 "sns:Publish",
             }, f"{function}: {actions} on '*'"
         elif service == "logs":
-            assert tf.references(where, "aws_cloudwatch_log_group") == {function}
+            # Its own log group: function_basics' instance of its key (checked below).
+            assert where == ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
         elif service == "dynamodb":
             assert tf.references(where, "aws_dynamodb_table") == {"citas"} or where == (
                 "${local.table_resources}"
@@ -393,6 +473,9 @@ def test_each_role_reaches_only_its_own_resources(function: str) -> None:
         )
     )
     assert queues == FUNCTION_QUEUES[function]
+    assert tf.source_documents(policy(function)) == [("function_basics", own_index(function))]
+    basics = tf.data_sources("aws_iam_policy_document")["function_basics"]
+    assert basics["for_each"] == "${local.function_names}"
     assert tf.local("table_resources") == [
         "${aws_dynamodb_table.citas.arn}",
         "${aws_dynamodb_table.citas.arn}/index/*",
@@ -401,9 +484,20 @@ def test_each_role_reaches_only_its_own_resources(function: str) -> None:
 
 @pytest.mark.parametrize("function", sorted(HANDLERS))
 def test_each_function_has_its_own_role_and_policy(function: str) -> None:
-    attached = tf.resources("aws_iam_role_policy")[function]
-    assert tf.references(attached["role"], "aws_iam_role") == {function}
-    assert tf.references(attached["policy"], "data.aws_iam_policy_document") == {function}
+    attached = tf.resources("aws_iam_role_policy")["function"]
+    assert attached["for_each"] == "${local.functions}"
+    assert attached["role"] == "${aws_iam_role.function[each.key].id}"
+    assert attached["policy"] == "${local.function_policies[each.key]}"
+    # local.function_policies gives each function key its kind's document.
+    documents = tf.text(tf.local("function_policies"))
+    if own_index(function) == "each.key":
+        assert (
+            f"{{for key, document in data.aws_iam_policy_document.{function} : "
+            "key => document.json}"
+        ) in documents
+    else:
+        given = dict(re.findall(r"(\w+) = data\.aws_iam_policy_document\.(\w+)\.json", documents))
+        assert given[function] == function
 
 
 def test_no_policy_has_a_wildcard_action() -> None:
@@ -500,7 +594,7 @@ def test_every_operation_proxies_to_the_http_api_function_and_is_validated() -> 
     assert tf.local("api_integration") == {
         "type": "aws_proxy",
         "httpMethod": "POST",
-        "uri": "${aws_lambda_function.http_api.invoke_arn}",
+        "uri": '${aws_lambda_function.this["http_api"].invoke_arn}',
         "passthroughBehavior": "when_no_match",
         "timeoutInMillis": 29000,
     }
@@ -553,17 +647,74 @@ def test_the_stage_is_logged_traced_throttled_and_behind_waf() -> None:
     assert tf.references(association["resource_arn"], "aws_api_gateway_stage") == {"citas"}
     permission = tf.resources("aws_lambda_permission")["api_gateway"]
     assert permission["principal"] == "apigateway.amazonaws.com"
-    assert tf.references(permission["function_name"], "aws_lambda_function") == {"http_api"}
+    assert function_keys_to_kinds(tf.lambda_keys(permission["function_name"])) == {"http_api"}
 
 
 # --- alarms and outputs ----------------------------------------------------------------------
 
 
+# Each family of alarms of monitoring.tf (a local of local.alarms), by the name its alarms had
+# as resources of their own before they became instances of aws_cloudwatch_metric_alarm.this.
+ALARM_FAMILIES = {
+    "api_5xx_rate": ("api_alarms", "api-5xx-rate"),
+    "api_latency_p95": ("api_alarms", "api-latency-p95"),
+    "outbox_relay_iterator_age": ("outbox_relay_alarms", "outbox-relay-iterator-age"),
+    "lambda_errors": ("function_error_alarms", None),
+    "lambda_throttles": ("function_throttle_alarms", None),
+    "dead_letters": ("dead_letter_alarms", None),
+    "queue_age": ("queue_age_alarms", None),
+}
+
+
+def alarm_definitions() -> dict[str, dict[str, Any]]:
+    """Each family of alarms -> its definition with the attributes of the one alarm resource.
+
+    A family from a for expression gets `for_each`, the map it iterates; every attribute the
+    resource sets for all alarms (actions, comparison, period) is read from the resource.
+    """
+    resources = tf.resources("aws_cloudwatch_metric_alarm")
+    assert set(resources) == {"this"}, sorted(resources)
+    resource = resources["this"]
+    assert resource["for_each"] == "${local.alarms}"
+    families = sorted({family for family, _key in ALARM_FAMILIES.values()})
+    merged = tf.local("alarms")
+    assert merged.startswith("${merge(local."), merged
+    assert sorted(re.findall(r"local\.(\w+)", merged)) == families, merged
+    definitions = {}
+    for name, (family, key) in ALARM_FAMILIES.items():
+        value = tf.local(family)
+        if key is not None:
+            definition = dict(value[key])
+        else:
+            _variables, _key, definition = tf.for_object(value)
+            iterated = re.match(r"\$\{\{for \w+, \w+ in (local\.\w+) :", value)
+            assert iterated is not None, value
+            definition["for_each"] = "${" + iterated.group(1) + "}"
+        for attribute, expression in resource.items():
+            if attribute in ("for_each", "alarm_name"):
+                continue
+            field = re.fullmatch(r"\$\{each\.value\.(\w+)\}", str(expression))
+            default = re.fullmatch(r'\$\{lookup\(each\.value, "(\w+)", (.+)\)\}', str(expression))
+            if field is not None:
+                definition[attribute] = definition[field.group(1)]
+            elif default is not None:
+                fallback = default.group(2)
+                fallback_value = None if fallback == "null" else json.loads(fallback)
+                definition.setdefault(attribute, fallback_value)
+            else:
+                definition[attribute] = expression
+        definitions[name] = definition
+    return definitions
+
+
 def test_every_function_and_every_dead_letter_queue_has_alarms() -> None:
+    # Every instance of aws_lambda_function.this, none filtered out: each of local.functions.
     alarmed = tf.text(tf.local("alarmed_functions"))
+    assert alarmed.startswith("${{for key, fn in aws_lambda_function.this : ")
+    assert " if " not in alarmed
     for function in HANDLERS:
-        assert f"aws_lambda_function.{function}" in alarmed, function
-    alarms = tf.resources("aws_cloudwatch_metric_alarm")
+        assert function in function_entries(), function
+    alarms = alarm_definitions()
     assert alarms["lambda_errors"]["metric_name"] == "Errors"
     assert alarms["lambda_throttles"]["metric_name"] == "Throttles"
     for alarm in ("lambda_errors", "lambda_throttles"):
@@ -590,6 +741,7 @@ def test_every_function_and_every_dead_letter_queue_has_alarms() -> None:
     assert tf.variable_default("api_latency_p95_threshold_ms") == 500
     for body in alarms.values():
         assert body["alarm_actions"] == "${local.alarm_actions}"
+        assert body["ok_actions"] == "${local.alarm_actions}"
     topic = tf.resources("aws_sns_topic")["alarms"]
     assert "kms_master_key_id" in topic
     subscription = tf.resources("aws_sns_topic_subscription")["alarm_email"]
