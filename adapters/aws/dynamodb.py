@@ -55,24 +55,31 @@ is not replayed as a (false) condition failure.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
 import logging
-import random
 import re
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
+from adapters.aws.client import (
+    BATCH_RETRY,
+    CLIENT_CONFIG,
+    RETRYABLE_CODES,
+    TRANSACTION_RETRY,
+    LazyClient,
+    error_code,
+    is_condition_failure,
+    is_retryable,
+    lazy,
+    translate_errors,
+)
 from domain.appointment import Appointment, Status
 from domain.booking_request import BookingRequest, RequestStatus
 from domain.commands import BookAppointment
@@ -107,37 +114,6 @@ CELL_TTL: Final = timedelta(days=1)
 IDEMPOTENCY_TTL: Final = timedelta(hours=24)
 OUTBOX_PARTITION: Final = "OUTBOX"
 
-# A Lambda behind API Gateway has 29 s; a few quick retries then a 503 beat a long stall.
-CLIENT_CONFIG: Final = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
-    max_pool_connections=50,
-)
-
-# Error codes that mean "try again later", never "your request is wrong".
-RETRYABLE_CODES: Final = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalFailure",
-        "InternalError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "LimitExceededException",
-        "KMS.ThrottlingException",
-        "KmsThrottled",
-        "AWS.SimpleQueueService.RequestThrottled",
-    }
-)
 # Cancellation reasons of a transaction that say "contended or throttled", not "refused".
 _TRANSIENT_REASONS: Final = frozenset(
     {
@@ -151,48 +127,12 @@ _CONDITION_FAILED: Final = "ConditionalCheckFailed"
 # The roles of the cell Puts a booking or a move makes.
 _CELL_ROLES: Final = frozenset({"doctor", "patient"})
 BATCH_GET_LIMIT: Final = 100
-# Pure-conflict cancellations are retried this often in the adapter before answering 503:
-# the transaction wrote nothing, and most conflicts clear within milliseconds.
-_CONFLICT_ATTEMPTS: Final = 3
 _REASONS_IN_MESSAGE = re.compile(r"\[([A-Za-z, ]+)\]\s*$")
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
-C = TypeVar("C")
-
-
 # --- errors --------------------------------------------------------------------------------
-
-
-def error_code(error: ClientError) -> str:
-    """The AWS error code of a botocore ClientError."""
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def is_retryable(error: ClientError) -> bool:
-    """Whether AWS says the call may succeed later (throttled, conflicting or a 5xx)."""
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return error_code(error) in RETRYABLE_CODES or int(status or 0) >= 500
-
-
-@contextlib.contextmanager
-def translate_errors(service: str) -> Iterator[None]:
-    """Turn throttling, outages and timeouts of `service` into TemporarilyUnavailable."""
-    try:
-        yield
-    except ClientError as e:
-        if is_retryable(e):
-            raise TemporarilyUnavailable(
-                f"{service} is busy or unavailable, retry shortly", service=service
-            ) from e
-        raise
-    except (BotoConnectionError, HTTPClientError) as e:
-        # Connection refused, connect or read timeout, connection reset: the outcome of a
-        # write may be unknown, but each write is one all-or-nothing step.
-        raise TemporarilyUnavailable(
-            f"{service} did not answer, retry shortly", service=service
-        ) from e
 
 
 def _cancellation_reasons(error: ClientError) -> list[str]:
@@ -464,25 +404,6 @@ def default_client() -> DynamoDBClient:
     return boto3.client("dynamodb", config=CLIENT_CONFIG)
 
 
-class LazyClient(Generic[C]):
-    """A boto3 client built on first use, once, even when threads race for it."""
-
-    def __init__(self, client: C | None, factory: Callable[[], C]) -> None:
-        self._client = client
-        self._factory = factory
-        self._lock = threading.Lock()
-
-    def __call__(self) -> C:
-        """The client, built now if this is the first use."""
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._factory()
-                client = self._client
-        return client
-
-
 class _Transaction:
     """The items of one TransactWriteItems and, for each, what its failure means."""
 
@@ -598,9 +519,7 @@ class _Table:
         self, table_name: str, client: DynamoDBClient | LazyClient[DynamoDBClient] | None
     ) -> None:
         self.table_name = table_name
-        self.client: LazyClient[DynamoDBClient] = (
-            client if isinstance(client, LazyClient) else LazyClient(client, default_client)
-        )
+        self.client: LazyClient[DynamoDBClient] = lazy(client, default_client)
 
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
         with translate_errors("dynamodb"):
@@ -616,7 +535,7 @@ class _Table:
         unique = list(dict.fromkeys(pks))
         for start in range(0, len(unique), BATCH_GET_LIMIT):
             keys = [_key(pk, sk) for pk in unique[start : start + BATCH_GET_LIMIT]]
-            for attempt in range(5):
+            for _attempt in BATCH_RETRY:
                 with translate_errors("dynamodb"):
                     answer = self.client().batch_get_item(
                         RequestItems={self.table_name: {"Keys": keys, "ConsistentRead": True}}
@@ -627,7 +546,6 @@ class _Table:
                 keys = list(left["Keys"]) if left else []
                 if not keys:
                     break
-                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
             if keys:
                 raise TemporarilyUnavailable(
                     "dynamodb left reads unprocessed, retry shortly", service="dynamodb"
@@ -638,7 +556,7 @@ class _Table:
         """Commit `tx`; raise _Cancelled if a condition refused it, 503 if contention stays."""
         if len(tx) > TRANSACTION_LIMIT:  # pragma: no cover - callers split before
             raise ValueError(f"a transaction holds at most {TRANSACTION_LIMIT} items")
-        for attempt in range(_CONFLICT_ATTEMPTS):
+        for attempt in TRANSACTION_RETRY:
             with translate_errors("dynamodb"):
                 try:
                     self.client().transact_write_items(TransactItems=tx.items)
@@ -651,13 +569,11 @@ class _Table:
                         raise _Cancelled(reasons, e) from e
                     if not any(r in _TRANSIENT_REASONS for r in reasons):
                         raise  # e.g. a ValidationError reason: a bug, not a busy table
-                    if attempt == _CONFLICT_ATTEMPTS - 1:
+                    if TRANSACTION_RETRY.is_last(attempt):
                         raise TemporarilyUnavailable(
                             "a conflicting request is being written, retry shortly",
                             service="dynamodb",
                         ) from e
-            # Jittered, so that the contenders do not collide again in lockstep.
-            time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))
 
     def query_page(
         self,
@@ -1074,7 +990,7 @@ class DynamoDBDoctorRepository:
                     **condition,
                 )
         except ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
+            if is_condition_failure(e):
                 raise ZoneChanged(doctor.doctor_id) from e
             raise
         return not answer.get("Attributes")
@@ -1107,7 +1023,7 @@ class DynamoDBBookingRequestRepository:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except ClientError as e:
-            if error_code(e) != "ConditionalCheckFailedException":
+            if not is_condition_failure(e):
                 raise
             # botocore retried a write whose first answer was lost: it is ours, all is well.
             existing: Any = e.response.get("Item")
@@ -1137,7 +1053,7 @@ class DynamoDBBookingRequestRepository:
                         ExpressionAttributeValues=_attribute_values(values),
                     )
             except ClientError as e:
-                if error_code(e) != "ConditionalCheckFailedException":
+                if not is_condition_failure(e):
                     raise
             return
         tx = _Transaction(self._table.table_name)
@@ -1161,7 +1077,8 @@ class DynamoDBEventOutbox:
         retry_delay: float = 0.05,
     ) -> None:
         self._table = _Table(table_name, client)
-        self._retry_delay = retry_delay
+        # Deletes left unprocessed are DynamoDB shedding load: the batch policy, paced slower.
+        self._retry = dataclasses.replace(BATCH_RETRY, base_delay=retry_delay)
 
     def pending(self, limit: int) -> Sequence[Event]:
         """Up to `limit` unpublished events, oldest first: one Query, no Scan."""
@@ -1189,7 +1106,7 @@ class DynamoDBEventOutbox:
             self._batch_delete(requests)
 
     def _batch_delete(self, requests: list[WriteRequestTypeDef]) -> None:
-        for attempt in range(5):
+        for _attempt in self._retry:
             with translate_errors("dynamodb"):
                 answer = self._table.client().batch_write_item(
                     RequestItems={self._table.table_name: requests}
@@ -1200,7 +1117,6 @@ class DynamoDBEventOutbox:
             ]
             if not requests:
                 return
-            time.sleep(self._retry_delay * 2**attempt)
         raise TemporarilyUnavailable(
             "dynamodb left outbox deletes unprocessed, retry shortly", service="dynamodb"
         )
@@ -1250,6 +1166,7 @@ class DynamoDBProcessedEvents:
 
 __all__ = [
     "CLIENT_CONFIG",
+    "RETRYABLE_CODES",
     "DynamoDBAppointmentRepository",
     "DynamoDBBookingRequestRepository",
     "DynamoDBDoctorRepository",
