@@ -88,6 +88,7 @@ class DynamoDBAppointmentRepository:
             appointment.appointment_id,
             lambda cancelled: _refuse_add(tx, cancelled, idempotency),
         )
+        appointment.collect_new_events()
 
     def update(self, previous: Appointment, current: Appointment) -> None:
         """Replace `previous` by `current` on an unchanged version, moving cells atomically."""
@@ -110,6 +111,7 @@ class DynamoDBAppointmentRepository:
             me,
             lambda cancelled: _refuse_update(tx, cancelled, previous),
         )
+        current.collect_new_events()
         if later:
             free_leftovers(self._table, me, later, old)
 
@@ -185,6 +187,7 @@ class DynamoDBAppointmentRepository:
             self._table.transact(tx)
         except Cancelled:
             return False
+        current.collect_new_events()
         return True
 
 

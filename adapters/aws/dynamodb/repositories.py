@@ -130,6 +130,7 @@ class DynamoDBBookingRequestRepository:
             self._table.transact(tx)
         except Cancelled:
             return  # another worker stored an outcome first; the first one stands
+        request.collect_new_events()
 
 
 class DynamoDBEventOutbox:
