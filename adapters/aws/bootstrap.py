@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from adapters.aws.client import LazyClient
 from adapters.aws.dynamodb import (
     DynamoDBAppointmentRepository,
     DynamoDBBookingRequestRepository,
     DynamoDBDoctorRepository,
     DynamoDBEventOutbox,
     DynamoDBProcessedEvents,
-    LazyClient,
 )
 from adapters.aws.dynamodb import default_client as default_dynamodb_client
 from adapters.aws.sqs import SQSBookingRequestQueue, SQSEventPublisher

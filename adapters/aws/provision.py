@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.aws.client import CLIENT_CONFIG as ADAPTER_CLIENT_CONFIG
 from adapters.aws.resources import (
     ProvisioningError,
     ResourceNames,
@@ -42,11 +43,8 @@ DEFAULT_COUNTRIES: Final = ("PE", "CL")
 _COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
 # Provisioning talks to emulators on this machine: fail within seconds when one is down
 # instead of waiting through botocore's default minute of retries.
-CLIENT_CONFIG: Final = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=30,
-)
+# Creating a table can take longer to answer than an item read: only the read timeout differs.
+CLIENT_CONFIG: Final = ADAPTER_CLIENT_CONFIG.merge(Config(read_timeout=30))
 _AWS_HOST_SUFFIXES: Final = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
 
 

@@ -1,41 +1,49 @@
-"""Table and queue shapes read from infra/terraform, and idempotent provisioning with boto3.
+"""Table and queue shapes read from infra/terraform, and provisioning them with boto3.
 
 Terraform is the single source of truth: the DynamoDB Local table of the tests, the resources
 that `citas provision` creates and the deployed stack all come from the same `.tf` blocks.
+This module reads the `.tf` files (python-hcl2, so it never goes to Lambda); the values it
+reads are `terraform_spec`'s and `provisioning` creates them.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import hcl2
-from botocore.exceptions import ClientError
+
+from adapters.aws.provisioning import (
+    ProvisioningError,
+    provision_queue,
+    provision_queues,
+    provision_table,
+)
+from adapters.aws.terraform_spec import (
+    BOOKING_DLQ,
+    BOOKING_QUEUE,
+    EVENTS_DLQ,
+    EVENTS_QUEUE,
+    LOCAL_ENVIRONMENT,
+    LOCAL_PROJECT,
+    QUEUE_RESOURCE_TYPE,
+    TABLE_RESOURCE,
+    IndexSpec,
+    QueueSpec,
+    ResourceNames,
+    TableSpec,
+    TerraformSpecError,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_sqs.client import SQSClient
-    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 DEFAULT_TF_DIR = Path(__file__).resolve().parents[2] / "infra" / "terraform"
-
-TABLE_RESOURCE = ("aws_dynamodb_table", "citas")
-QUEUE_RESOURCE_TYPE = "aws_sqs_queue"
-
-# Terraform resource name of each queue -> the ResourceNames role it plays.
-EVENTS_QUEUE = "events"
-EVENTS_DLQ = "events_dlq"
-BOOKING_QUEUE = "booking_requests"
-BOOKING_DLQ = "booking_requests_dlq"
-
-LOCAL_PROJECT = "citas"
-LOCAL_ENVIRONMENT = "local"
 
 _REFERENCE = re.compile(r"^\$\{\s*(var|local)\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}$")
 _MAX_RECEIVE_COUNT = re.compile(r"""["']?maxReceiveCount["']?\s*[=:]\s*([^,}\s]+)""")
@@ -43,15 +51,6 @@ _DEAD_LETTER_TARGET = re.compile(
     r"""["']?deadLetterTargetArn["']?\s*[=:]\s*"""
     r"aws_sqs_queue\.([A-Za-z_][A-Za-z0-9_-]*)(\[\s*each\.key\s*\])?\.arn"
 )
-_QUEUE_NOT_FOUND = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"})
-
-
-class TerraformSpecError(ValueError):
-    """The Terraform files do not describe the resources the way this module expects."""
-
-
-class ProvisioningError(RuntimeError):
-    """An existing resource does not match its Terraform definition."""
 
 
 # --- reading python-hcl2 output ------------------------------------------------------------
@@ -199,84 +198,6 @@ def _scope(tf_dir: Path, tree: Mapping[str, Any], variables: Mapping[str, Any] |
     return _Scope(variables=values, local_values=_locals(tree))
 
 
-# --- the table -----------------------------------------------------------------------------
-
-
-@attrs.frozen
-class IndexSpec:
-    """A global secondary index as Terraform declares it."""
-
-    name: str
-    hash_key: str
-    range_key: str | None
-    projection_type: str
-    non_key_attributes: tuple[str, ...] = ()
-
-    def key_schema(self) -> list[dict[str, str]]:
-        """Return the index's boto3 `KeySchema`."""
-        return _key_schema(self.hash_key, self.range_key)
-
-    def create_kwargs(self) -> dict[str, Any]:
-        """Return the boto3 `GlobalSecondaryIndexes` entry for this index."""
-        projection: dict[str, Any] = {"ProjectionType": self.projection_type}
-        if self.non_key_attributes:
-            projection["NonKeyAttributes"] = list(self.non_key_attributes)
-        return {"IndexName": self.name, "KeySchema": self.key_schema(), "Projection": projection}
-
-
-def _key_schema(hash_key: str, range_key: str | None) -> list[dict[str, str]]:
-    schema = [{"AttributeName": hash_key, "KeyType": "HASH"}]
-    if range_key is not None:
-        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
-    return schema
-
-
-@attrs.frozen
-class TableSpec:
-    """The DynamoDB table's shape: keys, indexes, stream and TTL, without its name."""
-
-    hash_key: str
-    range_key: str | None
-    attributes: tuple[tuple[str, str], ...]
-    global_secondary_indexes: tuple[IndexSpec, ...]
-    billing_mode: str
-    stream_enabled: bool
-    stream_view_type: str | None
-    ttl_attribute: str | None
-    point_in_time_recovery: bool = False
-
-    def index(self, name: str) -> IndexSpec:
-        """Return the global secondary index called `name`."""
-        for index in self.global_secondary_indexes:
-            if index.name == name:
-                return index
-        raise KeyError(name)
-
-    def key_schema(self) -> list[dict[str, str]]:
-        """Return the table's boto3 `KeySchema`."""
-        return _key_schema(self.hash_key, self.range_key)
-
-    def create_table_kwargs(self, table_name: str) -> dict[str, Any]:
-        """Return the keyword arguments of boto3 `create_table` for this table."""
-        stream: dict[str, Any] = {"StreamEnabled": self.stream_enabled}
-        if self.stream_enabled and self.stream_view_type is not None:
-            stream["StreamViewType"] = self.stream_view_type
-        kwargs: dict[str, Any] = {
-            "TableName": table_name,
-            "KeySchema": self.key_schema(),
-            "AttributeDefinitions": [
-                {"AttributeName": name, "AttributeType": kind} for name, kind in self.attributes
-            ],
-            "BillingMode": self.billing_mode,
-            "StreamSpecification": stream,
-        }
-        if self.global_secondary_indexes:
-            kwargs["GlobalSecondaryIndexes"] = [
-                index.create_kwargs() for index in self.global_secondary_indexes
-            ]
-        return kwargs
-
-
 def load_table_spec(
     tf_dir: Path | None = None, *, variables: Mapping[str, Any] | None = None
 ) -> TableSpec:
@@ -327,46 +248,6 @@ def load_table_spec(
         ttl_attribute=scope.text(ttl["attribute_name"]) if ttl and ttl_enabled else None,
         point_in_time_recovery=pitr is not None and scope.boolean(pitr.get("enabled", False)),
     )
-
-
-# --- the queues ----------------------------------------------------------------------------
-
-
-@attrs.frozen
-class QueueSpec:
-    """One `aws_sqs_queue` block: its settings and, if any, the queue it dead-letters to."""
-
-    resource: str
-    fifo: bool
-    content_based_deduplication: bool
-    visibility_timeout_seconds: int | None
-    message_retention_seconds: int | None
-    max_receive_count: int | None
-    dead_letter_queue: str | None
-    per_country: bool
-
-    @property
-    def has_dlq(self) -> bool:
-        """Tell whether failed messages of this queue move to a dead-letter queue."""
-        return self.dead_letter_queue is not None
-
-    def attributes(self, dead_letter_arn: str | None = None) -> dict[QueueAttributeNameType, str]:
-        """Return the SQS queue attributes; pass the DLQ's ARN when the queue has one."""
-        attributes: dict[QueueAttributeNameType, str] = {}
-        if self.fifo:
-            attributes["FifoQueue"] = "true"
-            attributes["ContentBasedDeduplication"] = str(self.content_based_deduplication).lower()
-        if self.visibility_timeout_seconds is not None:
-            attributes["VisibilityTimeout"] = str(self.visibility_timeout_seconds)
-        if self.message_retention_seconds is not None:
-            attributes["MessageRetentionPeriod"] = str(self.message_retention_seconds)
-        if self.has_dlq:
-            if dead_letter_arn is None:
-                raise ValueError(f"queue {self.resource} needs its dead-letter queue's ARN")
-            attributes["RedrivePolicy"] = json.dumps(
-                {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": self.max_receive_count}
-            )
-        return attributes
 
 
 def _redrive(scope: _Scope, resource: str, policy: Any) -> tuple[str, int, bool]:
@@ -431,188 +312,7 @@ def load_queue_specs(
     return specs
 
 
-# --- physical names ------------------------------------------------------------------------
-
-
-def _frozen_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(value))
-
-
-@attrs.frozen
-class ResourceNames:
-    """The physical names of the table and queues of one deployment."""
-
-    table: str
-    events_queue: str
-    events_dlq: str
-    booking_queues: Mapping[str, str] = attrs.field(converter=_frozen_mapping)
-    booking_dlqs: Mapping[str, str] = attrs.field(converter=_frozen_mapping)
-
-    @booking_dlqs.validator
-    def _same_countries(self, _attribute: object, value: Mapping[str, str]) -> None:
-        if set(value) != set(self.booking_queues):
-            raise ValueError("booking_queues and booking_dlqs must name the same countries")
-
-    @classmethod
-    def for_environment(
-        cls, project: str, environment: str, countries: tuple[str, ...] | list[str]
-    ) -> ResourceNames:
-        """Build the names that `infra/terraform` gives for this project and environment."""
-        prefix = f"{project}-{environment}"
-        return cls(
-            table=prefix,
-            events_queue=f"{prefix}-events.fifo",
-            events_dlq=f"{prefix}-events-dlq.fifo",
-            booking_queues={c: f"{prefix}-booking-requests-{c.lower()}.fifo" for c in countries},
-            booking_dlqs={c: f"{prefix}-booking-requests-{c.lower()}-dlq.fifo" for c in countries},
-        )
-
-    @classmethod
-    def local_defaults(cls, countries: tuple[str, ...] | list[str] = ("PE", "CL")) -> ResourceNames:
-        """Return the names used on local emulators (project `citas`, environment `local`)."""
-        return cls.for_environment(LOCAL_PROJECT, LOCAL_ENVIRONMENT, countries)
-
-    def queue_names(self, resource: str) -> dict[str, str]:
-        """Map country (or `""` for a single queue) to name for a Terraform queue resource."""
-        if resource == EVENTS_QUEUE:
-            return {"": self.events_queue}
-        if resource == EVENTS_DLQ:
-            return {"": self.events_dlq}
-        if resource == BOOKING_QUEUE:
-            return dict(self.booking_queues)
-        if resource == BOOKING_DLQ:
-            return dict(self.booking_dlqs)
-        raise TerraformSpecError(f"no physical name known for aws_sqs_queue.{resource}")
-
-    def all_queues(self) -> Iterator[str]:
-        """Yield every queue name, dead-letter queues included."""
-        yield self.events_queue
-        yield self.events_dlq
-        yield from self.booking_queues.values()
-        yield from self.booking_dlqs.values()
-
-
 # --- provisioning --------------------------------------------------------------------------
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _check_existing_table(table_name: str, spec: TableSpec, table: Mapping[str, Any]) -> None:
-    expected = {
-        "KeySchema": spec.key_schema(),
-        "GlobalSecondaryIndexes": {
-            index.name: index.key_schema() for index in spec.global_secondary_indexes
-        },
-    }
-    actual = {
-        "KeySchema": table.get("KeySchema", []),
-        "GlobalSecondaryIndexes": {
-            index["IndexName"]: index["KeySchema"]
-            for index in table.get("GlobalSecondaryIndexes", [])
-        },
-    }
-    if expected != actual:
-        raise ProvisioningError(
-            f"table {table_name} exists with another key schema: {actual!r}, expected {expected!r}"
-        )
-
-
-def provision_table(
-    dynamodb_client: DynamoDBClient, table_name: str, spec: TableSpec, *, timeout: float = 120.0
-) -> None:
-    """Create the table if missing, wait until it is ACTIVE, then enable its TTL."""
-    try:
-        existing = dynamodb_client.describe_table(TableName=table_name)["Table"]
-    except ClientError as error:
-        if _error_code(error) != "ResourceNotFoundException":
-            raise
-        try:
-            dynamodb_client.create_table(**spec.create_table_kwargs(table_name))
-        except ClientError as create_error:
-            # Someone else created it between our describe and create: that is fine.
-            if _error_code(create_error) != "ResourceInUseException":
-                raise
-    else:
-        _check_existing_table(table_name, spec, existing)
-
-    deadline = time.monotonic() + timeout
-    while True:
-        status = dynamodb_client.describe_table(TableName=table_name)["Table"].get("TableStatus")
-        if status == "ACTIVE":
-            break
-        if time.monotonic() > deadline:
-            raise ProvisioningError(f"table {table_name} still {status} after {timeout:.0f}s")
-        time.sleep(0.5)
-
-    if spec.ttl_attribute is not None:
-        _enable_ttl(dynamodb_client, table_name, spec.ttl_attribute)
-
-
-def _enable_ttl(dynamodb_client: DynamoDBClient, table_name: str, attribute: str) -> None:
-    current = dynamodb_client.describe_time_to_live(TableName=table_name)
-    description = current.get("TimeToLiveDescription", {})
-    if description.get("TimeToLiveStatus") in {"ENABLED", "ENABLING"}:
-        if description.get("AttributeName") == attribute:
-            return
-        raise ProvisioningError(
-            f"table {table_name} has TTL on {description.get('AttributeName')!r},"
-            f" Terraform says {attribute!r}"
-        )
-    try:
-        dynamodb_client.update_time_to_live(
-            TableName=table_name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute},
-        )
-    except ClientError as error:
-        # A concurrent provision enabled it first; AWS answers with a ValidationException.
-        if _error_code(error) != "ValidationException" or "already enabled" not in str(error):
-            raise
-
-
-def provision_queue(
-    sqs_client: SQSClient, name: str, attributes: Mapping[QueueAttributeNameType, str]
-) -> str:
-    """Create the queue if missing, else bring its mutable attributes in line; return its URL."""
-    try:
-        url = sqs_client.get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as error:
-        if _error_code(error) not in _QUEUE_NOT_FOUND:
-            raise
-        return sqs_client.create_queue(QueueName=name, Attributes=dict(attributes))["QueueUrl"]
-    # FifoQueue cannot change after creation, and SQS rejects it in SetQueueAttributes.
-    mutable: dict[QueueAttributeNameType, str] = {
-        key: value for key, value in attributes.items() if key != "FifoQueue"
-    }
-    if mutable:
-        sqs_client.set_queue_attributes(QueueUrl=url, Attributes=mutable)
-    return url
-
-
-def _queue_arn(sqs_client: SQSClient, url: str) -> str:
-    attributes = sqs_client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    return attributes["Attributes"]["QueueArn"]
-
-
-def _creation_order(specs: Mapping[str, QueueSpec]) -> list[QueueSpec]:
-    # Dead-letter queues first: a source queue's redrive policy needs its DLQ's ARN.
-    ordered: list[QueueSpec] = []
-    visiting: set[str] = set()
-
-    def visit(spec: QueueSpec) -> None:
-        if spec in ordered:
-            return
-        if spec.resource in visiting:
-            raise TerraformSpecError(f"dead-letter cycle through aws_sqs_queue.{spec.resource}")
-        visiting.add(spec.resource)
-        if spec.dead_letter_queue is not None:
-            visit(specs[spec.dead_letter_queue])
-        ordered.append(spec)
-
-    for spec in specs.values():
-        visit(spec)
-    return ordered
 
 
 def provision(
@@ -629,16 +329,31 @@ def provision(
     local emulators either ignore them or have no KMS key to point at.
     """
     provision_table(dynamodb_client, names.table, load_table_spec(tf_dir, variables=variables))
+    return provision_queues(sqs_client, names, load_queue_specs(tf_dir, variables=variables))
 
-    specs = load_queue_specs(tf_dir, variables=variables)
-    urls: dict[str, str] = {}
-    arns: dict[tuple[str, str], str] = {}
-    for spec in _creation_order(specs):
-        for country, name in names.queue_names(spec.resource).items():
-            dead_letter_arn = None
-            if spec.dead_letter_queue is not None:
-                dead_letter_arn = arns[(spec.dead_letter_queue, country)]
-            url = provision_queue(sqs_client, name, spec.attributes(dead_letter_arn))
-            urls[name] = url
-            arns[(spec.resource, country)] = _queue_arn(sqs_client, url)
-    return urls
+
+__all__ = [
+    "BOOKING_DLQ",
+    "BOOKING_QUEUE",
+    "DEFAULT_TF_DIR",
+    "EVENTS_DLQ",
+    "EVENTS_QUEUE",
+    "LOCAL_ENVIRONMENT",
+    "LOCAL_PROJECT",
+    "QUEUE_RESOURCE_TYPE",
+    "TABLE_RESOURCE",
+    "IndexSpec",
+    "ProvisioningError",
+    "QueueSpec",
+    "ResourceNames",
+    "TableSpec",
+    "TerraformSpecError",
+    "load_queue_specs",
+    "load_table_spec",
+    "normalize_hcl",
+    "parse_tf_file",
+    "provision",
+    "provision_queue",
+    "provision_queues",
+    "provision_table",
+]

@@ -5,21 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.aws.dynamodb import LazyClient, error_code, translate_errors
+from adapters.aws.client import CLIENT_CONFIG, LazyClient, error_code, lazy, translate_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
     from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
 
-# The budget of the other adapters: a few quick retries, then the queue redelivers later.
-CLIENT_CONFIG: Final = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
-)
 # Transactional SMS are delivered ahead of promotional ones and also to numbers on
 # do-not-disturb lists: an appointment change is not marketing.
 SMS_ATTRIBUTES: Final[dict[str, MessageAttributeValueTypeDef]] = {
@@ -40,9 +33,7 @@ class SNSNotifier:
     """Sends each message as one SMS with `Publish` to a phone number (no topic)."""
 
     def __init__(self, client: SNSClient | LazyClient[SNSClient] | None = None) -> None:
-        self._client = (
-            client if isinstance(client, LazyClient) else LazyClient(client, default_client)
-        )
+        self._client = lazy(client, default_client)
 
     def send(self, phone: str, text: str, *, appointment_id: str | None) -> None:
         """Send `text` to `phone`; throttling and outages raise TemporarilyUnavailable.

@@ -5,34 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import boto3
-from botocore.config import Config
 
-from adapters.aws.dynamodb import LazyClient, translate_errors
+from adapters.aws.client import CLIENT_CONFIG, LazyClient, lazy, translate_errors
 from domain.booking_request import BookingRequest
 from domain.events import Event
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
-# The same budget as DynamoDB's: a few quick retries, then a 503 the caller can retry.
-CLIENT_CONFIG: Final = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=2,
-    read_timeout=5,
-    max_pool_connections=50,
-)
-
 
 def default_client() -> SQSClient:
     """An SQS client from the standard AWS environment (`AWS_ENDPOINT_URL_SQS`, ...)."""
     return boto3.client("sqs", config=CLIENT_CONFIG)
-
-
-def _lazy(client: SQSClient | LazyClient[SQSClient] | None) -> LazyClient[SQSClient]:
-    return client if isinstance(client, LazyClient) else LazyClient(client, default_client)
 
 
 class SQSEventPublisher:
@@ -42,7 +29,7 @@ class SQSEventPublisher:
         self, queue_url: str, client: SQSClient | LazyClient[SQSClient] | None = None
     ) -> None:
         self.queue_url = queue_url
-        self._client = _lazy(client)
+        self._client = lazy(client, default_client)
 
     def publish(self, event: Event) -> None:
         """Send the event's JSON envelope; a resend within 5 minutes is dropped by SQS."""
@@ -64,7 +51,7 @@ class SQSBookingRequestQueue:
         client: SQSClient | LazyClient[SQSClient] | None = None,
     ) -> None:
         self.queue_urls: Mapping[str, str] = MappingProxyType(dict(queue_urls))
-        self._client = _lazy(client)
+        self._client = lazy(client, default_client)
 
     def enqueue(self, request: BookingRequest) -> None:
         """Send the whole request (`BookingRequest.to_message`) to its country's queue.

@@ -1,11 +1,13 @@
 """The AWS API calls the adapters make, read from their source, as IAM action names.
 
 The IAM tests compare each Lambda role with what its code really calls, so the calls are
-derived here from `adapters/aws/*.py` instead of being written down a second time:
+derived here from `adapters/aws/**/*.py` instead of being written down a second time:
 
 - every module that builds a client with `boto3.client("<service>", ...)` is a module of that
-  service; an attribute call in it whose name is one of the service's operations (botocore's
-  model, in snake case: `client().send_message(...)`) is a call of that operation;
+  service, and so is every module of a package under `adapters/aws/` (`dynamodb/`) one of
+  whose modules builds one; an attribute call in it whose name is one of the service's
+  operations (botocore's model, in snake case: `client().send_message(...)`) is a call of
+  that operation;
 - calls are followed from an adapter method through the module's helpers (`self._table.get`,
   `tx.put` on a `_Transaction`, plain functions), with types taken from `x = Class(...)`
   assignments and parameter annotations;
@@ -94,9 +96,15 @@ def _client_services(tree: ast.Module) -> tuple[str, ...]:
     return tuple(sorted(set(found)))
 
 
+def _module_name(path: Path) -> str:
+    """`adapters/aws/sqs.py` -> `adapters.aws.sqs`; a package's `__init__.py` -> the package."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _load_module(path: Path) -> _Module:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    name = f"adapters.aws.{path.stem}"
+    name = _module_name(path)
     imports: dict[str, tuple[str, str]] = {}
     for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -308,9 +316,27 @@ class _Index:
         raise LookupError(f"{operation} is no operation of {module}'s services")
 
 
+def _package_of(path: Path) -> Path | None:
+    """The package directory right under adapters/aws holding `path`, or None."""
+    parts = path.relative_to(AWS_ADAPTERS).parts
+    return AWS_ADAPTERS / parts[0] if len(parts) > 1 else None
+
+
 @cache
 def _index() -> _Index:
-    return _Index(_load_module(p) for p in sorted(AWS_ADAPTERS.glob("*.py")))
+    modules = {path: _load_module(path) for path in sorted(AWS_ADAPTERS.rglob("*.py"))}
+    # A package (`dynamodb/`) is one service's adapter in several modules: only one of them
+    # builds the client, all of them call it.
+    package_services: dict[Path, set[str]] = {}
+    for path, module in modules.items():
+        package = _package_of(path)
+        if package is not None:
+            package_services.setdefault(package, set()).update(module.services)
+    for path, module in modules.items():
+        package = _package_of(path)
+        if package is not None:
+            module.services = tuple(sorted(package_services[package]))
+    return _Index(modules.values())
 
 
 class UnknownAdapter(LookupError):

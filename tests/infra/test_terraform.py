@@ -538,7 +538,8 @@ def test_the_resources_the_tests_provision_are_the_ones_terraform_declares() -> 
 def test_every_index_the_adapters_query_is_declared() -> None:
     spec = tf_resources.load_table_spec()
     declared = {index.name for index in spec.global_secondary_indexes}
-    source = (ROOT / "adapters" / "aws" / "dynamodb.py").read_text(encoding="utf-8")
+    package = ROOT / "adapters" / "aws" / "dynamodb"
+    source = "\n".join(p.read_text(encoding="utf-8") for p in sorted(package.rglob("*.py")))
     used = set(re.findall(r"\"(gsi\d+)\"", source))
     assert used, "the DynamoDB adapter queries no index: the pattern above is stale"
     assert used <= declared

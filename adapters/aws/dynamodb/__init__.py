@@ -1,0 +1,137 @@
+"""DynamoDB adapters: one table, every guard a condition inside one transaction.
+
+Items (`pk` / `sk` are the table keys; `gsi1*` / `gsi2*` the two GSIs of `dynamodb.tf`):
+
+- appointment `APPT#<id>` / `APPT`: the snapshot with `version`; `gsi1pk=DOCTOR#<doctor>`,
+  `gsi1sk=<start>#<id>` (a doctor's days) and `gsi2pk=COUNTRY#<cc>#STATUS#<status>`,
+  `gsi2sk=<start>#<id>` (country-status lists).
+- doctor cell `DOCSLOT#<doctor>#<cell>` / `LOCK`: `appointment_id`, `expires_at` (TTL, the
+  cell's end + 1 day).
+- patient cell `PATSLOT#<patient key>#<cell>` / `LOCK`: the same; the key is a hash of the
+  phone, never the phone.
+- idempotency key `IDEM#<key>` / `IDEM`: `fingerprint`, `appointment_id`, `expires_at`
+  (booking + 24 h; DynamoDB deletes within a day or two after, so a key holds at least 24 h).
+- outbox event `OUTBOX#<event id>` / `EVENT`: `envelope` (the JSON envelope), `outbox=1` (a
+  marker; the relay's stream filter matches INSERTs whose `pk` starts `OUTBOX#`),
+  `gsi1pk=OUTBOX`, `gsi1sk=<occurred_at>#<event id>` (pending events oldest first, no Scan).
+- doctor `DOCTOR#<id>` / `PROFILE`; booking request `REQ#<id>` / `REQ`.
+- handled-event marker `DONE#<consumer>:<event id>` / `DONE`: `expires_at` (a week later).
+
+Instants in sort keys are fixed-width UTC (`2026-12-02T14:00:00.000000Z`) so that string
+order is time order and `<start>#<id>` sorts after the bare `<start>` used as a bound.
+
+Modules: `keys` (the key space), `items` (item mappers), `transaction` (the builder and its
+`Role`s), `table` (every call, errors translated), `appointments` (the appointment
+repository), `cells` and `cell_repair` (the time locks and their self-healing) and
+`repositories` (doctors, booking requests, outbox, handled events).
+
+A transaction cancelled only by contention (`TransactionConflict`) wrote nothing and is sent
+again (`adapters.aws.client.TRANSACTION_RETRY`: 3 attempts in all, a few jittered
+milliseconds apart) before the caller gets `TemporarilyUnavailable`. Throttling, 5xx,
+timeouts and connection errors become `TemporarilyUnavailable` at once (botocore has already
+retried them); any other error is a bug and is re-raised as is.
+
+botocore already makes retried `TransactWriteItems` idempotent: it generates one
+`ClientRequestToken` per call and reuses it on each retry, so a commit whose answer was lost
+is not replayed as a (false) condition failure.
+"""
+
+from adapters.aws.client import (
+    CLIENT_CONFIG,
+    RETRYABLE_CODES,
+    LazyClient,
+    error_code,
+    is_retryable,
+    translate_errors,
+)
+from adapters.aws.dynamodb.appointments import DynamoDBAppointmentRepository
+from adapters.aws.dynamodb.cells import CELL_TTL, doctor_cell_pk, patient_cell_pk
+from adapters.aws.dynamodb.items import (
+    appointment_from_item,
+    appointment_to_item,
+    doctor_from_item,
+    doctor_to_item,
+    event_from_item,
+    event_to_item,
+    idempotency_from_item,
+    idempotency_to_item,
+    request_from_item,
+    request_to_item,
+)
+from adapters.aws.dynamodb.keys import (
+    APPOINTMENT_SK,
+    BATCH_GET_LIMIT,
+    BATCH_WRITE_LIMIT,
+    DOCTOR_SK,
+    EVENT_SK,
+    IDEMPOTENCY_SK,
+    IDEMPOTENCY_TTL,
+    LOCK_SK,
+    OUTBOX_PARTITION,
+    PROCESSED_SK,
+    PROCESSED_TTL,
+    REQUEST_SK,
+    TRANSACTION_LIMIT,
+    appointment_pk,
+    country_status_partition,
+    doctor_partition,
+    idempotency_pk,
+    outbox_pk,
+    processed_pk,
+    request_pk,
+)
+from adapters.aws.dynamodb.repositories import (
+    DynamoDBBookingRequestRepository,
+    DynamoDBDoctorRepository,
+    DynamoDBEventOutbox,
+    DynamoDBProcessedEvents,
+)
+from adapters.aws.dynamodb.table import default_client
+
+__all__ = [
+    "APPOINTMENT_SK",
+    "BATCH_GET_LIMIT",
+    "BATCH_WRITE_LIMIT",
+    "CELL_TTL",
+    "CLIENT_CONFIG",
+    "DOCTOR_SK",
+    "EVENT_SK",
+    "IDEMPOTENCY_SK",
+    "IDEMPOTENCY_TTL",
+    "LOCK_SK",
+    "OUTBOX_PARTITION",
+    "PROCESSED_SK",
+    "PROCESSED_TTL",
+    "REQUEST_SK",
+    "RETRYABLE_CODES",
+    "TRANSACTION_LIMIT",
+    "DynamoDBAppointmentRepository",
+    "DynamoDBBookingRequestRepository",
+    "DynamoDBDoctorRepository",
+    "DynamoDBEventOutbox",
+    "DynamoDBProcessedEvents",
+    "LazyClient",
+    "appointment_from_item",
+    "appointment_pk",
+    "appointment_to_item",
+    "country_status_partition",
+    "default_client",
+    "doctor_cell_pk",
+    "doctor_from_item",
+    "doctor_partition",
+    "doctor_to_item",
+    "error_code",
+    "event_from_item",
+    "event_to_item",
+    "idempotency_from_item",
+    "idempotency_pk",
+    "idempotency_to_item",
+    "is_retryable",
+    "outbox_pk",
+    "patient_cell_pk",
+    "processed_pk",
+    "request_from_item",
+    "request_pk",
+    "request_to_item",
+    "translate_errors",
+]

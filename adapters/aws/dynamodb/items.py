@@ -1,0 +1,199 @@
+"""Item mappers: each aggregate or record to its table item and back, and attribute values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from adapters.aws.dynamodb.keys import (
+    APPOINTMENT_SK,
+    DOCTOR_SK,
+    EVENT_SK,
+    IDEMPOTENCY_SK,
+    IDEMPOTENCY_TTL,
+    KEY_ATTRIBUTES,
+    OUTBOX_PARTITION,
+    PROCESSED_SK,
+    PROCESSED_TTL,
+    REQUEST_SK,
+    appointment_pk,
+    country_status_partition,
+    doctor_partition,
+    doctor_pk,
+    epoch,
+    idempotency_pk,
+    instant,
+    iso,
+    outbox_pk,
+    processed_pk,
+    request_pk,
+)
+from domain.appointment import Appointment
+from domain.booking_request import BookingRequest, RequestStatus
+from domain.commands import BookAppointment
+from domain.events import Event, event_from_envelope
+from domain.schedule import Doctor, WorkingHours
+from ports.repositories import IdempotencyRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+# --- attribute values ----------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """Numbers come back as Decimal; every number citas stores is an integer."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def attribute_values(item: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
+    """A plain mapping as DynamoDB attribute values; None values are left out."""
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def from_attribute_values(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of `attribute_values`, with plain numbers."""
+    return {k: plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def from_attribute_value(value: Any) -> Any:
+    """One attribute value as a plain value."""
+    return plain(_deserializer.deserialize(value))
+
+
+# --- appointments, idempotency keys, outbox events -----------------------------------------
+
+
+def appointment_to_item(appointment: Appointment) -> dict[str, Any]:
+    """The appointment item: its snapshot plus the keys of the table and both indexes."""
+    order = f"{instant(appointment.start)}#{appointment.appointment_id}"
+    return {
+        **appointment.snapshot(),
+        "pk": appointment_pk(appointment.appointment_id),
+        "sk": APPOINTMENT_SK,
+        "gsi1pk": doctor_partition(appointment.doctor_id),
+        "gsi1sk": order,
+        "gsi2pk": country_status_partition(appointment.country, appointment.status),
+        "gsi2sk": order,
+    }
+
+
+def appointment_from_item(item: Mapping[str, Any]) -> Appointment:
+    """Inverse of `appointment_to_item`."""
+    return Appointment.from_snapshot({k: v for k, v in item.items() if k not in KEY_ATTRIBUTES})
+
+
+def idempotency_to_item(record: IdempotencyRecord, now: datetime) -> dict[str, Any]:
+    """The idempotency item, expiring a day after the booking."""
+    return {
+        "pk": idempotency_pk(record.key),
+        "sk": IDEMPOTENCY_SK,
+        "key": record.key,
+        "fingerprint": record.fingerprint,
+        "appointment_id": record.appointment_id,
+        "expires_at": epoch(now + IDEMPOTENCY_TTL),
+    }
+
+
+def idempotency_from_item(item: Mapping[str, Any]) -> IdempotencyRecord:
+    """Inverse of `idempotency_to_item`."""
+    return IdempotencyRecord(
+        key=item["key"], fingerprint=item["fingerprint"], appointment_id=item["appointment_id"]
+    )
+
+
+def event_to_item(event: Event) -> dict[str, Any]:
+    """The outbox item; the relay's stream filter matches INSERTs whose `pk` starts `OUTBOX#`."""
+    return {
+        "pk": outbox_pk(event.event_id),
+        "sk": EVENT_SK,
+        "outbox": 1,
+        "envelope": json.dumps(event.to_envelope(), separators=(",", ":"), sort_keys=True),
+        # One index partition lists the pending events oldest first without a Scan.
+        "gsi1pk": OUTBOX_PARTITION,
+        "gsi1sk": f"{instant(event.occurred_at)}#{event.event_id}",
+    }
+
+
+def event_from_item(item: Mapping[str, Any]) -> Event:
+    """Inverse of `event_to_item`."""
+    return event_from_envelope(json.loads(item["envelope"]))
+
+
+# --- doctors, booking requests, handled-event markers --------------------------------------
+
+
+def doctor_to_item(doctor: Doctor) -> dict[str, Any]:
+    """The doctor's profile item."""
+    return {
+        "pk": doctor_pk(doctor.doctor_id),
+        "sk": DOCTOR_SK,
+        "doctor_id": doctor.doctor_id,
+        "name": doctor.name,
+        "country": doctor.country,
+        "time_zone": doctor.time_zone,
+        "slot_minutes": doctor.slot_minutes,
+        "working_hours": doctor.working_hours.to_dict(),
+    }
+
+
+def doctor_from_item(item: Mapping[str, Any]) -> Doctor:
+    """Inverse of `doctor_to_item`."""
+    return Doctor(
+        doctor_id=item["doctor_id"],
+        name=item["name"],
+        country=item["country"],
+        time_zone=item["time_zone"],
+        working_hours=WorkingHours.parse(item["working_hours"]),
+        slot_minutes=int(item["slot_minutes"]),
+    )
+
+
+def request_to_item(request: BookingRequest) -> dict[str, Any]:
+    """The booking request item (its events go to the outbox, not here)."""
+    return {
+        "pk": request_pk(request.request_id),
+        "sk": REQUEST_SK,
+        "request_id": request.request_id,
+        "country": request.country,
+        "command": request.command.to_dict(),
+        "created_at": iso(request.created_at),
+        "updated_at": iso(request.updated_at),
+        "status": str(request.status),
+        "appointment_id": request.appointment_id,
+        "error": dict(request.error) if request.error is not None else None,
+    }
+
+
+def request_from_item(item: Mapping[str, Any]) -> BookingRequest:
+    """Inverse of `request_to_item`."""
+    return BookingRequest(
+        request_id=item["request_id"],
+        country=item["country"],
+        command=BookAppointment.from_dict(item["command"]),
+        created_at=datetime.fromisoformat(item["created_at"]),
+        updated_at=datetime.fromisoformat(item["updated_at"]),
+        status=RequestStatus(item["status"]),
+        appointment_id=item.get("appointment_id"),
+        error=dict(item["error"]) if item.get("error") is not None else None,
+    )
+
+
+def processed_to_item(key: str, now: datetime) -> dict[str, Any]:
+    """The handled-event marker of `key`, expiring a week after `now`."""
+    return {"pk": processed_pk(key), "sk": PROCESSED_SK, "expires_at": epoch(now + PROCESSED_TTL)}

@@ -1,0 +1,89 @@
+"""The table's key space: partition and sort keys of every item kind, and key-safe instants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from domain.appointment import Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+TRANSACTION_LIMIT: Final = 100
+BATCH_WRITE_LIMIT: Final = 25
+BATCH_GET_LIMIT: Final = 100
+IDEMPOTENCY_TTL: Final = timedelta(hours=24)
+# Longer than any redelivery: SQS keeps a message 14 days at most, but a consumer sees a
+# duplicate within minutes (visibility timeouts, relay retries), never a week later.
+PROCESSED_TTL: Final = timedelta(days=7)
+OUTBOX_PARTITION: Final = "OUTBOX"
+
+APPOINTMENT_SK: Final = "APPT"
+LOCK_SK: Final = "LOCK"
+IDEMPOTENCY_SK: Final = "IDEM"
+EVENT_SK: Final = "EVENT"
+DOCTOR_SK: Final = "PROFILE"
+REQUEST_SK: Final = "REQ"
+PROCESSED_SK: Final = "DONE"
+KEY_ATTRIBUTES: Final = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"})
+
+
+def instant(value: datetime) -> str:
+    """Fixed-width UTC, so that string order is time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso(value: datetime) -> str:
+    """ISO 8601 in UTC, for instants that are data, not keys."""
+    return value.astimezone(UTC).isoformat()
+
+
+def epoch(value: datetime) -> int:
+    """Whole seconds since the epoch: DynamoDB's TTL format."""
+    return int(value.timestamp())
+
+
+def key(pk: str, sk: str) -> dict[str, AttributeValueTypeDef]:
+    """The table key of one item, as attribute values."""
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def appointment_pk(appointment_id: str) -> str:
+    """The partition key of an appointment item."""
+    return f"APPT#{appointment_id}"
+
+
+def doctor_partition(doctor_id: str) -> str:
+    """The gsi1 partition of a doctor's appointments."""
+    return f"DOCTOR#{doctor_id}"
+
+
+def country_status_partition(country: str, status: Status) -> str:
+    """The gsi2 partition of a country's appointments in one status."""
+    return f"COUNTRY#{country}#STATUS#{status}"
+
+
+def idempotency_pk(key: str) -> str:
+    """The partition key of an idempotency record."""
+    return f"IDEM#{key}"
+
+
+def outbox_pk(event_id: str) -> str:
+    """The partition key of an outbox event."""
+    return f"OUTBOX#{event_id}"
+
+
+def doctor_pk(doctor_id: str) -> str:
+    """The partition key of a doctor's profile (the same text as its gsi1 partition)."""
+    return f"DOCTOR#{doctor_id}"
+
+
+def request_pk(request_id: str) -> str:
+    """The partition key of a booking request."""
+    return f"REQ#{request_id}"
+
+
+def processed_pk(key: str) -> str:
+    """The partition key of a handled-event marker."""
+    return f"DONE#{key}"

@@ -1,0 +1,201 @@
+"""The transaction builder: the items of one TransactWriteItems and the role each one plays.
+
+A cancelled transaction answers with one reason per item, in item order; the role of the
+item tells the repository what a failed condition means (a taken slot, a newer version, a
+used idempotency key), so every item is added with its `Role`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from adapters.aws.dynamodb.items import attribute_values, event_to_item, from_attribute_values
+from adapters.aws.dynamodb.keys import key
+from domain.events import Event
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+# The reason code of an item whose own condition refused the transaction.
+CONDITION_FAILED_REASON: Final = "ConditionalCheckFailed"
+# Cancellation reasons of a transaction that say "contended or throttled", not "refused".
+TRANSIENT_REASONS: Final = frozenset(
+    {
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    }
+)
+_REASONS_IN_MESSAGE = re.compile(r"\[([A-Za-z, ]+)\]\s*$")
+
+
+class Role(StrEnum):
+    """What an item of a transaction stands for, hence what its failed condition means."""
+
+    IDEMPOTENCY = "idempotency"
+    APPOINTMENT = "appointment"
+    REQUEST = "request"
+    EVENT = "event"
+    DOCTOR_CELL = "doctor"
+    PATIENT_CELL = "patient"
+    DOCTOR_CELL_FREED = "doctor_freed"
+    PATIENT_CELL_FREED = "patient_freed"
+    # Stale-cell repair: the owner appointment is unchanged, and its stale cells.
+    OWNER = "owner"
+    STALE_CELL = "stale"
+
+
+def cancellation_reasons(error: ClientError) -> list[str]:
+    """The reason code of each item of a cancelled transaction, in item order."""
+    reasons = error.response.get("CancellationReasons")
+    if isinstance(reasons, list):
+        return [str(reason.get("Code", "None")) for reason in reasons]
+    # Older botocore releases only carry the reasons inside the message.
+    match = _REASONS_IN_MESSAGE.search(str(error.response.get("Error", {}).get("Message", "")))
+    return [part.strip() for part in match.group(1).split(",")] if match else []
+
+
+def cancelled_item(error: ClientError, index: int) -> dict[str, Any] | None:
+    """The stored item that refused item `index` (when it asked for ALL_OLD), or None."""
+    reasons = error.response.get("CancellationReasons")
+    if isinstance(reasons, list) and index < len(reasons) and "Item" in reasons[index]:
+        return from_attribute_values(reasons[index]["Item"])
+    return None
+
+
+class Cancelled(Exception):
+    """A transaction refused by a condition: the reason code of each item, in item order."""
+
+    def __init__(self, reasons: Sequence[str], error: ClientError) -> None:
+        super().__init__(reasons)
+        self.reasons = list(reasons)
+        self.error = error
+
+    def failed(self, index: int) -> bool:
+        """Whether item `index`'s own condition failed."""
+        return index < len(self.reasons) and self.reasons[index] == CONDITION_FAILED_REASON
+
+
+def _expression_parts(
+    condition: str | None, names: Mapping[str, str] | None, values: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    parts: dict[str, Any] = {}
+    if condition is not None:
+        parts["ConditionExpression"] = condition
+    if names:
+        parts["ExpressionAttributeNames"] = dict(names)
+    if values:
+        parts["ExpressionAttributeValues"] = attribute_values(values)
+    return parts
+
+
+class Transaction:
+    """The items of one TransactWriteItems and, for each, what its failure means."""
+
+    def __init__(self, table_name: str) -> None:
+        self.table_name = table_name
+        self.items: list[TransactWriteItemTypeDef] = []
+        self.roles: list[Role] = []
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        role: Role,
+        condition: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
+        """Add a Put of `item`, conditioned if `condition` is given."""
+        put: dict[str, Any] = {"TableName": self.table_name, "Item": attribute_values(item)}
+        put.update(_expression_parts(condition, names, values))
+        self.items.append({"Put": put})  # type: ignore[typeddict-item]
+        self.roles.append(role)
+
+    def put_events(self, events: Iterable[Event]) -> None:
+        """Add the outbox item of each event, unconditioned (event ids are unique)."""
+        for event in events:
+            self.put(event_to_item(event), Role.EVENT)
+
+    def delete(
+        self, pk: str, sk: str, role: Role, condition: str, values: Mapping[str, Any]
+    ) -> None:
+        """Add a conditioned Delete of `(pk, sk)`."""
+        self.items.append(
+            {
+                "Delete": {
+                    "TableName": self.table_name,
+                    "Key": key(pk, sk),
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": attribute_values(values),
+                }
+            }
+        )
+        self.roles.append(role)
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        role: Role,
+        expression: str,
+        condition: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+    ) -> None:
+        """Add a conditioned Update of `(pk, sk)`; a refusal returns the stored item."""
+        self.items.append(
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": key(pk, sk),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": dict(names),
+                    "ExpressionAttributeValues": attribute_values(values),
+                    # On a version conflict, the stored item tells which version won.
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        )
+        self.roles.append(role)
+
+    def check(
+        self,
+        pk: str,
+        sk: str,
+        role: Role,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Add a ConditionCheck of `(pk, sk)`: it writes nothing, only guards the others."""
+        check: dict[str, Any] = {"TableName": self.table_name, "Key": key(pk, sk)}
+        check.update(_expression_parts(condition, names, values))
+        self.items.append({"ConditionCheck": check})  # type: ignore[typeddict-item]
+        self.roles.append(role)
+
+    def put_keys(self, roles: Iterable[Role]) -> list[str]:
+        """The partition keys of the items this transaction puts in one of `roles`."""
+        wanted = frozenset(roles)
+        pks: list[str] = []
+        for item, role in zip(self.items, self.roles, strict=True):
+            put: Any = item.get("Put")
+            if role in wanted and put is not None:
+                pks.append(put["Item"]["pk"]["S"])
+        return pks
+
+    def first(self, cancelled: Cancelled, *roles: Role) -> Role | None:
+        """The first of `roles` (in that precedence) whose condition failed."""
+        for role in roles:
+            if any(cancelled.failed(i) for i, r in enumerate(self.roles) if r == role):
+                return role
+        return None
