@@ -47,6 +47,8 @@ PACKAGES = ("domain", "ports", "adapters", "entrypoints")
 LOCAL_ONLY_PATHS = (
     "entrypoints/local/",
     "adapters/aws/resources.py",
+    "adapters/aws/terraform_spec.py",
+    "adapters/aws/provisioning.py",
     "adapters/aws/provision.py",
 )
 

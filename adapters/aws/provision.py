@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
@@ -32,6 +31,8 @@ from adapters.aws.resources import (
     TerraformSpecError,
     provision,
 )
+from domain.countries import COUNTRY_CODE
+from domain.text import matches
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 2
 DEFAULT_COUNTRIES: Final = ("PE", "CL")
-_COUNTRY = re.compile(r"[A-Z]{2}", re.ASCII)
 # Provisioning talks to emulators on this machine: fail within seconds when one is down
 # instead of waiting through botocore's default minute of retries.
 # Creating a table can take longer to answer than an item read: only the read timeout differs.
@@ -54,7 +54,7 @@ class ProvisionFailed(Exception):
 
 def _countries(value: str) -> tuple[str, ...]:
     codes = tuple(part.strip().upper() for part in value.split(",") if part.strip())
-    if not codes or not all(_COUNTRY.fullmatch(code) for code in codes):
+    if not codes or not all(matches(COUNTRY_CODE, code) for code in codes):
         raise argparse.ArgumentTypeError(f"expected ISO 3166 alpha-2 codes like PE,CL: {value!r}")
     if len(set(codes)) != len(codes):
         raise argparse.ArgumentTypeError(f"a country is named twice: {value!r}")

@@ -215,9 +215,9 @@ def _refuse_update(tx: Transaction, cancelled: Cancelled, previous: Appointment)
 def _refuse_cells(failed: Role | None) -> None:
     """Raise the refusal of a taken doctor's or patient's cell, if that is what failed."""
     if failed is Role.DOCTOR_CELL:
-        raise SlotUnavailable("the doctor already has an appointment at that time") from None
+        raise SlotUnavailable.taken() from None
     if failed is Role.PATIENT_CELL:
-        raise PatientDoubleBooked("the patient already has an appointment at that time") from None
+        raise PatientDoubleBooked.taken() from None
 
 
 def _versioned_update(tx: Transaction, previous: Appointment, current: Appointment) -> None:

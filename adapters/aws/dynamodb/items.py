@@ -37,7 +37,7 @@ from domain.appointment import Appointment
 from domain.booking_request import BookingRequest, RequestStatus
 from domain.commands import BookAppointment
 from domain.events import Event, event_from_envelope
-from domain.schedule import Doctor, WorkingHours
+from domain.schedule import Doctor
 from ports.repositories import IdempotencyRecord
 
 if TYPE_CHECKING:
@@ -143,25 +143,13 @@ def doctor_to_item(doctor: Doctor) -> dict[str, Any]:
     return {
         "pk": doctor_pk(doctor.doctor_id),
         "sk": DOCTOR_SK,
-        "doctor_id": doctor.doctor_id,
-        "name": doctor.name,
-        "country": doctor.country,
-        "time_zone": doctor.time_zone,
-        "slot_minutes": doctor.slot_minutes,
-        "working_hours": doctor.working_hours.to_dict(),
+        **doctor.snapshot(),
     }
 
 
 def doctor_from_item(item: Mapping[str, Any]) -> Doctor:
     """Inverse of `doctor_to_item`."""
-    return Doctor(
-        doctor_id=item["doctor_id"],
-        name=item["name"],
-        country=item["country"],
-        time_zone=item["time_zone"],
-        working_hours=WorkingHours.parse(item["working_hours"]),
-        slot_minutes=int(item["slot_minutes"]),
-    )
+    return Doctor.from_snapshot(item)
 
 
 def request_to_item(request: BookingRequest) -> dict[str, Any]:
