@@ -147,6 +147,7 @@ def _query_stats(client: Any, calls: ddb_mod.Calls, action: Any, n: int) -> dict
 def run(q: Quick, results_dir: Path) -> dict[str, Any]:
     from adapters.aws.dynamodb import DynamoDBAppointmentRepository
     from domain.appointment import Status
+    from ports.repositories import Window
 
     sizes = q.pick([1_000, 10_000, 100_000], [1_000, 5_000])
     n_queries = q.pick(200, 30)
@@ -192,7 +193,7 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
 
         def country_page(i: int) -> Any:
             return repo.list_by_country_status(
-                "PE" if i % 2 == 0 else "CL", Status.REQUESTED, None, None, 50, None
+                "PE" if i % 2 == 0 else "CL", Status.REQUESTED, Window(), 50, None
             )
 
         step = {

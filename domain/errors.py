@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class CitasError(Exception):
@@ -29,26 +29,29 @@ class NotFound(CitasError):
     code = "not_found"
 
 
-class SlotUnavailable(CitasError):
+class _TimeTaken(CitasError):
+    """Someone's time is held by another active appointment."""
+
+    holder: ClassVar[str]
+
+    @classmethod
+    def taken(cls, **details: Any) -> Self:
+        """The error every backend raises, in the same words, when the time is taken."""
+        return cls(f"the {cls.holder} already has an appointment at that time", **details)
+
+
+class SlotUnavailable(_TimeTaken):
     """The doctor already has an active appointment overlapping that time."""
 
     code = "slot_unavailable"
-
-    @classmethod
-    def taken(cls, **details: Any) -> SlotUnavailable:
-        """The error every backend raises when the doctor's time is taken."""
-        return cls("the doctor already has an appointment at that time", **details)
+    holder = "doctor"
 
 
-class PatientDoubleBooked(CitasError):
+class PatientDoubleBooked(_TimeTaken):
     """The patient already has an active appointment overlapping that time."""
 
     code = "patient_double_booked"
-
-    @classmethod
-    def taken(cls, **details: Any) -> PatientDoubleBooked:
-        """The error every backend raises when the patient's time is taken."""
-        return cls("the patient already has an appointment at that time", **details)
+    holder = "patient"
 
 
 class InvalidTransition(CitasError):

@@ -193,14 +193,9 @@ class Doctor:
     @classmethod
     def from_snapshot(cls, raw: Mapping[str, Any]) -> Doctor:
         """Inverse of `snapshot`."""
-        return cls(
-            doctor_id=raw["doctor_id"],
-            name=raw["name"],
-            country=raw["country"],
-            time_zone=raw["time_zone"],
-            working_hours=WorkingHours.parse(raw["working_hours"]),
-            slot_minutes=int(raw["slot_minutes"]),
-        )
+        profile = {k: raw[k] for k in ("doctor_id", "name", "country", "time_zone")}
+        hours = WorkingHours.parse(raw["working_hours"])
+        return cls(**profile, working_hours=hours, slot_minutes=int(raw["slot_minutes"]))
 
     @property
     def zone(self) -> ZoneInfo:

@@ -23,6 +23,18 @@ class IdempotencyRecord:
     appointment_id: str
 
 
+# A backend's place in a list, opaque to the domain; None asks for the first page.
+Cursor = Mapping[str, Any] | None
+
+
+@frozen
+class Window:
+    """Start times in [start_from, start_to); a bound left out is open."""
+
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+
+
 @frozen
 class Page:
     """One page of a list; `cursor` is None on the last page."""
@@ -73,15 +85,9 @@ class AppointmentRepository(Protocol):
         ...
 
     def list_by_country_status(
-        self,
-        country: str,
-        status: Status,
-        start_from: datetime | None,
-        start_to: datetime | None,
-        limit: int,
-        cursor: Mapping[str, Any] | None,
+        self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
     ) -> Page:
-        """Appointments of a country in a status with start in [from, to), by start time."""
+        """Appointments of a country in a status with start in the window, by start time."""
         ...
 
     def record_reminder(self, previous: Appointment, current: Appointment) -> bool:

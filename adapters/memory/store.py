@@ -23,7 +23,7 @@ from domain.errors import (
 )
 from domain.events import Event
 from domain.schedule import Doctor
-from ports.repositories import IdempotencyRecord, Page
+from ports.repositories import Cursor, IdempotencyRecord, Page, Window
 
 CellKey = tuple[str, str, datetime]
 
@@ -144,21 +144,16 @@ class InMemoryAppointmentRepository:
         )
 
     def list_by_country_status(
-        self,
-        country: str,
-        status: Status,
-        start_from: datetime | None,
-        start_to: datetime | None,
-        limit: int,
-        cursor: Mapping[str, Any] | None,
+        self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
     ) -> Page:
-        """Appointments of a country in a status with start in [from, to), by start."""
+        """Appointments of a country in a status with start in the window, by start."""
+        low, high = window.start_from, window.start_to
         return self._page(
             lambda a: (
                 a.country == country
                 and a.status is status
-                and (start_from is None or a.start >= start_from)
-                and (start_to is None or a.start < start_to)
+                and (low is None or a.start >= low)
+                and (high is None or a.start < high)
             ),
             limit,
             cursor,

@@ -13,7 +13,7 @@ from domain.errors import InvalidCursor, ValidationError
 from domain.pagination import MAX_PAGE
 from domain.use_cases.context import Ports
 from domain.use_cases.doctors import DoctorUseCases
-from ports.repositories import Page
+from ports.repositories import Page, Window
 
 
 @frozen
@@ -72,7 +72,11 @@ class ListUseCases:
             query,
             command.next_token,
             lambda cursor: appointments.list_by_country_status(
-                command.country, command.status, start_from, start_to, command.limit, cursor
+                command.country,
+                command.status,
+                Window(start_from, start_to),
+                command.limit,
+                cursor,
             ),
         )
 

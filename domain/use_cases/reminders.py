@@ -9,7 +9,7 @@ from typing import Any
 from domain.appointment import ACTIVE_STATUSES, REMINDER_GRACE, REMINDER_LEAD, Appointment, Status
 from domain.pagination import MAX_PAGE
 from domain.use_cases.context import Ports, all_pages
-from ports.repositories import Page
+from ports.repositories import Page, Window
 
 
 class ReminderUseCases:
@@ -32,7 +32,7 @@ class ReminderUseCases:
                     cursor: Mapping[str, Any] | None, c: str = country, s: Status = status
                 ) -> Page:
                     return appointments.list_by_country_status(
-                        c, s, start_from, start_to, MAX_PAGE, cursor
+                        c, s, Window(start_from, start_to), MAX_PAGE, cursor
                     )
 
                 due.extend(a for a in all_pages(fetch) if a.is_reminder_due(now))

@@ -46,7 +46,7 @@ from domain.errors import (
     SlotUnavailable,
     VersionConflict,
 )
-from ports.repositories import IdempotencyRecord, Page
+from ports.repositories import Cursor, IdempotencyRecord, Page, Window
 
 if TYPE_CHECKING:
     from adapters.aws.dynamodb.table import TableClient
@@ -137,17 +137,11 @@ class DynamoDBAppointmentRepository:
         return self._list("gsi1", doctor_partition(doctor_id), start_from, start_to, limit, cursor)
 
     def list_by_country_status(
-        self,
-        country: str,
-        status: Status,
-        start_from: datetime | None,
-        start_to: datetime | None,
-        limit: int,
-        cursor: Mapping[str, Any] | None,
+        self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
     ) -> Page:
-        """Appointments of a country in a status, start in [from, to): one Query on gsi2."""
+        """Appointments of a country in a status, start in the window: one Query on gsi2."""
         partition = country_status_partition(country, status)
-        return self._list("gsi2", partition, start_from, start_to, limit, cursor)
+        return self._list("gsi2", partition, window.start_from, window.start_to, limit, cursor)
 
     def _list(
         self,
