@@ -33,6 +33,8 @@ from moto.server import ThreadedMotoServer
 from adapters.aws.resources import ResourceNames, provision
 from domain.errors import NotFound, TemporarilyUnavailable
 from domain.events import AppointmentCancelled, Event
+from entrypoints.bootstrap import App
+from entrypoints.config import Settings
 from entrypoints.local import aws_runtime
 from entrypoints.local.aws_runtime import AwsRuntime
 from tests.support.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, free_port
@@ -396,12 +398,15 @@ class FakeClinic:
         self.script = dict(script)
         self.calls: list[str] = []
 
-    def process_booking_request(self, request_id: str, queued: Any = None) -> Any:
+    def handle_booking_request(
+        self, request_id: str, queued: Any = None, *, country: str | None = None
+    ) -> Any:
         self.calls.append(request_id)
         outcome = self.script[request_id]
         if isinstance(outcome, Exception):
             raise outcome
-        return SimpleNamespace(status=outcome, error=None)
+        request = SimpleNamespace(status=outcome, error=None, country="PE", appointment_id=None)
+        return SimpleNamespace(request=request, processed_now=True)
 
     def booking_request(self, request_id: str) -> Any:
         raise AssertionError("the aws runtime never requeues by hand")
@@ -422,15 +427,21 @@ def queues(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, dict[str, str
 
 def _runtime(sqs: Any, urls: dict[str, str], clinic: Any, messenger: Any = None) -> AwsRuntime:
     names = ResourceNames.local_defaults()
-    return AwsRuntime(
-        clinic=clinic,
-        outbox=SimpleNamespace(pending=lambda limit: [], remove=lambda ids: None),
-        publisher=SimpleNamespace(publish=lambda event: None),
-        sqs=sqs,
+    settings = Settings(
+        backend="aws",
         events_queue_url=urls[names.events_queue],
         booking_queue_urls={c: urls[n] for c, n in names.booking_queues.items()},
-        messenger=messenger or (lambda event: True),
     )
+    app = App(
+        settings=settings,
+        clinic=clinic,
+        messenger=SimpleNamespace(handle=messenger or (lambda event: True)),
+        outbox=SimpleNamespace(pending=lambda limit: [], remove=lambda ids: None),
+        publisher=SimpleNamespace(publish=lambda event: None),
+        request_queue=SimpleNamespace(),
+        clock=SimpleNamespace(),
+    )
+    return AwsRuntime(app, sqs)
 
 
 def _send(sqs: Any, url: str, body: str, group: str) -> None:

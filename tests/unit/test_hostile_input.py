@@ -18,7 +18,6 @@ from typing import Any
 import attrs
 import pytest
 
-from adapters.memory.store import MemoryStore
 from domain.appointment import Patient
 from domain.errors import ValidationError
 from domain.pagination import PageTokens
@@ -193,7 +192,7 @@ def test_a_lone_surrogate_in_any_string_is_a_400_before_anything_is_written(
     reply = api.call(method, path, body=raw(body))
     assert (reply.status, reply.error_code) == (400, "validation_error")
     reply.text.encode("utf-8")  # the answer itself is always valid UTF-8
-    store = container.resolve(MemoryStore)
+    store = container.memory.store
     assert store.appointments == {} and store.requests == {}
     assert api.get("/doctors/dr-nuevo").status == 404
 
@@ -223,7 +222,7 @@ def test_a_value_stored_before_the_rules_cannot_break_a_response(
     api: Api, booked: dict[str, Any], container: Any
 ) -> None:
     # Data written by an older version: the record holds a lone surrogate.
-    store = container.resolve(MemoryStore)
+    store = container.memory.store
     stored = store.appointments[booked["appointment_id"]]
     store.appointments[stored.appointment_id] = attrs.evolve(stored, notes="x\ud800")
     one = api.get(f"/appointments/{booked['appointment_id']}")

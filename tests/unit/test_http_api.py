@@ -23,19 +23,16 @@ from adapters.system import FixedClock
 from domain.booking_request import BookingRequest
 from domain.errors import TemporarilyUnavailable
 from domain.use_cases import Clinic
-from entrypoints.bootstrap import (
-    build_container,
-    clinic,
-    get_container,
-    reset_container,
-    set_container,
-)
+from entrypoints.bootstrap import App, LazyApp, app_from_env, build_app
 from entrypoints.config import Settings
 from ports.messaging import BookingRequestQueue
-from ports.system import Clock
+from tests.support.apps import AppSlot
 from tests.unit.apigw import Client, Reply, event
 
 http_api: ModuleType = importlib.import_module("entrypoints.lambda.http_api")
+# The handler under test runs on the app each test builds and puts in the slot.
+SLOT = AppSlot()
+handler = http_api.make_handler(SLOT)
 # Most requests book nothing and so flush no metric; Powertools warns about that, harmlessly.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -81,16 +78,16 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def container(clock: FixedClock) -> Iterator[Any]:
-    built = build_container(Settings(), clock=clock)
-    set_container(built)
-    yield built
-    reset_container()
+def container(clock: FixedClock) -> Iterator[App]:
+    """The test's app (named as before the app object existed)."""
+    SLOT.app = build_app(Settings(), clock=clock)
+    yield SLOT.app
+    SLOT.app = None
 
 
 @pytest.fixture
 def api(container: Any) -> Api:
-    client = Api(http_api.handler)
+    client = Api(handler)
     assert client.put("/doctors/dr-lima", LIMA_DOCTOR).status == 201
     assert client.put("/doctors/dr-scl", SCL_DOCTOR).status == 201
     return client
@@ -103,8 +100,8 @@ def booked(api: Api) -> dict[str, Any]:
     return dict(reply.json)
 
 
-def the_clinic(container: Any) -> Clinic:
-    return clinic(container)
+def the_clinic(container: App) -> Clinic:
+    return container.clinic
 
 
 # The container ---------------------------------------------------------------------------
@@ -112,27 +109,26 @@ def the_clinic(container: Any) -> Clinic:
 
 def test_the_container_serves_the_clinic_and_the_in_memory_ports_the_local_server_drives() -> None:
     fixed = FixedClock(NOW)
-    built = build_container(Settings(), clock=fixed)
-    assert isinstance(built.resolve(Clinic), Clinic)
-    assert built.resolve(Clinic) is built.resolve(Clinic)
-    assert built.resolve(Clock) is fixed
-    assert built.resolve(Clinic).clock is fixed
-    assert built.resolve(BookingRequestQueue) is built.resolve(InMemoryBookingRequestQueue)
-    assert isinstance(built.resolve(InMemoryEventOutbox), InMemoryEventOutbox)
+    built = build_app(Settings(), clock=fixed)
+    assert isinstance(built.clinic, Clinic)
+    assert built.clinic is built.clinic
+    assert built.clock is fixed
+    assert built.clinic.clock is fixed
+    assert built.memory is not None
+    assert built.request_queue is built.memory.request_queue
+    assert isinstance(built.request_queue, InMemoryBookingRequestQueue)
+    assert isinstance(built.outbox, InMemoryEventOutbox)
 
 
 def test_get_container_builds_one_container_per_process_until_reset(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CITAS_BACKEND", "memory")
-    reset_container()
-    try:
-        first = get_container()
-        assert get_container() is first
-        reset_container()
-        assert get_container() is not first
-    finally:
-        reset_container()
+    default = LazyApp(app_from_env)
+    assert not default.built
+    first = default()
+    assert default() is first
+    assert LazyApp(app_from_env)() is not first
 
 
 def test_a_build_without_the_aws_adapters_refuses_the_aws_backend_clearly(
@@ -141,14 +137,14 @@ def test_a_build_without_the_aws_adapters_refuses_the_aws_backend_clearly(
     # A None entry makes the import fail as if the package were not shipped.
     monkeypatch.setitem(sys.modules, "adapters.aws.bootstrap", None)
     with pytest.raises(RuntimeError, match="aws backend is not available"):
-        build_container(Settings(backend="aws"))
+        build_app(Settings(backend="aws"))
 
 
 # Doctors ---------------------------------------------------------------------------------
 
 
 def test_putting_a_new_doctor_answers_201_with_the_doctor_and_defaults(container: Any) -> None:
-    api = Api(http_api.handler)
+    api = Api(handler)
     reply = api.put("/doctors/dr-lima", LIMA_DOCTOR)
     assert reply.status == 201
     assert reply.json == {
@@ -490,7 +486,7 @@ def test_a_base64_encoded_body_is_decoded_and_limited_by_its_decoded_size(api: A
 def test_an_invalid_base64_body_is_400(api: Api) -> None:
     bad = event("POST", "/appointments", body="not base64!!")
     bad["isBase64Encoded"] = True
-    response = http_api.handler(bad, None)
+    response = handler(bad, None)
     assert response["statusCode"] == 400
 
 
@@ -807,7 +803,8 @@ def test_a_booking_request_is_accepted_then_booked_by_the_worker(api: Api, conta
     assert reply.json == {"request_id": request_id, "status": "pending"}
     path = f"/appointment-requests/{request_id}"
     assert api.get(path).json == {"request_id": request_id, "status": "pending"}
-    queue = container.resolve(InMemoryBookingRequestQueue)
+    assert container.memory is not None
+    queue = container.memory.request_queue
     assert queue.take("PE", timeout=0) == request_id
     the_clinic(container).process_booking_request(request_id)
     done = api.get(path).json
@@ -843,17 +840,15 @@ class _DownQueue:
 
 
 def test_a_backend_outage_is_503_with_retry_after(clock: FixedClock) -> None:
-    built = build_container(Settings(), clock=clock)
-    built.register(BookingRequestQueue, instance=_DownQueue())
-    set_container(built)
+    SLOT.app = build_app(Settings(), clock=clock, overrides={BookingRequestQueue: _DownQueue()})
     try:
-        api = Api(http_api.handler)
+        api = Api(handler)
         api.put("/doctors/dr-lima", LIMA_DOCTOR)
         reply = api.post("/appointment-requests", booking())
         assert (reply.status, reply.error_code) == (503, "temporarily_unavailable")
         assert reply.header("Retry-After") == "7"
     finally:
-        reset_container()
+        SLOT.app = None
 
 
 # Routing and unexpected errors -----------------------------------------------------------
@@ -879,9 +874,9 @@ class _BrokenClock:
 
 
 def test_an_unexpected_error_is_a_bare_500_without_a_stack_trace() -> None:
-    set_container(build_container(Settings(), clock=_BrokenClock()))
+    SLOT.app = build_app(Settings(), clock=_BrokenClock())
     try:
-        api = Api(http_api.handler)
+        api = Api(handler)
         assert api.put("/doctors/dr-lima", LIMA_DOCTOR).status == 201
         reply = api.post("/appointments", booking())
         assert reply.status == 500
@@ -890,18 +885,18 @@ def test_an_unexpected_error_is_a_bare_500_without_a_stack_trace() -> None:
         }
         assert "clock hardware fault" not in reply.text
     finally:
-        reset_container()
+        SLOT.app = None
 
 
 def test_a_malformed_event_is_a_500_in_the_error_shape(container: Any) -> None:
-    response = http_api.handler({"httpMethod": "GET"}, None)
+    response = handler({"httpMethod": "GET"}, None)
     assert response["statusCode"] == 500
     assert "Traceback" not in response["body"]
     assert set(json.loads(response["body"])) == {"error"}
 
 
 def test_the_handler_runs_without_a_lambda_context(api: Api) -> None:
-    response = http_api.handler(event("GET", "/doctors/dr-lima"), None)
+    response = handler(event("GET", "/doctors/dr-lima"), None)
     assert response["statusCode"] == 200
     assert response["headers"]["Content-Type"] == "application/json; charset=utf-8"
 
@@ -926,9 +921,9 @@ def test_a_whole_flow_logs_json_lines_without_any_patient_data(
 ) -> None:
     secrets = [ANA["name"], ANA["phone"], ANA["document_id"], "Ana", "987654321", "40404040"]
     broken_clock = _BrokenClock()
-    set_container(build_container(Settings(), clock=clock))
+    SLOT.app = build_app(Settings(), clock=clock)
     try:
-        api = Api(http_api.handler)
+        api = Api(handler)
         api.put("/doctors/dr-lima", LIMA_DOCTOR)
         created = api.post(
             "/appointments", booking(notes="alergia"), headers={"Idempotency-Key": "k"}
@@ -951,11 +946,11 @@ def test_a_whole_flow_logs_json_lines_without_any_patient_data(
         request = api.post("/appointment-requests", booking(start=f"{MON}T15:00:00-05:00"))
         api.get(f"/appointment-requests/{request.json['request_id']}")
         api.delete(path)
-        set_container(build_container(Settings(), clock=broken_clock))
+        SLOT.app = build_app(Settings(), clock=broken_clock)
         api.put("/doctors/dr-lima", LIMA_DOCTOR)
         assert api.post("/appointments", booking()).status == 500
     finally:
-        reset_container()
+        SLOT.app = None
     logged = log_lines.getvalue().splitlines()
     printed = capsys.readouterr()
     lines = logged + printed.out.splitlines() + printed.err.splitlines()
@@ -1076,8 +1071,7 @@ def test_importing_the_handler_builds_no_container_and_loads_no_aws_sdk() -> Non
     probe = (
         "import importlib, sys\n"
         "module = importlib.import_module('entrypoints.lambda.http_api')\n"
-        "from entrypoints import bootstrap\n"
-        "assert bootstrap._container is None, 'container built at import'\n"
+        "assert not module.default_app.built, 'app built at import'\n"
         # (Powertools itself touches the bare `botocore` package for its user agent.)
         "assert 'boto3' not in sys.modules, 'boto3 imported'\n"
         "from tests.unit.apigw import event\n"
