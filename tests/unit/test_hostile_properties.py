@@ -18,7 +18,7 @@ from adapters.system import FixedClock
 from entrypoints.bootstrap import build_app
 from entrypoints.config import Settings
 from tests.unit.apigw import Reply
-from tests.unit.test_http_api import (
+from tests.unit.http_world import (
     ANA,
     LIMA_DOCTOR,
     MON,
