@@ -126,13 +126,12 @@ class LazyApp:
 
     def __call__(self) -> App:
         """The app, built now if this is the first call."""
-        app = self._app
-        if app is None:
-            with self._lock:
-                if self._app is None:
-                    self._app = self._build()
-                app = self._app
-        return app
+        # Uncontended in Lambda (one request at a time); the lock only keeps a threaded
+        # caller from building two.
+        with self._lock:
+            if self._app is None:
+                self._app = self._build()
+            return self._app
 
 
 def _optional(container: punq.Container, port: Any) -> Any:

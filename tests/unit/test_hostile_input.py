@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the fixtures imported from http_world are named as parameters
 """Input an attacker would send, through the HTTP handler on the memory backend.
 
 Each test here pins one defect found by testing the running API with hostile input: it failed
@@ -22,17 +21,13 @@ from domain.appointment import Patient
 from domain.errors import ValidationError
 from domain.pagination import PageTokens
 from entrypoints import http_mapping as http
-from tests.unit.http_world import (  # noqa: F401 - fixtures
+from tests.unit.http_world import (
     ANA,
     HOURS,
     LIMA_DOCTOR,
     MON,
     Api,
-    api,
-    booked,
     booking,
-    clock,
-    container,
 )
 
 PHONE = ANA["phone"]

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the fixtures imported from http_world are named as parameters
 """The HTTP API on the memory backend: reading, listing and changing appointments, and the
 asynchronous booking requests."""
 
@@ -17,24 +16,16 @@ from domain.errors import TemporarilyUnavailable
 from entrypoints.bootstrap import build_app
 from entrypoints.config import Settings
 from ports.messaging import BookingRequestQueue
-from tests.unit.http_world import (  # noqa: F401 - fixtures
+from tests.unit.http_world import (
     ANA,
-    HOURS,
     LIMA_DOCTOR,
     LUIS,
     MON,
-    NOW,
-    SCL_DOCTOR,
     SLOT,
     UNKNOWN_ID,
     Api,
-    api,
-    booked,
     booking,
-    clock,
-    container,
     handler,
-    http_api,
     the_clinic,
 )
 

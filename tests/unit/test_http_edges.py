@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the fixtures imported from http_world are named as parameters
 """The HTTP API on the memory backend: routing, unexpected errors, logs, metrics and settings."""
 
 from __future__ import annotations
@@ -20,25 +19,15 @@ from adapters.system import FixedClock
 from entrypoints.bootstrap import build_app
 from entrypoints.config import Settings
 from tests.unit.apigw import event
-from tests.unit.http_world import (  # noqa: F401 - fixtures
+from tests.unit.http_world import (
     ANA,
-    HOURS,
     LIMA_DOCTOR,
-    LUIS,
     MON,
-    NOW,
-    SCL_DOCTOR,
     SLOT,
-    UNKNOWN_ID,
     Api,
-    api,
-    booked,
     booking,
-    clock,
-    container,
     handler,
     http_api,
-    the_clinic,
 )
 
 # Most requests book nothing and so flush no metric; Powertools warns about that, harmlessly.
