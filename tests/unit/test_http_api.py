@@ -32,10 +32,10 @@ from tests.unit.http_world import (
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
-# The container ---------------------------------------------------------------------------
+# The app ---------------------------------------------------------------------------------
 
 
-def test_the_container_serves_the_clinic_and_the_in_memory_ports_the_local_server_drives() -> None:
+def test_the_app_holds_the_clinic_and_the_in_memory_pieces_the_local_server_drives() -> None:
     fixed = FixedClock(NOW)
     built = build_app(Settings(), clock=fixed)
     assert isinstance(built.clinic, Clinic)
@@ -48,7 +48,7 @@ def test_the_container_serves_the_clinic_and_the_in_memory_ports_the_local_serve
     assert isinstance(built.outbox, InMemoryEventOutbox)
 
 
-def test_get_container_builds_one_container_per_process_until_reset(
+def test_a_lazy_app_is_built_once_on_first_use_and_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CITAS_BACKEND", "memory")

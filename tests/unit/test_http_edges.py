@@ -250,7 +250,7 @@ def test_time_moves_only_when_the_test_says_so(api: Api, clock: FixedClock) -> N
     assert reply.json["created_at"] == "2030-01-07T12:00:00-05:00"
 
 
-def test_importing_the_handler_builds_no_container_and_loads_no_aws_sdk() -> None:
+def test_importing_the_handler_builds_no_app_and_loads_no_aws_sdk() -> None:
     probe = (
         "import importlib, sys\n"
         "module = importlib.import_module('entrypoints.lambda.http_api')\n"
