@@ -49,10 +49,9 @@ CHILD = """
 import time
 began = time.perf_counter()
 import importlib, json, sys
-importlib.import_module({module!r})
+handler_module = importlib.import_module({module!r})
 imported = time.perf_counter()
-from entrypoints.bootstrap import clinic, get_container
-clinic(get_container())
+handler_module.default_app()
 built = time.perf_counter()
 print(json.dumps({{"import_s": imported - began, "build_s": built - imported,
                    "boto3_loaded": "boto3" in sys.modules}}))

@@ -55,14 +55,14 @@ class WarmWorld:
 
         self.apigw = apigw
         self.context = apigw.FakeLambdaContext()
-        self.container = bootstrap.build_container(
+        self.app = bootstrap.build_app(
             settings or Settings(notifier="memory"), clock=FixedClock(NOW.astimezone(dt.UTC))
         )
-        bootstrap.set_container(self.container)
-        self.clinic = bootstrap.clinic(self.container)
+        self.clinic = self.app.clinic
+        app = self.app
         self.handler: Callable[[dict[str, Any], Any], dict[str, Any]] = importlib.import_module(
             "entrypoints.lambda.http_api"
-        ).handler
+        ).make_handler(lambda: app)
         self.doctors = [f"doc-{n:03d}" for n in range(doctors)]
         for doctor in self.doctors:
             self.clinic.register_doctor(
@@ -94,17 +94,12 @@ class WarmWorld:
         ]
 
     def store_size(self) -> int | None:
-        from adapters.memory.store import MemoryStore
-
-        try:
-            return len(self.container.resolve(MemoryStore).appointments)
-        except Exception:  # the aws backend has no memory store
+        if self.app.memory is None:  # the aws backend has no memory store
             return None
+        return len(self.app.memory.store.appointments)
 
     def close(self) -> None:
-        from entrypoints import bootstrap
-
-        bootstrap.reset_container()
+        """Nothing to undo: the world's app is its own."""
 
 
 def _pairs(

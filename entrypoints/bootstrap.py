@@ -1,22 +1,23 @@
-"""The composition root: which adapter serves which port, built once per container.
+"""The composition root: one function wires a backend into the `App` the entrypoints run on.
 
-Resolve by port: `container.resolve(Clinic)`, `container.resolve(EventOutbox)`,
-`container.resolve(EventPublisher)`, `container.resolve(BookingRequestQueue)`,
-`container.resolve(Clock)`, `container.resolve(Settings)`, `container.resolve(Notifier)` (chosen
-by `settings.notifier`, apart from the backend). On the memory backend the concrete
-in-memory classes (`InMemoryBookingRequestQueue`, ...) and the `MemoryStore` are registered too,
-so the local server can drive the relay and the workers in-process.
+`build_app(settings)` returns an `App` holding what the handlers need (the clinic, the patient
+messenger, the outbox, the publisher, the booking queue, the clock) and, on the memory backend,
+the in-process pieces `citas serve` drives. A Lambda module builds its app once, lazily, from
+the environment (`LazyApp`); a test or the local server builds its own and hands it over.
 
-Nothing here runs at import time: no container and no network client exist until the first
-request asks for one (cold starts stay short), and the memory backend never imports boto3.
+Nothing here runs at import time: no app and no network client exist until the first request
+asks for one (cold starts stay short), and the memory backend never imports boto3. punq does
+the autowiring inside `build_container`; nothing outside this module resolves from it.
 """
 
 from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 import punq
 
 from adapters.console import ConsoleNotifier
@@ -50,8 +51,94 @@ from ports.system import Clock, IdGenerator
 AWS_BOOTSTRAP = "adapters.aws.bootstrap"
 AWS_UNAVAILABLE = "the aws backend is not available in this build"
 
-_lock = threading.Lock()
-_container: punq.Container | None = None
+
+@attrs.frozen
+class MemoryBackend:
+    """The in-process pieces of the memory backend that `citas serve` and tests drive."""
+
+    store: MemoryStore
+    request_queue: InMemoryBookingRequestQueue
+    publisher: InMemoryEventPublisher
+
+
+@attrs.frozen
+class App:
+    """What the entrypoints need, wired once for one backend."""
+
+    settings: Settings
+    clinic: Clinic
+    messenger: PatientMessenger
+    outbox: EventOutbox
+    # None on an API-only aws function: only the relay publishes, so it needs no events queue.
+    publisher: EventPublisher | None
+    request_queue: BookingRequestQueue
+    clock: Clock
+    memory: MemoryBackend | None = None
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    ids: IdGenerator | None = None,
+    overrides: Mapping[Any, object] | None = None,
+) -> App:
+    """The app of `settings.backend`; `clock`, `ids` and `overrides` replace the defaults.
+
+    `overrides` maps a port to the adapter that serves it, so a test can put a failing one
+    behind any port.
+    """
+    container, memory = _wire(settings, clock, ids)
+    for port, instance in (overrides or {}).items():
+        container.register(port, instance=instance)
+    return App(
+        settings=settings,
+        clinic=container.resolve(Clinic),
+        messenger=container.resolve(PatientMessenger),
+        outbox=container.resolve(EventOutbox),
+        publisher=_optional(container, EventPublisher),
+        request_queue=container.resolve(BookingRequestQueue),
+        clock=container.resolve(Clock),
+        memory=memory,
+    )
+
+
+def app_from_env() -> App:
+    """The app the environment configures, as a deployed function runs it."""
+    return build_app(Settings.from_env())
+
+
+AppSource = Callable[[], App]
+
+
+class LazyApp:
+    """An app built on first use and kept: one per Lambda container, none at import time."""
+
+    def __init__(self, build: AppSource = app_from_env) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._app: App | None = None
+
+    @property
+    def built(self) -> bool:
+        """Whether the app exists yet."""
+        return self._app is not None
+
+    def __call__(self) -> App:
+        """The app, built now if this is the first call."""
+        # Uncontended in Lambda (one request at a time); the lock only keeps a threaded
+        # caller from building two.
+        with self._lock:
+            if self._app is None:
+                self._app = self._build()
+            return self._app
+
+
+def _optional(container: punq.Container, port: Any) -> Any:
+    try:
+        return container.resolve(port)
+    except punq.MissingDependencyError:
+        return None
 
 
 def build_container(
@@ -60,14 +147,21 @@ def build_container(
     clock: Clock | None = None,
     ids: IdGenerator | None = None,
 ) -> punq.Container:
-    """A container wired for `settings.backend`; `clock` and `ids` replace the system ones."""
+    """The punq container behind `build_app`, registered by port; adapter tests inspect it."""
+    return _wire(settings, clock, ids)[0]
+
+
+def _wire(
+    settings: Settings, clock: Clock | None, ids: IdGenerator | None
+) -> tuple[punq.Container, MemoryBackend | None]:
     container = punq.Container()
+    memory = None
     container.register(Settings, instance=settings)
     container.register(CountryCatalog, instance=settings.countries)
     container.register(Clock, instance=clock if clock is not None else SystemClock())
     container.register(IdGenerator, instance=ids if ids is not None else UuidV7Generator())
     if settings.backend == "memory":
-        _register_memory(container)
+        memory = _register_memory(container)
     elif settings.backend == "aws":
         _register_aws(container, settings)
     else:  # pragma: no cover - Settings only admits the two
@@ -77,7 +171,7 @@ def build_container(
     tokens = PageTokens(settings.page_token_key) if settings.page_token_key else None
     container.register(Clinic, scope=punq.Scope.singleton, page_tokens=tokens)
     container.register(PatientMessenger, scope=punq.Scope.singleton)
-    return container
+    return container, memory
 
 
 def _register(container: punq.Container, instance: Any, *keys: Any) -> None:
@@ -85,23 +179,17 @@ def _register(container: punq.Container, instance: Any, *keys: Any) -> None:
         container.register(key, instance=instance)
 
 
-def _register_memory(container: punq.Container) -> None:
-    store = MemoryStore()
-    _register(container, store, MemoryStore)
-    _register(
-        container,
-        InMemoryAppointmentRepository(store),
-        AppointmentRepository,
-        InMemoryAppointmentRepository,
-    )
+def _register_memory(container: punq.Container) -> MemoryBackend:
+    memory = MemoryBackend(MemoryStore(), InMemoryBookingRequestQueue(), InMemoryEventPublisher())
+    store = memory.store
+    _register(container, InMemoryAppointmentRepository(store), AppointmentRepository)
     _register(container, InMemoryDoctorRepository(store), DoctorRepository)
     _register(container, InMemoryBookingRequestRepository(store), BookingRequestRepository)
-    _register(container, InMemoryEventOutbox(store), EventOutbox, InMemoryEventOutbox)
-    _register(container, InMemoryEventPublisher(), EventPublisher, InMemoryEventPublisher)
-    _register(
-        container, InMemoryBookingRequestQueue(), BookingRequestQueue, InMemoryBookingRequestQueue
-    )
+    _register(container, InMemoryEventOutbox(store), EventOutbox)
+    _register(container, memory.publisher, EventPublisher)
+    _register(container, memory.request_queue, BookingRequestQueue)
     _register(container, InMemoryProcessedEvents(store), ProcessedEvents)
+    return memory
 
 
 def _register_aws(container: punq.Container, settings: Settings) -> None:
@@ -118,45 +206,13 @@ def _register_aws(container: punq.Container, settings: Settings) -> None:
 def _register_notifier(container: punq.Container, settings: Settings) -> None:
     # Chosen apart from the backend: a local stack on emulated AWS still prints its messages.
     if settings.notifier == "memory":
-        _register(container, InMemoryNotifier(), Notifier, InMemoryNotifier)
+        _register(container, InMemoryNotifier(), Notifier)
     elif settings.notifier == "console":
-        _register(container, ConsoleNotifier(), Notifier, ConsoleNotifier)
+        _register(container, ConsoleNotifier(), Notifier)
     elif settings.notifier == "sns":
         # Imported here, like the aws backend: boto3 loads only where SMS is really sent.
         from adapters.aws.sns import SNSNotifier
 
-        _register(container, SNSNotifier(), Notifier, SNSNotifier)
+        _register(container, SNSNotifier(), Notifier)
     else:  # pragma: no cover - Settings only admits the three
         raise ValueError(f"unknown notifier {settings.notifier!r}")
-
-
-def get_container() -> punq.Container:
-    """The process's container, built on first use from the environment."""
-    global _container
-    container = _container
-    if container is None:
-        with _lock:
-            if _container is None:
-                _container = build_container(Settings.from_env())
-            container = _container
-    return container
-
-
-def set_container(container: punq.Container) -> None:
-    """Make `container` the process's container (tests, the local server with a fixed clock)."""
-    global _container
-    with _lock:
-        _container = container
-
-
-def reset_container() -> None:
-    """Forget the process's container; the next `get_container` builds a fresh one."""
-    global _container
-    with _lock:
-        _container = None
-
-
-def clinic(container: punq.Container) -> Clinic:
-    """The `Clinic` of `container`, typed."""
-    found: Clinic = container.resolve(Clinic)
-    return found

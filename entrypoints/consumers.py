@@ -1,62 +1,37 @@
-"""What the queue and stream consumer Lambdas share: poison detection and safe failure logs.
+"""The Powertools side of the queue and stream consumer Lambdas: batches, failure logs, metrics.
 
-A record that fails is reported in `batchItemFailures` and comes back later: SQS redelivers it
-until `maxReceiveCount`, then moves it to the dead-letter queue; a stream retries it in order.
+A message handler (`entrypoints.messages`) decides what a record means; this module runs it
+per record of a batch, logs and counts its outcome, and reports a record that fails in
+`batchItemFailures`, so it comes back later: SQS redelivers it until `maxReceiveCount`, then
+moves it to the dead-letter queue; a stream retries it in order.
 Logs about a failure name its type, its error code and where it was raised, never its message:
 botocore and SNS messages can quote a phone number or a request body.
 """
 
 from __future__ import annotations
 
-import json
-import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from domain.errors import CitasError, TemporarilyUnavailable
+from domain.errors import TemporarilyUnavailable
+from entrypoints.bootstrap import AppSource
+from entrypoints.messages import Fields, MessageHandler, Outcome, failure_fields
+from entrypoints.observability import logger, metrics
 
-
-class PoisonMessage(Exception):
-    """A record no retry can ever process: malformed, or about something that does not exist."""
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 class SkippedAfterFailure(Exception):
     """Not tried: an earlier record it must follow failed, so it waits for the same retry."""
 
 
-def json_object(body: str | None) -> dict[str, Any]:
-    """The JSON object a message body holds, or PoisonMessage."""
-    try:
-        value = json.loads(body or "")
-    except ValueError as e:
-        raise PoisonMessage("the message body is not JSON") from e
-    if not isinstance(value, dict):
-        raise PoisonMessage("the message body is not a JSON object")
-    return value
-
-
-def failure_fields(error: BaseException) -> dict[str, Any]:
-    """What a log may say about a failure: type, error code and origin, never the message."""
-    fields: dict[str, Any] = {"error_type": type(error).__name__}
-    if isinstance(error, CitasError):
-        fields["error_code"] = error.code
-    frames = traceback.extract_tb(error.__traceback__)
-    if frames:
-        fields["raised_at"] = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}"
-    cause = error.__cause__
-    if cause is not None:
-        fields["cause_type"] = type(cause).__name__
-    return fields
-
-
 @contextmanager
-def failure_logged(
-    logger: Logger, metrics: Metrics, metric: str, fields: Mapping[str, Any]
-) -> Iterator[None]:
+def failure_logged(metric: str, fields: Mapping[str, Any]) -> Iterator[None]:
     """Log a record that fails and count it as `metric`, then let it fail to be retried."""
     try:
         yield
@@ -73,7 +48,52 @@ def failure_logged(
         raise
 
 
-def log_batch(logger: Logger, response: Mapping[str, Any], records: int) -> None:
+def report(outcome: Outcome, fields: Mapping[str, Any]) -> None:
+    """Log what a message came to, and count it."""
+    logger.info(outcome.message, extra=dict(fields))
+    if outcome.metric is not None:
+        metrics.add_metric(name=outcome.metric, unit=MetricUnit.Count, value=outcome.count)
+
+
+def log_batch(response: Mapping[str, Any], records: int) -> None:
     """One line per batch: how many records came and how many go back for a retry."""
     failed = len(response.get("batchItemFailures", []))
     logger.info("batch processed", extra={"records": records, "failed": failed})
+
+
+def sqs_fifo_handler(
+    app: AppSource,
+    handle: MessageHandler,
+    *,
+    failure_metric: str,
+    group_field: str | None = None,
+) -> LambdaHandler:
+    """A Lambda handler of SQS FIFO batches that hands each record's body to `handle`.
+
+    A record that fails is reported with every later record of its message group (logged as
+    `group_field`, if named), so a group's messages never overtake each other, while the
+    other groups go on.
+    """
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # Answered, not raised, when every record failed: SQS redelivers them either way.
+    processor.raise_on_entire_batch_failure = False
+
+    def consume(record: SQSRecord) -> None:
+        fields: Fields = {"message_id": record.message_id}
+        if group_field is not None:
+            fields[group_field] = record.attributes.message_group_id
+        fields["receive_count"] = record.attributes.approximate_receive_count
+        with failure_logged(failure_metric, fields):
+            report(handle(app(), record.body, fields), fields)
+
+    @logger.inject_lambda_context(log_event=False, clear_state=True)
+    @metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = process_partial_response(
+            event=event, record_handler=consume, processor=processor, context=context
+        )
+        log_batch(response, len(event.get("Records", [])))
+        return dict(response)
+
+    typed: LambdaHandler = handler  # Powertools' decorators are untyped
+    return typed

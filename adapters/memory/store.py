@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -310,22 +311,35 @@ class InMemoryEventPublisher:
 
 
 class InMemoryBookingRequestQueue:
-    """One FIFO queue per country, thread-safe."""
+    """One FIFO queue per country, thread-safe, carrying the message body SQS would carry."""
 
     def __init__(self) -> None:
         self._queues: dict[str, queue.Queue[str]] = collections.defaultdict(queue.Queue)
         self._lock = threading.Lock()
 
     def enqueue(self, request: BookingRequest) -> None:
-        """Queue the request id on its country's queue."""
-        self._queue(request.country).put(request.request_id)
+        """Queue the whole request (`BookingRequest.to_message` JSON) on its country's queue."""
+        # The same body as the SQS adapter's, so `make run` runs the worker's whole path.
+        self.send(request.country, json.dumps(request.to_message(), separators=(",", ":")))
 
-    def take(self, country: str, timeout: float | None = None) -> str | None:
-        """The next request id of `country`, or None after `timeout` seconds."""
+    def send(self, country: str, body: str) -> None:
+        """Queue a message body as it is (a worker putting back one it could not handle)."""
+        self._queue(country).put(body)
+
+    def receive(self, country: str, timeout: float | None = None) -> str | None:
+        """The next message body of `country`, or None after `timeout` seconds."""
         try:
             return self._queue(country).get(timeout=timeout)
         except queue.Empty:
             return None
+
+    def take(self, country: str, timeout: float | None = None) -> str | None:
+        """The request id of the next message of `country`, or None after `timeout` seconds."""
+        body = self.receive(country, timeout)
+        if body is None:
+            return None
+        request_id: str = json.loads(body)["request_id"]
+        return request_id
 
     def _queue(self, country: str) -> queue.Queue[str]:
         with self._lock:

@@ -14,14 +14,11 @@ from __future__ import annotations
 import json
 import re
 import threading
-import uuid
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import attrs
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -32,20 +29,22 @@ from domain.commands import ListDoctorDay
 from domain.errors import CitasError, NotFound, TemporarilyUnavailable
 from domain.use_cases import Clinic
 from entrypoints import http_mapping as http
-from entrypoints.bootstrap import clinic, get_container
+from entrypoints.bootstrap import AppSource, LazyApp
+from entrypoints.context import LocalContext
+from entrypoints.observability import SERVICE as SERVICE
+from entrypoints.observability import logger, metrics
 
-SERVICE = "citas"
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="citas", service=SERVICE)
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # debug=False explicitly: POWERTOOLS_DEV would otherwise print whole events (patient data
 # included) and put stack traces in 500 bodies.
 app = APIGatewayRestResolver(debug=False)
-# Most requests book nothing, so most invocations have no metric to flush; that is expected.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
 # Powertools keeps the current event on the resolver class, so two requests must never be
 # resolved at once. A Lambda process serves one request at a time anyway; this only matters
 # to an in-process server that calls the handler from several threads.
 _one_at_a_time = threading.Lock()
+# The routing context key of the app source a request runs on (the resolver clears it after
+# each request).
+_APP: Final = "citas_app"
 
 
 def _request() -> http.HttpRequest:
@@ -53,7 +52,37 @@ def _request() -> http.HttpRequest:
 
 
 def _clinic() -> Clinic:
-    return clinic(get_container())
+    source: AppSource = app.context[_APP]
+    return source().clinic
+
+
+# Our own route table, for the 405 and the logs' route names: Powertools keeps its own private.
+@attrs.frozen
+class Route:
+    """One served operation: its method, its path rule and the pattern that matches paths."""
+
+    method: str
+    path: str
+    rule: re.Pattern[str]
+
+
+# The pattern Powertools compiles for an APIGatewayRestResolver rule: `<name>` matches one
+# segment of URI characters, and trailing slashes are ignored.
+_SEGMENT = r"(?P\1[-._~()'!*:@,;=+&$%<> \[\]{}|^\\w]+)"
+ROUTES: list[Route] = []
+_Handler = TypeVar("_Handler", bound=Callable[..., Response[str]])
+
+
+def _route(method: str, path: str) -> Callable[[_Handler], _Handler]:
+    """Register a route with the resolver and in `ROUTES`."""
+    rule = re.compile("^{}/*$".format(re.sub(r"(<\w+>)", _SEGMENT, path)))
+
+    def register(function: _Handler) -> _Handler:
+        ROUTES.append(Route(method, path, rule))
+        app.route(path, method)(function)
+        return function
+
+    return register
 
 
 def _json(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Response[str]:
@@ -94,14 +123,14 @@ def _booking_outcome(operation: str, success: str) -> Iterator[None]:
 # Doctors -----------------------------------------------------------------------------------
 
 
-@app.put("/doctors/<doctor_id>")
+@_route("PUT", "/doctors/<doctor_id>")
 def put_doctor(doctor_id: str) -> Response[str]:
     """Create (201) or replace (200) a doctor."""
     doctor, created = _clinic().register_doctor(http.register_doctor(doctor_id, _request()))
     return _json(201 if created else 200, http.doctor_json(doctor))
 
 
-@app.get("/doctors/<doctor_id>")
+@_route("GET", "/doctors/<doctor_id>")
 def get_doctor(doctor_id: str) -> Response[str]:
     """One doctor."""
     doctor_id = http.doctor_id(doctor_id)
@@ -109,7 +138,7 @@ def get_doctor(doctor_id: str) -> Response[str]:
     return _json(200, http.doctor_json(_clinic().doctor(doctor_id)))
 
 
-@app.get("/doctors/<doctor_id>/availability")
+@_route("GET", "/doctors/<doctor_id>/availability")
 def get_availability(doctor_id: str) -> Response[str]:
     """A doctor's free slots on a local date."""
     doctor_id = http.doctor_id(doctor_id)
@@ -120,7 +149,7 @@ def get_availability(doctor_id: str) -> Response[str]:
 # Appointments ------------------------------------------------------------------------------
 
 
-@app.post("/appointments")
+@_route("POST", "/appointments")
 def book() -> Response[str]:
     """Book at once: 201 with `Location`."""
     with _booking_outcome("book", "booked"):
@@ -131,7 +160,7 @@ def book() -> Response[str]:
     return _appointment(201, appointment, {"Location": location})
 
 
-@app.get("/appointments")
+@_route("GET", "/appointments")
 def list_appointments() -> Response[str]:
     """A doctor's day, or a country's appointments in a status."""
     query = http.list_query(_request())
@@ -142,7 +171,7 @@ def list_appointments() -> Response[str]:
     return _json(200, http.list_json(result))
 
 
-@app.get("/appointments/<appointment_id>")
+@_route("GET", "/appointments/<appointment_id>")
 def get_appointment(appointment_id: str) -> Response[str]:
     """One appointment."""
     appointment_id = http.uuid_id(appointment_id, "appointment_id")
@@ -150,21 +179,21 @@ def get_appointment(appointment_id: str) -> Response[str]:
     return _appointment(200, _clinic().get(appointment_id))
 
 
-@app.patch("/appointments/<appointment_id>")
+@_route("PATCH", "/appointments/<appointment_id>")
 def reschedule(appointment_id: str) -> Response[str]:
     """Move an appointment to another time."""
     command = http.reschedule(appointment_id, _request())
     return _appointment(200, _clinic().reschedule(command))
 
 
-@app.post("/appointments/<appointment_id>/status")
+@_route("POST", "/appointments/<appointment_id>/status")
 def change_status(appointment_id: str) -> Response[str]:
     """Confirm, cancel, complete or mark a no-show."""
     command = http.change_status(appointment_id, _request())
     return _appointment(200, _clinic().change_status(command))
 
 
-@app.delete("/appointments/<appointment_id>")
+@_route("DELETE", "/appointments/<appointment_id>")
 def cancel(appointment_id: str) -> Response[str]:
     """Cancel and free the time; the record stays."""
     command = http.cancel(appointment_id, _request())
@@ -174,7 +203,7 @@ def cancel(appointment_id: str) -> Response[str]:
 # Asynchronous booking requests -------------------------------------------------------------
 
 
-@app.post("/appointment-requests")
+@_route("POST", "/appointment-requests")
 def request_booking() -> Response[str]:
     """Accept a booking for the country's worker: 202."""
     with _booking_outcome("request_booking", "accepted"):
@@ -184,7 +213,7 @@ def request_booking() -> Response[str]:
     return _json(202, http.request_accepted_json(accepted), {"Location": location})
 
 
-@app.get("/appointment-requests/<request_id>")
+@_route("GET", "/appointment-requests/<request_id>")
 def get_booking_request(request_id: str) -> Response[str]:
     """The state of a booking request."""
     request_id = http.uuid_id(request_id, "request_id")
@@ -224,7 +253,7 @@ def on_no_route(_: NotFoundError) -> Response[str]:
     """404 for an unknown path, 405 for a known path with another method."""
     method = app.current_event.http_method.upper()
     path = app.current_event.path
-    allowed = sorted({r.method for r in _routes() if r.rule.match(path)})
+    allowed = sorted({r.method for r in ROUTES if r.rule.match(path)})
     if allowed:
         error: CitasError = http.MethodNotAllowed(
             f"{method} is not allowed here", allowed=allowed, method=method
@@ -233,14 +262,9 @@ def on_no_route(_: NotFoundError) -> Response[str]:
     return _error(NotFound("no such resource", path=path))
 
 
-def _routes() -> list[Any]:
-    # Powertools keeps its route table private; this is the one place that reads it.
-    return [*app._static_routes, *app._dynamic_routes]
-
-
 def served_routes() -> set[tuple[str, str]]:
     """Every (method, path template) the resolver serves, templates as in OpenAPI (`{id}`)."""
-    return {(r.method, _template(r.path)) for r in _routes()}
+    return {(r.method, _template(r.path)) for r in ROUTES}
 
 
 def _template(rule: str) -> str:
@@ -251,28 +275,30 @@ def _template(rule: str) -> str:
 # Handler -----------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class LocalContext:
-    """A stand-in Lambda context for callers outside Lambda that pass none."""
+def make_handler(source: AppSource) -> LambdaHandler:
+    """The HTTP API's Lambda handler, running on the app `source` returns."""
 
-    function_name: str = "citas-local"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:citas-local"
-    memory_limit_in_mb: int = 128
-    aws_request_id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/citas-local"
-    log_stream_name: str = "local"
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+    )
+    @metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        # The source, not the app: a misconfigured function then fails as a 500 of a route.
+        app.context[_APP] = source
+        return _respond(event, context)
 
-    def get_remaining_time_in_millis(self) -> int:
-        """Plenty: local calls have no deadline."""
-        return 900_000
+    def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """One API Gateway REST proxy event in, one proxy response out."""
+        with _one_at_a_time:
+            response: dict[str, Any] = handle(
+                event, context if context is not None else LocalContext()
+            )
+        return response
+
+    return handler
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
-)
-@metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
-def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _respond(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         response = app.resolve(event, context)
     except Exception as e:  # the resolver itself failed, e.g. on a malformed event
@@ -323,7 +349,7 @@ def route_fields(method: str, path: str) -> dict[str, str]:
     """
     method = method.upper()
     fields = {"method": method if method.isascii() and method.isalpha() else "other"}
-    for route in _routes():
+    for route in ROUTES:
         found = route.rule.match(path) if route.method == method else None
         if found:
             fields["route"] = _template(route.path)
@@ -357,10 +383,6 @@ def _response_payload(response: Mapping[str, Any]) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """The Lambda entry point: one API Gateway REST proxy event in, one proxy response out."""
-    with _one_at_a_time:
-        response: dict[str, Any] = _handle(
-            event, context if context is not None else LocalContext()
-        )
-    return response
+# Built on the first request, from the environment.
+default_app = LazyApp()
+handler = make_handler(default_app)

@@ -11,34 +11,43 @@ Handler string: `entrypoints.lambda.reminders.handler`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from entrypoints.bootstrap import clinic, get_container
-from entrypoints.consumers import failure_fields
-
-SERVICE = "citas"
-logger = Logger(service=SERVICE)
-metrics = Metrics(namespace="citas", service=SERVICE)
+from entrypoints.bootstrap import AppSource, LazyApp
+from entrypoints.consumers import report
+from entrypoints.messages import Fields, failure_fields, record_reminders
+from entrypoints.observability import logger, metrics
 
 
-@logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True
-)
-@metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    """The Lambda entry point: record the reminders now due; returns how many."""
-    try:
-        # The clock, not the event's `time`, decides: a delayed run still uses now.
-        reminded = len(clinic(get_container()).send_reminders())
-    except Exception as e:
-        # Reminders already recorded stay recorded; the next run (15 min) does the rest.
-        logger.error("reminders run failed", extra=failure_fields(e))
-        metrics.add_metric(name="ReminderRunsFailed", unit=MetricUnit.Count, value=1)
-        raise
-    logger.info("reminders recorded", extra={"reminded": reminded, "scheduled": event.get("time")})
-    metrics.add_metric(name="RemindersDue", unit=MetricUnit.Count, value=reminded)
-    return {"reminded": reminded}
+def make_handler(app: AppSource) -> Callable[[dict[str, Any], Any], dict[str, int]]:
+    """The reminders Lambda handler, running on the app `app` returns."""
+
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True
+    )
+    @metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+        """Record the reminders now due; returns how many."""
+        fields: Fields = {}
+        try:
+            outcome = record_reminders(app(), fields)
+        except Exception as e:
+            # Reminders already recorded stay recorded; the next run (15 min) does the rest.
+            logger.error("reminders run failed", extra=failure_fields(e))
+            metrics.add_metric(name="ReminderRunsFailed", unit=MetricUnit.Count, value=1)
+            raise
+        report(outcome, {**fields, "scheduled": event.get("time")})
+        return {"reminded": outcome.count}
+
+    # Powertools' decorators are untyped.
+    typed: Callable[[dict[str, Any], Any], dict[str, int]] = handler
+    return typed
+
+
+# Built on the first invocation, from the environment.
+default_app = LazyApp()
+handler = make_handler(default_app)

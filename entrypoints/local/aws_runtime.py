@@ -2,8 +2,9 @@
 
 On AWS these are the DynamoDB Stream relay Lambda, one booking worker per country and the
 notification consumer, fed by SQS event source mappings. Locally, against DynamoDB Local and an
-SQS emulator, they are daemon threads of `citas serve`, so the whole event flow of the AWS
-adapters runs on one machine:
+SQS emulator, they are daemon threads of `citas serve` that call the Lambdas' own message
+handlers (`entrypoints.messages`), so the whole event flow of the AWS adapters runs on one
+machine:
 
 - the relay moves outbox items to the events FIFO queue (publish, then remove: at least once);
 - one booking worker per country long-polls its FIFO queue and books each request;
@@ -17,31 +18,27 @@ moves it to its dead-letter queue. Logs carry ids, types and codes, never a mess
 
 from __future__ import annotations
 
-import enum
-import json
-import logging
-import threading
-import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Final, Protocol
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Final
 
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.aws.resources import ResourceNames
-from domain.booking_request import BookingRequest
-from domain.errors import CitasError, NotFound, TemporarilyUnavailable, ValidationError
-from domain.events import Event, event_from_envelope
-from entrypoints.local.runtime import BookingProcessor, EventSink, Outbox, relay_once
+from entrypoints.bootstrap import App
+from entrypoints.local.runtime import BackgroundThreads, Result, handle_message, log, worker_of
+from entrypoints.messages import Fields, MessageHandler, notify_patient
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
     from entrypoints.config import Settings
-
-log = logging.getLogger("local.aws_runtime")
 
 RELAY_INTERVAL_SECONDS: Final = 0.2
 # Long polls of one second: an idle consumer costs one request a second, and stop() never
@@ -60,59 +57,40 @@ ERROR_PAUSE_SECONDS: Final = 1.0
 _QUEUE_NOT_FOUND: Final = frozenset(
     {"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"}
 )
+_TABLE_NOT_FOUND: Final = frozenset({"ResourceNotFoundException"})
+_RETRY_DELAY: Final = {
+    Result.RETRY: RETRY_LATER_SECONDS,
+    Result.POISON: POISON_RETRY_SECONDS,
+    Result.FAILED: FAILED_RETRY_SECONDS,
+}
 
 
 class LocalStackNotReady(RuntimeError):
     """The emulators are unreachable or the table and queues were not provisioned."""
 
 
-class Poison(Exception):
-    """A message that can never be handled (unparseable, or naming nothing known)."""
-
-
-class Outcome(enum.Enum):
-    """What became of one message."""
-
-    DONE = "done"
-    RETRY = "retry"
-    POISON = "poison"
-    FAILED = "failed"
-
-
-_RETRY_DELAY: Final = {
-    Outcome.RETRY: RETRY_LATER_SECONDS,
-    Outcome.POISON: POISON_RETRY_SECONDS,
-    Outcome.FAILED: FAILED_RETRY_SECONDS,
-}
-
-# A handler turns a message body into the log fields of its success, or raises.
-Handler = Callable[[str], dict[str, object]]
-
-
-class Messenger(Protocol):
-    """What the events consumer needs of `PatientMessenger`."""
-
-    def __call__(self, event: Event) -> object:
-        """Tell the patient about `event`, once."""
-        ...
-
-
 # --- start-up: the local defaults ---------------------------------------------------------
 
 
-def _queue_url(sqs: SQSClient, name: str) -> str:
+@contextmanager
+def _provisioned(service: str, what: str, endpoint: str, missing: frozenset[str]) -> Iterator[None]:
+    """Turn an emulator's refusal to show `what` into one LocalStackNotReady line for the user."""
     try:
-        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        yield
     except ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
-        if code in _QUEUE_NOT_FOUND:
+        if code in missing:
             raise LocalStackNotReady(
-                f"queue {name} does not exist on {sqs.meta.endpoint_url}:"
-                " run `citas provision` first"
+                f"{what} does not exist on {endpoint}: run `citas provision` first"
             ) from error
-        raise LocalStackNotReady(f"SQS answered {code} for queue {name}") from error
+        raise LocalStackNotReady(f"{service} answered {code} for {what}") from error
     except BotoCoreError as error:
-        raise LocalStackNotReady(f"cannot reach SQS: {error}") from error
+        raise LocalStackNotReady(f"cannot reach {service}: {error}") from error
+
+
+def _queue_url(sqs: SQSClient, name: str) -> str:
+    with _provisioned("SQS", f"queue {name}", sqs.meta.endpoint_url, _QUEUE_NOT_FOUND):
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
 
 
 def with_local_queue_urls(settings: Settings, sqs: SQSClient) -> Settings:
@@ -132,176 +110,54 @@ def with_local_queue_urls(settings: Settings, sqs: SQSClient) -> Settings:
 
 def check_table(dynamodb: DynamoDBClient, table_name: str) -> None:
     """Fail with a clear message unless the table exists on the configured endpoint."""
-    try:
+    endpoint = dynamodb.meta.endpoint_url
+    with _provisioned("DynamoDB", f"table {table_name}", endpoint, _TABLE_NOT_FOUND):
         dynamodb.describe_table(TableName=table_name)
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code == "ResourceNotFoundException":
-            raise LocalStackNotReady(
-                f"table {table_name} does not exist on {dynamodb.meta.endpoint_url}:"
-                " run `citas provision` first"
-            ) from error
-        raise LocalStackNotReady(f"DynamoDB answered {code} for table {table_name}") from error
-    except BotoCoreError as error:
-        raise LocalStackNotReady(f"cannot reach DynamoDB: {error}") from error
-
-
-# --- message handlers ---------------------------------------------------------------------
-
-
-def booking_handler(clinic: BookingProcessor) -> Handler:
-    """Handle a queued request (or an old `{"request_id": ...}`): book it, safe to run twice."""
-
-    def handle(body: str) -> dict[str, object]:
-        try:
-            raw = json.loads(body)
-            request_id = raw["request_id"]
-        except (ValueError, KeyError, TypeError) as error:
-            raise Poison("unparseable body") from error
-        if not isinstance(request_id, str) or not request_id:
-            raise Poison("unparseable body")
-        queued = None
-        if set(raw) != {"request_id"}:
-            try:
-                queued = BookingRequest.from_message(raw)
-            except ValidationError as error:
-                raise Poison("unparseable body") from error
-        try:
-            request = clinic.process_booking_request(request_id, queued)
-        except NotFound as error:
-            raise Poison("unknown booking request") from error
-        fields: dict[str, object] = {"request_id": request_id, "status": str(request.status)}
-        if request.error is not None:
-            fields["code"] = request.error.get("code")
-        return fields
-
-    return handle
-
-
-def events_handler(messenger: Messenger) -> Handler:
-    """Handle an event envelope: the patient's message, once per event id."""
-
-    def handle(body: str) -> dict[str, object]:
-        try:
-            event = event_from_envelope(json.loads(body))
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise Poison("not an event envelope") from error
-        sent = messenger(event)
-        return {
-            "event_id": event.event_id,
-            "type": event.type,
-            "appointment_id": event.appointment_id,
-            "notified": bool(sent),
-        }
-
-    return handle
 
 
 @attrs.frozen
 class Consumer:
-    """One queue and what to do with each of its messages."""
+    """One queue and the message handler of each of its messages."""
 
     name: str
     queue_url: str
-    handle: Handler
+    handle: MessageHandler
 
 
 # --- the runtime --------------------------------------------------------------------------
 
 
-class AwsRuntime:
+class AwsRuntime(BackgroundThreads):
     """The background threads of `citas serve --backend aws`."""
 
     def __init__(
         self,
-        *,
-        clinic: BookingProcessor,
-        outbox: Outbox,
-        publisher: EventSink,
+        app: App,
         sqs: SQSClient,
-        events_queue_url: str,
-        booking_queue_urls: Mapping[str, str],
-        messenger: Messenger,
+        *,
         relay_interval: float = RELAY_INTERVAL_SECONDS,
         wait_seconds: int = WAIT_SECONDS,
     ) -> None:
-        self._outbox = outbox
-        self._publisher = publisher
+        super().__init__(app, relay_interval)
+        settings = app.settings
+        if settings.events_queue_url is None:
+            raise ValueError("the aws runtime needs the events queue")
         self._sqs = sqs
-        self._relay_interval = relay_interval
         self._wait_seconds = wait_seconds
         self.consumers: tuple[Consumer, ...] = (
             *(
-                Consumer(f"booking-{country}", url, booking_handler(clinic))
-                for country, url in sorted(booking_queue_urls.items())
+                Consumer(f"booking-{country}", url, worker_of(country))
+                for country, url in sorted(settings.booking_queue_urls.items())
             ),
-            Consumer("events", events_queue_url, events_handler(messenger)),
-        )
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        """Start the relay, one worker per country's queue and the events consumer."""
-        if self._threads:
-            return
-        self._stop.clear()
-        self._threads = [
-            threading.Thread(target=self._relay_loop, name="citas-outbox-relay", daemon=True)
-        ]
-        self._threads += [
-            threading.Thread(
-                target=self._consume_loop,
-                args=(consumer,),
-                name=f"citas-consumer-{consumer.name}",
-                daemon=True,
-            )
-            for consumer in self.consumers
-        ]
-        for thread in self._threads:
-            thread.start()
-        log.info(
-            "background work started",
-            extra={"fields": {"consumers": [c.name for c in self.consumers]}},
+            Consumer("events", settings.events_queue_url, notify_patient),
         )
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """Signal every thread to stop and wait for them, `timeout` seconds in all."""
-        self._stop.set()
-        # One deadline for all: a thread stuck retrying a vanished emulator must not make
-        # Ctrl-C wait once per thread. They are daemons; the process ends without them.
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        self._threads = []
-
-    @property
-    def running(self) -> bool:
-        """Whether any background thread is alive."""
-        return any(t.is_alive() for t in self._threads)
-
-    # The relay ---------------------------------------------------------------------------
-
-    def _relay_loop(self) -> None:
-        while not self._stop.is_set():
-            self._relay("outbox relay failed; retrying")
-            self._stop.wait(self._relay_interval)
-        # Publish what the last requests committed before going away.
-        self._relay("outbox relay failed at shutdown")
-
-    def _relay(self, failure: str) -> None:
-        try:
-            moved = relay_once(self._outbox, self._publisher)
-        except Exception as error:
-            # Only the type: a message could quote an event, and events hold patient data.
-            fields: dict[str, object] = {"error": type(error).__name__}
-            if isinstance(error, CitasError):
-                fields["service"] = error.details.get("service")
-            log.warning(failure, extra={"fields": fields})
-            return
-        if moved:
-            log.info("outbox relayed", extra={"fields": {"events": moved}})
-
-    # The consumers -----------------------------------------------------------------------
+    def loops(self) -> dict[str, Callable[[], None]]:
+        """One long-polling loop per queue."""
+        return {
+            f"citas-consumer-{c.name}": functools.partial(self._consume_loop, c)
+            for c in self.consumers
+        }
 
     def _consume_loop(self, consumer: Consumer) -> None:
         while not self._stop.is_set():
@@ -332,38 +188,17 @@ class AwsRuntime:
                 # back untouched, it comes again right after that one.
                 self._release(consumer, message, 0)
                 continue
-            outcome = self._handle(consumer, message)
-            if outcome is Outcome.DONE:
+            fields: Fields = {
+                "queue": consumer.name,
+                "message_id": message.get("MessageId"),
+                "receive_count": attributes.get("ApproximateReceiveCount"),
+            }
+            result = handle_message(self.app, consumer.handle, message.get("Body", ""), fields)
+            if result is Result.DONE:
                 self._delete(consumer, message)
             else:
                 failed_groups.add(group)
-                self._release(consumer, message, _RETRY_DELAY[outcome])
-
-    def _handle(self, consumer: Consumer, message: MessageTypeDef) -> Outcome:
-        fields: dict[str, object] = {
-            "queue": consumer.name,
-            "message_id": message.get("MessageId"),
-            "receive_count": message.get("Attributes", {}).get("ApproximateReceiveCount"),
-        }
-        try:
-            fields.update(consumer.handle(message.get("Body", "")))
-        except Poison as poison:
-            fields["reason"] = str(poison)
-            log.error("poison message; left for the dead-letter queue", extra={"fields": fields})
-            return Outcome.POISON
-        except TemporarilyUnavailable as error:
-            fields["service"] = error.details.get("service")
-            log.warning("backend busy; message will come again", extra={"fields": fields})
-            return Outcome.RETRY
-        except Exception as error:
-            # The type and the code, never the text: it could quote patient data.
-            fields["error"] = type(error).__name__
-            if isinstance(error, CitasError):
-                fields["code"] = error.code
-            log.error("message failed; it will come again", extra={"fields": fields})
-            return Outcome.FAILED
-        log.info("message handled", extra={"fields": fields})
-        return Outcome.DONE
+                self._release(consumer, message, _RETRY_DELAY[result])
 
     def _delete(self, consumer: Consumer, message: MessageTypeDef) -> None:
         try:

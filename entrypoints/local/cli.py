@@ -21,10 +21,11 @@ from adapters.console import LineWriter
 from entrypoints import config
 
 if TYPE_CHECKING:
-    import punq
     from mypy_boto3_sqs.client import SQSClient
 
+    from entrypoints.bootstrap import App
     from entrypoints.config import Backend, Settings
+    from entrypoints.local.server import LocalApiServer
 
 HTTP_API_MODULE = "entrypoints.lambda.http_api"
 PROVISION_MODULE = "adapters.aws.provision"
@@ -178,29 +179,18 @@ def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> in
     """Serve the HTTP API until Ctrl-C or SIGTERM; returns the exit status."""
     configure_logging()
     # Imported here: `citas provision` and `--help` must not pay for the whole application.
-    from entrypoints import bootstrap
-    from entrypoints.config import Settings
     from entrypoints.local.demo import register_demo_doctors
     from entrypoints.local.server import LocalApiServer
 
     try:
-        settings = Settings.from_env()
-        if backend is not None:
-            settings = attrs.evolve(settings, backend=cast("Backend", backend))
-        sqs = None
-        if settings.backend == "aws":
-            settings, sqs = _local_aws(settings)
-        container = bootstrap.build_container(settings)
+        app, sqs = _app(backend)
     except (ValueError, RuntimeError) as error:
         print(f"citas: {error}", file=sys.stderr)
         return EXIT_USAGE
-    # The handler asks `get_container()`; it must find this very container (same store,
-    # same queue) that the background threads below work on.
-    bootstrap.set_container(container)
-    clinic = bootstrap.clinic(container)
+    settings = app.settings
     if demo:
         try:
-            register_demo_doctors(clinic)
+            register_demo_doctors(app.clinic)
         except Exception as error:
             # Typically the aws backend without reachable endpoints or region. The message
             # is about configuration; no patient data is involved at start-up.
@@ -210,17 +200,39 @@ def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> in
                 file=sys.stderr,
             )
             return EXIT_USAGE
-    runtime = _background_work(container, settings, sqs)
+    runtime = _background_work(app, sqs)
 
     http_api = importlib.import_module(HTTP_API_MODULE)
+    # The handler runs on this very app (same store, same queue) that the threads work on.
+    handler = http_api.make_handler(lambda: app)
     try:
         server = LocalApiServer(
-            (host, port), http_api.handler, settings.api_key, describe=http_api.route_fields
+            (host, port), handler, settings.api_key, describe=http_api.route_fields
         )
     except OSError as error:
         print(f"citas: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
+    return _serve_until_stopped(server, runtime, settings)
 
+
+def _app(backend: str | None) -> tuple[App, SQSClient | None]:
+    """The app `citas serve` runs on, and the workers' SQS client on the aws backend."""
+    from entrypoints.bootstrap import build_app
+    from entrypoints.config import Settings
+
+    settings = Settings.from_env()
+    if backend is not None:
+        settings = attrs.evolve(settings, backend=cast("Backend", backend))
+    sqs = None
+    if settings.backend == "aws":
+        settings, sqs = _local_aws(settings)
+    return build_app(settings), sqs
+
+
+def _serve_until_stopped(
+    server: LocalApiServer, runtime: BackgroundWork | None, settings: Settings
+) -> int:
+    """Run the server and the background work until a signal stops them; returns 0."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -274,49 +286,23 @@ def _local_aws(settings: Settings) -> tuple[Settings, SQSClient]:
     return settings, sqs
 
 
-def _background_work(
-    container: punq.Container, settings: Settings, sqs: SQSClient | None = None
-) -> BackgroundWork | None:
+def _background_work(app: App, sqs: SQSClient | None = None) -> BackgroundWork | None:
     """The relay, workers and patient messenger that run inside `citas serve`."""
-    from domain.use_cases import Clinic, PatientMessenger
-
-    if settings.backend == "aws":
+    if app.settings.backend == "aws":
         from entrypoints.local.aws_runtime import AwsRuntime
-        from ports.messaging import EventPublisher
-        from ports.repositories import EventOutbox
 
-        if sqs is None or settings.events_queue_url is None:  # pragma: no cover - _local_aws
-            raise RuntimeError("the aws runtime needs the SQS client and the events queue")
-        return AwsRuntime(
-            clinic=container.resolve(Clinic),
-            outbox=container.resolve(EventOutbox),
-            publisher=container.resolve(EventPublisher),
-            sqs=sqs,
-            events_queue_url=settings.events_queue_url,
-            booking_queue_urls=settings.booking_queue_urls,
-            messenger=container.resolve(PatientMessenger).handle,
-        )
-    if settings.backend != "memory":
+        if sqs is None:  # pragma: no cover - _local_aws always makes one
+            raise RuntimeError("the aws runtime needs the SQS client")
+        return AwsRuntime(app, sqs)
+    if app.memory is None:
         log.warning(
             "no in-process relay or workers for this backend in this build",
-            extra={"fields": {"backend": settings.backend}},
+            extra={"fields": {"backend": app.settings.backend}},
         )
         return None
-    from adapters.memory.store import (
-        InMemoryBookingRequestQueue,
-        InMemoryEventOutbox,
-        InMemoryEventPublisher,
-    )
     from entrypoints.local.runtime import LocalRuntime
 
-    return LocalRuntime(
-        clinic=container.resolve(Clinic),
-        outbox=container.resolve(InMemoryEventOutbox),
-        publisher=container.resolve(InMemoryEventPublisher),
-        request_queue=container.resolve(InMemoryBookingRequestQueue),
-        countries=list(settings.countries),
-        messenger=container.resolve(PatientMessenger).handle,
-    )
+    return LocalRuntime(app)
 
 
 if __name__ == "__main__":

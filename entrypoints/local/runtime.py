@@ -1,22 +1,44 @@
-"""In-process background work of the memory backend: outbox relay, queue workers, notifier.
+"""In-process background work of `citas serve`: the outbox relay and the message consumers.
 
-On AWS these are a DynamoDB Stream relay Lambda, one SQS consumer per country and the
-notification consumer. Here they are daemon threads of `citas serve`, so the whole event flow
-runs on one machine without any service.
+On AWS these are the DynamoDB Stream relay Lambda, one booking worker per country and the
+notifications consumer. Here they are daemon threads that call the very message handlers the
+Lambdas wrap (`entrypoints.messages`) from polling loops, so the whole event flow runs on one
+machine. `BackgroundThreads` is what both backends share: the threads, the relay loop and
+`handle_message`, which runs a handler on one message and logs what came of it.
+`LocalRuntime` (the memory backend) polls the in-memory queues; `AwsRuntime`
+(`entrypoints.local.aws_runtime`) polls SQS.
+
+Logs carry ids, types and codes, never a message body (it holds the patient's name and phone).
 """
 
 from __future__ import annotations
 
+import enum
+import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+import time
+from collections.abc import Callable
 
-from domain.booking_request import BookingRequest
-from domain.errors import CitasError
+from domain.errors import TemporarilyUnavailable
 from domain.events import Event
+from entrypoints.bootstrap import App, MemoryBackend
+from entrypoints.messages import (
+    Fields,
+    MessageHandler,
+    Outcome,
+    PoisonMessage,
+    book_request,
+    envelope_body,
+    failure_fields,
+    is_poison,
+    notify_patient,
+    relay_event,
+)
 
-log = logging.getLogger("local.runtime")
+# Not named `citas.*`: Powertools' Logger(service="citas") filters every logger whose name
+# contains "citas" out of the root handlers.
+log = logging.getLogger("local.worker")
 
 RELAY_INTERVAL_SECONDS = 0.1
 RELAY_BATCH = 100
@@ -25,129 +47,85 @@ TAKE_TIMEOUT_SECONDS = 0.2
 MAX_ATTEMPTS = 3
 
 
-class Outbox(Protocol):
-    """What the relay needs of an event outbox."""
+class Result(enum.Enum):
+    """What became of one message, for its transport."""
 
-    def pending(self, limit: int) -> Sequence[Event]:
-        """Up to `limit` unpublished events, in commit order."""
-        ...
-
-    def remove(self, event_ids: Sequence[str]) -> None:
-        """Forget published events."""
-        ...
+    DONE = "done"
+    RETRY = "retry"
+    POISON = "poison"
+    FAILED = "failed"
 
 
-class EventSink(Protocol):
-    """What the relay needs of a publisher: the in-memory one, or SQS on the aws backend."""
-
-    def publish(self, event: Event) -> None:
-        """Send one event."""
-        ...
-
-
-class Publisher(EventSink, Protocol):
-    """What the relay and the notifier need of the in-memory publisher."""
-
-    def subscribe(self, handler: Callable[[Event], None]) -> None:
-        """Call `handler` for each event published from now on."""
-        ...
+def handle_message(app: App, handle: MessageHandler, body: str | None, fields: Fields) -> Result:
+    """Run `handle` on one message body and log what came of it; never raises."""
+    try:
+        outcome: Outcome = handle(app, body, fields)
+    except Exception as error:
+        return _failed(error, fields)
+    log.info(outcome.message, extra={"fields": fields})
+    return Result.DONE
 
 
-class RequestQueue(Protocol):
-    """What a worker needs of the in-memory booking-request queue."""
-
-    def take(self, country: str, timeout: float | None = None) -> str | None:
-        """The next request id of `country`, or None after `timeout` seconds."""
-        ...
-
-    def enqueue(self, request: BookingRequest) -> None:
-        """Queue a request again."""
-        ...
-
-
-class BookingProcessor(Protocol):
-    """What a worker needs of `Clinic`."""
-
-    def process_booking_request(
-        self, request_id: str, queued: BookingRequest | None = None
-    ) -> BookingRequest:
-        """Book a queued request (stored first from `queued` if it was never stored)."""
-        ...
-
-    def booking_request(self, request_id: str) -> BookingRequest:
-        """A booking request, or NotFound."""
-        ...
+def _failed(error: Exception, fields: Fields) -> Result:
+    # The type, code and origin, never the text: an exception could quote patient data.
+    fields.update(failure_fields(error))
+    if is_poison(error):
+        if isinstance(error, PoisonMessage):
+            fields["reason"] = str(error)  # our own words, about the message's shape
+        log.error("poison message; left for the dead-letter queue", extra={"fields": fields})
+        return Result.POISON
+    if isinstance(error, TemporarilyUnavailable):
+        fields["service"] = error.details.get("service")
+        log.warning("backend busy; message will come again", extra={"fields": fields})
+        return Result.RETRY
+    log.error("message failed; it will come again", extra={"fields": fields})
+    return Result.FAILED
 
 
-def relay_once(outbox: Outbox, publisher: EventSink, batch: int = RELAY_BATCH) -> int:
-    """Publish pending events, then forget each one published; returns how many moved."""
-    moved = 0
-    for event in outbox.pending(batch):
-        # Publish first, remove after: a crash in between publishes again (at least once).
-        publisher.publish(event)
-        outbox.remove([event.event_id])
-        moved += 1
-    return moved
+def worker_of(country: str) -> MessageHandler:
+    """The booking handler of `country`'s worker, as each country's Lambda is configured."""
+
+    def book(app: App, body: str | None, fields: Fields) -> Outcome:
+        return book_request(app, body, fields, country=country)
+
+    return book
 
 
-class LocalRuntime:
-    """The background threads of `citas serve` on the memory backend."""
+class BackgroundThreads:
+    """The daemon threads of a local runtime: the outbox relay and one loop per consumer."""
 
-    def __init__(
-        self,
-        *,
-        clinic: BookingProcessor,
-        outbox: Outbox,
-        publisher: Publisher,
-        request_queue: RequestQueue,
-        countries: Iterable[str],
-        messenger: Callable[[Event], object],
-        relay_interval: float = RELAY_INTERVAL_SECONDS,
-    ) -> None:
-        self._clinic = clinic
-        self._outbox = outbox
-        self._publisher = publisher
-        self._queue = request_queue
-        self._countries = tuple(countries)
+    def __init__(self, app: App, relay_interval: float) -> None:
+        self.app = app
         self._relay_interval = relay_interval
-        self._messenger = messenger
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._attempts: dict[str, int] = {}
-        self._subscribed = False
+
+    def loops(self) -> dict[str, Callable[[], None]]:
+        """Thread name -> the polling loop it runs, besides the relay."""
+        return {}
 
     def start(self) -> None:
-        """Subscribe the console notifier and start the relay and one worker per country."""
+        """Start the relay and every polling loop."""
         if self._threads:
             return
-        if not self._subscribed:
-            self._publisher.subscribe(self._notify)
-            self._subscribed = True
         self._stop.clear()
+        targets = {"citas-outbox-relay": self._relay_loop, **self.loops()}
         self._threads = [
-            threading.Thread(target=self._relay_loop, name="citas-outbox-relay", daemon=True)
-        ]
-        self._threads += [
-            threading.Thread(
-                target=self._worker_loop,
-                args=(country,),
-                name=f"citas-worker-{country}",
-                daemon=True,
-            )
-            for country in self._countries
+            threading.Thread(target=target, name=name, daemon=True)
+            for name, target in targets.items()
         ]
         for thread in self._threads:
             thread.start()
-        log.info(
-            "background work started",
-            extra={"fields": {"countries": list(self._countries)}},
-        )
+        log.info("background work started", extra={"fields": {"threads": list(targets)}})
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Signal every thread to stop and wait for them a little."""
+    def stop(self, timeout: float = 3.0) -> None:
+        """Signal every thread to stop and wait for them, `timeout` seconds in all."""
         self._stop.set()
+        # One deadline for all: a thread stuck retrying a vanished emulator must not make
+        # Ctrl-C wait once per thread. They are daemons; the process ends without them.
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
 
     @property
@@ -155,66 +133,86 @@ class LocalRuntime:
         """Whether any background thread is alive."""
         return any(t.is_alive() for t in self._threads)
 
-    def _notify(self, event: Event) -> None:
-        try:
-            self._messenger(event)
-        except Exception:
-            # A notifier failure must not make the relay publish the event forever.
-            log.exception("patient messenger failed", extra={"fields": {"event": event.type}})
+    def relay(self) -> int:
+        """Publish the pending outbox events, forgetting each one published; how many moved."""
+        moved = 0
+        for event in self.app.outbox.pending(RELAY_BATCH):
+            relay_event(self.app, event, {})
+            moved += 1
+        return moved
 
     def _relay_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                relay_once(self._outbox, self._publisher)
-            except Exception:
-                log.exception("outbox relay failed; retrying")
+            self._relay("outbox relay failed; retrying")
             self._stop.wait(self._relay_interval)
         # Publish what the last requests committed before going away.
+        self._relay("outbox relay failed at shutdown")
+
+    def _relay(self, failure: str) -> None:
         try:
-            relay_once(self._outbox, self._publisher)
-        except Exception:
-            log.exception("outbox relay failed at shutdown")
+            moved = self.relay()
+        except Exception as error:
+            fields = failure_fields(error)
+            if isinstance(error, TemporarilyUnavailable):
+                fields["service"] = error.details.get("service")
+            log.warning(failure, extra={"fields": fields})
+            return
+        if moved:
+            log.info("outbox relayed", extra={"fields": {"events": moved}})
+
+
+class LocalRuntime(BackgroundThreads):
+    """The background threads of `citas serve` on the memory backend."""
+
+    def __init__(self, app: App, *, relay_interval: float = RELAY_INTERVAL_SECONDS) -> None:
+        if app.memory is None:
+            raise ValueError("the local runtime drives the memory backend only")
+        super().__init__(app, relay_interval)
+        self._memory: MemoryBackend = app.memory
+        self._attempts: dict[str, int] = {}
+        self._subscribed = False
+
+    def start(self) -> None:
+        """Hand every published event to the notifications handler, then start the threads."""
+        if not self._subscribed:
+            self._memory.publisher.subscribe(self._notify)
+            self._subscribed = True
+        super().start()
+
+    def loops(self) -> dict[str, Callable[[], None]]:
+        """One booking worker per served country."""
+        return {
+            f"citas-worker-{country}": functools.partial(self._worker_loop, country)
+            for country in self.app.settings.countries
+        }
+
+    def _notify(self, event: Event) -> None:
+        # The body SQS would carry: the notifications handler parses it as on AWS. A failure
+        # is logged there, and must not make the relay publish the event forever.
+        handle_message(self.app, notify_patient, envelope_body(event), {"queue": "events"})
 
     def _worker_loop(self, country: str) -> None:
+        queue = self._memory.request_queue
         while not self._stop.is_set():
             try:
-                request_id = self._queue.take(country, timeout=TAKE_TIMEOUT_SECONDS)
-            except Exception:
-                log.exception("booking queue failed", extra={"fields": {"country": country}})
+                body = queue.receive(country, timeout=TAKE_TIMEOUT_SECONDS)
+            except Exception as error:
+                log.warning("booking queue failed", extra={"fields": failure_fields(error)})
                 self._stop.wait(TAKE_TIMEOUT_SECONDS)
                 continue
-            if request_id is not None:
-                self._process(country, request_id)
+            if body is not None:
+                self._book(country, body)
 
-    def _process(self, country: str, request_id: str) -> None:
-        fields: dict[str, object] = {"country": country, "request_id": request_id}
-        try:
-            request = self._clinic.process_booking_request(request_id)
-        except Exception as error:
-            # Only the type and code: an exception message could quote patient data.
-            fields["error"] = type(error).__name__
-            if isinstance(error, CitasError):
-                fields["code"] = error.code
-            attempts = self._attempts.get(request_id, 0) + 1
-            fields["attempt"] = attempts
-            # Like an SQS visibility timeout: wait a moment before the message comes back.
-            self._stop.wait(TAKE_TIMEOUT_SECONDS)
-            if attempts < MAX_ATTEMPTS and self._requeue(request_id):
-                self._attempts[request_id] = attempts
-                log.warning("booking request failed; queued again", extra={"fields": fields})
-            else:
-                self._attempts.pop(request_id, None)
-                log.error("booking request failed; giving up", extra={"fields": fields})
+    def _book(self, country: str, body: str) -> None:
+        attempts = self._attempts.pop(body, 0) + 1
+        fields: Fields = {"queue": f"booking-{country}", "attempt": attempts}
+        result = handle_message(self.app, worker_of(country), body, fields)
+        if result in (Result.DONE, Result.POISON):
             return
-        self._attempts.pop(request_id, None)
-        fields["status"] = str(request.status)
-        if request.error is not None:
-            fields["code"] = request.error.get("code")
-        log.info("booking request processed", extra={"fields": fields})
-
-    def _requeue(self, request_id: str) -> bool:
-        try:
-            self._queue.enqueue(self._clinic.booking_request(request_id))
-        except Exception:
-            return False
-        return True
+        # Like an SQS visibility timeout: wait a moment before the message comes back.
+        self._stop.wait(TAKE_TIMEOUT_SECONDS)
+        if attempts < MAX_ATTEMPTS:
+            self._attempts[body] = attempts
+            self._memory.request_queue.send(country, body)
+        else:
+            log.error("booking request failed too often; given up", extra={"fields": fields})

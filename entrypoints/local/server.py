@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from attrs import define, field
+from entrypoints.context import LocalContext
 
 LambdaHandler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 # (method, path) -> what the access log may say of them: the route template and ids.
@@ -44,26 +44,6 @@ _GATEWAY_ERROR = {"message": "Internal server error"}
 
 access_log = logging.getLogger("local.access")
 log = logging.getLogger("local.server")
-
-
-@define
-class LocalLambdaContext:
-    """The few attributes of a Lambda context object that Powertools and handlers read."""
-
-    aws_request_id: str
-    function_name: str = FUNCTION_NAME
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:local:000000000000:function:{FUNCTION_NAME}"
-    log_group_name: str = f"/aws/lambda/{FUNCTION_NAME}"
-    log_stream_name: str = "local"
-    timeout_seconds: float = 30.0
-    _started: float = field(factory=time.monotonic, alias="_started")
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left of the (simulated) Lambda timeout."""
-        left = self.timeout_seconds - (time.monotonic() - self._started)
-        return max(0, int(left * 1000))
 
 
 def proxy_event(
@@ -252,7 +232,9 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        context = LocalLambdaContext(aws_request_id=self._request_id)
+        context = LocalContext(
+            aws_request_id=self._request_id, function_name=FUNCTION_NAME, timeout_seconds=30.0
+        )
         event = proxy_event(
             method=self.command,
             target=self.path,

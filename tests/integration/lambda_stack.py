@@ -9,6 +9,7 @@ the schedule is EventBridge's "Scheduled Event".
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -18,7 +19,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import boto3
 import pytest
 from moto import mock_aws
@@ -29,9 +29,11 @@ from adapters.aws.resources import ResourceNames, provision
 from adapters.system import FixedClock
 from domain.commands import RegisterDoctor
 from domain.use_cases import Clinic
-from entrypoints.bootstrap import build_container, clinic, reset_container, set_container
+from entrypoints.bootstrap import App, build_app
 from entrypoints.config import Settings
+from entrypoints.context import LocalContext
 from tests.integration.aws_world import NOW, REGION, WEEKDAY_HOURS
+from tests.support.apps import AppSlot
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -42,20 +44,19 @@ Handler = Callable[[dict[str, Any], Any], Any]
 COUNTRIES = ("PE", "CL")
 
 
-@attrs.frozen
-class FakeContext:
-    """What Lambda passes as `context`, enough for Powertools."""
+# What Lambda passes as `context`: the one local stand-in, enough for Powertools.
+FakeContext = LocalContext
+# The app of the running stack: every handler made by `lambda_function` runs on it.
+STACK_APP = AppSlot()
 
-    function_name: str = "citas-test"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:citas-test"
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/citas-test"
-    log_stream_name: str = "2026/12/01/[$LATEST]0123456789abcdef"
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+class LambdaFunction:
+    """A Lambda module's handler, made to run on the stack's app, and the module's logger."""
+
+    def __init__(self, name: str) -> None:
+        module = importlib.import_module(f"entrypoints.lambda.{name}")
+        self.handler: Handler = module.make_handler(STACK_APP)
+        self.logger = module.logger
 
 
 class TableStream:
@@ -227,7 +228,7 @@ def peek(sqs: SQSClient, url: str) -> list[dict[str, Any]]:
 
 
 class Stack:
-    """The table, the queues, SNS and the aws container the handlers get from `get_container`."""
+    """The table, the queues, SNS and the aws app the handlers run on (`STACK_APP`)."""
 
     def __init__(
         self,
@@ -245,7 +246,17 @@ class Stack:
         self.clock = clock
         arn = dynamodb.describe_table(TableName=names.table)["Table"]["LatestStreamArn"]
         self.stream = TableStream(streams, arn)
-        self.container: Any = None
+        self._app: App | None = None
+
+    @property
+    def app(self) -> App:
+        """The app the handlers run on."""
+        assert self._app is not None
+        return self._app
+
+    @app.setter
+    def app(self, app: App) -> None:
+        self._app = STACK_APP.app = app
 
     @property
     def table(self) -> str:
@@ -267,16 +278,12 @@ class Stack:
 
     @property
     def clinic(self) -> Clinic:
-        return clinic(self.container)
+        return self.app.clinic
 
-    def rebuild(self, overrides: Mapping[Any, Any] | None = None) -> Any:
-        """A fresh container (as after a cold start) with some ports replaced; returns it."""
-        container = build_container(Settings.from_env(), clock=self.clock)
-        for port, instance in (overrides or {}).items():
-            container.register(port, instance=instance)
-        self.container = container
-        set_container(container)
-        return container
+    def rebuild(self, overrides: Mapping[Any, Any] | None = None) -> App:
+        """A fresh app (as after a cold start) with some ports replaced; returns it."""
+        self.app = build_app(Settings.from_env(), clock=self.clock, overrides=overrides)
+        return self.app
 
     def sms(self) -> list[tuple[str, str]]:
         """Every SMS sent through moto's SNS, oldest first: (phone, text)."""
@@ -336,13 +343,12 @@ def aws_stack(
             monkeypatch.setenv(name, value)
         clock = FixedClock(now.astimezone(UTC))
         stack = Stack(dynamodb, streams, sqs, names, urls, clock)
-        stack.container = build_container(Settings.from_env(), clock=clock)
-        set_container(stack.container)
+        stack.rebuild()
         try:
             stack.register_doctors()
             yield stack
         finally:
-            reset_container()
+            STACK_APP.app = None
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """The fault matrix at the HTTP edge: every AWS call of every route, broken in turn.
 
 The whole aws stack runs in process: the Lambda handler, the composition root
-(`build_container` with backend `aws`), the DynamoDB adapters on a fresh DynamoDB Local table
+(`build_app` with backend `aws`), the DynamoDB adapters on a fresh DynamoDB Local table
 provisioned from `adapters.aws.resources`, and the SQS adapter on a moto server. The DynamoDB
 and SQS clients carry a `Breaker` (see `tests.integration.faults`) and make one attempt per
 call, so each injected fault reaches the adapters exactly once.
@@ -33,10 +33,11 @@ from moto.server import ThreadedMotoServer
 from adapters.aws import bootstrap as aws_bootstrap
 from adapters.aws.dynamodb import CLIENT_CONFIG
 from adapters.system import FixedClock, UuidV7Generator
-from entrypoints.bootstrap import build_container, reset_container, set_container
+from entrypoints.bootstrap import build_app
 from entrypoints.config import Settings
 from tests.integration.aws_world import NOW, REGION, WEEKDAY_HOURS, all_items, fresh_table
 from tests.integration.faults import FAULTS, Breaker, answer_once, read_timeout
+from tests.support.apps import AppSlot
 from tests.support.dynamodb_local import DynamoDBLocal
 from tests.unit.apigw import Client, Reply
 
@@ -51,6 +52,9 @@ pytestmark = [
 ]
 
 http_api = importlib.import_module("entrypoints.lambda.http_api")
+# Each world's app goes in the slot the handler runs on.
+slot = AppSlot()
+handler = http_api.make_handler(slot)
 
 # One attempt per call: the injected fault is what the adapters see, deterministically.
 ONE_ATTEMPT = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=5)
@@ -273,13 +277,13 @@ def make_world(
         )
         settings = Settings(backend="aws", table_name=table, booking_queue_urls=booking_queues)
         clock = FixedClock(NOW.astimezone(UTC))
-        set_container(build_container(settings, clock=clock, ids=UuidV7Generator()))
-        world = World(Client(http_api.handler), table, healthy, dynamodb, sqs, breaker)
+        slot.app = build_app(settings, clock=clock, ids=UuidV7Generator())
+        world = World(Client(handler), table, healthy, dynamodb, sqs, breaker)
         _furnish(world)
         return world
 
     yield make
-    reset_container()
+    slot.app = None
     for healthy, table in built:
         healthy.delete_table(TableName=table)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ from domain.errors import TemporarilyUnavailable
 from ports.repositories import BookingRequestRepository
 from tests.integration.aws_world import THU, WED, at, booking, items_by_prefix
 from tests.integration.lambda_stack import (
+    LambdaFunction,
     QueueTrigger,
     Stack,
     aws_stack,
@@ -23,7 +23,7 @@ from tests.integration.lambda_stack import (
 )
 from tests.support.dynamodb_local import DynamoDBLocal
 
-worker = importlib.import_module("entrypoints.lambda.booking_worker")
+worker = LambdaFunction("booking_worker")
 UNKNOWN = "0190a000-0000-7000-8000-00000000dead"
 MAX_RECEIVE_COUNT = 5  # infra/terraform/variables.tf
 
@@ -113,7 +113,7 @@ def test_a_busy_database_is_retried_on_the_next_delivery(
     stack: Stack, trigger: QueueTrigger
 ) -> None:
     request = stack.clinic.request_booking(booking(at(WED, "10:00")))
-    real: BookingRequestRepository = stack.container.resolve(BookingRequestRepository)
+    real: BookingRequestRepository = stack.app.clinic.requests
 
     class BusyOnce:
         def __init__(self) -> None:

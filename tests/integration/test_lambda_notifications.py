@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from ports.messaging import Notifier
 from tests.integration.aws_world import THU, WED, at, booking, patient
 from tests.integration.lambda_stack import (
     FakeContext,
+    LambdaFunction,
     QueueTrigger,
     Stack,
     aws_stack,
@@ -25,8 +25,8 @@ from tests.integration.lambda_stack import (
 )
 from tests.support.dynamodb_local import DynamoDBLocal
 
-notifications = importlib.import_module("entrypoints.lambda.notifications")
-relay = importlib.import_module("entrypoints.lambda.outbox_relay")
+notifications = LambdaFunction("notifications")
+relay = LambdaFunction("outbox_relay")
 MAX_RECEIVE_COUNT = 5  # infra/terraform/variables.tf
 
 
@@ -115,7 +115,7 @@ def test_a_failure_holds_back_only_that_appointments_later_events(
     stack.clock.set(at(WED, "10:05"))
     assert [a.appointment_id for a in stack.clinic.send_reminders()] == [first.appointment_id]
     relay_all(stack)
-    real = stack.container.resolve(Notifier)
+    real = stack.app.messenger.notifier
     stack.rebuild({Notifier: FlakyNotifier(real, patient(1).phone)})
     messages = trigger.receive()
     groups = [m["Attributes"]["MessageGroupId"] for m in messages]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from ports.repositories import EventOutbox
 from tests.integration.aws_world import THU, WED, at, booking, items_by_prefix
 from tests.integration.lambda_stack import (
     FakeContext,
+    LambdaFunction,
     Stack,
     aws_stack,
     envelope_bodies,
@@ -29,7 +29,7 @@ from tests.integration.lambda_stack import (
 )
 from tests.support.dynamodb_local import DynamoDBLocal
 
-relay = importlib.import_module("entrypoints.lambda.outbox_relay")
+relay = LambdaFunction("outbox_relay")
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ class FlakyPublisher:
 
 
 def flaky_publisher(stack: Stack, failing: set[str]) -> FlakyPublisher:
-    flaky = FlakyPublisher(stack.container.resolve(EventPublisher), failing)
-    stack.container.register(EventPublisher, instance=flaky)
+    flaky = FlakyPublisher(stack.app.publisher, failing)
+    stack.rebuild({EventPublisher: flaky})
     return flaky
 
 
@@ -119,7 +119,7 @@ def test_a_crash_between_the_commit_and_the_send_loses_nothing(stack: Stack) -> 
     (event_id,) = [
         json.loads(r["dynamodb"]["NewImage"]["envelope"]["S"])["event_id"] for r in records
     ]
-    real = stack.container.resolve(EventPublisher)
+    real = stack.app.publisher
     flaky_publisher(stack, {event_id})
 
     first = run(records)
@@ -127,7 +127,7 @@ def test_a_crash_between_the_commit_and_the_send_loses_nothing(stack: Stack) -> 
     assert peek(stack.sqs, stack.events_url) == []
     assert outbox_items(stack) == {outbox_pk(event_id)}  # committed, so still there to retry
 
-    stack.container.register(EventPublisher, instance=real)  # SQS is back
+    stack.rebuild({EventPublisher: real})  # SQS is back
     assert run(records) == {"batchItemFailures": []}  # Lambda retries the same records
     (message,) = peek(stack.sqs, stack.events_url)
     assert json.loads(message["Body"])["appointment_id"] == appointment.appointment_id
@@ -137,7 +137,7 @@ def test_a_crash_between_the_commit_and_the_send_loses_nothing(stack: Stack) -> 
 def test_a_crash_between_the_send_and_the_delete_publishes_once(stack: Stack) -> None:
     stack.clinic.book(booking(at(WED, "10:00")))
     records = outbox_inserts(stack.stream.read())
-    outbox = stack.container.resolve(EventOutbox)
+    outbox = stack.app.outbox
 
     class FailingDelete:
         def pending(self, limit: int) -> Any:
@@ -146,11 +146,11 @@ def test_a_crash_between_the_send_and_the_delete_publishes_once(stack: Stack) ->
         def remove(self, event_ids: Any) -> None:
             raise TemporarilyUnavailable("dynamodb is busy", service="dynamodb")
 
-    stack.container.register(EventOutbox, instance=FailingDelete())
+    stack.rebuild({EventOutbox: FailingDelete()})
     assert failed(run(records)) == sequence_numbers(records)
     assert len(outbox_items(stack)) == 1
 
-    stack.container.register(EventOutbox, instance=outbox)
+    stack.rebuild({EventOutbox: outbox})
     assert run(records) == {"batchItemFailures": []}
     assert len(peek(stack.sqs, stack.events_url)) == 1
     assert outbox_items(stack) == set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from ports.repositories import AppointmentRepository
 from tests.integration.aws_world import SANTIAGO, THU, WED, at, booking, patient
 from tests.integration.lambda_stack import (
     FakeContext,
+    LambdaFunction,
     QueueTrigger,
     Stack,
     aws_stack,
@@ -26,9 +26,9 @@ from tests.integration.lambda_stack import (
 )
 from tests.support.dynamodb_local import DynamoDBLocal
 
-reminders = importlib.import_module("entrypoints.lambda.reminders")
-relay = importlib.import_module("entrypoints.lambda.outbox_relay")
-notifications = importlib.import_module("entrypoints.lambda.notifications")
+reminders = LambdaFunction("reminders")
+relay = LambdaFunction("outbox_relay")
+notifications = LambdaFunction("notifications")
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_a_reminder_already_recorded_is_not_sent_after_a_reschedule(stack: Stack
 
 def test_a_failed_run_raises_logs_no_message_and_the_next_run_catches_up(stack: Stack) -> None:
     appointment = stack.clinic.book(booking(at(THU, "10:00")))
-    real = stack.container.resolve(AppointmentRepository)
+    real = stack.app.clinic.appointments
 
     class Unreachable:
         def __getattr__(self, name: str) -> Any:

@@ -138,7 +138,8 @@ def test_a_throttled_queue_is_temporarily_unavailable_and_nothing_is_stored(
 def test_registering_builds_no_client_and_the_container_books(
     aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from entrypoints.bootstrap import build_container, clinic
+    from domain.use_cases import Clinic
+    from entrypoints.bootstrap import build_container
     from entrypoints.config import Settings
 
     _, _, urls = aws
@@ -171,7 +172,7 @@ def test_registering_builds_no_client_and_the_container_books(
     assert isinstance(container.resolve(BookingRequestQueue), SQSBookingRequestQueue)
     assert built == []
 
-    app = clinic(container)
+    app: Clinic = container.resolve(Clinic)
     world = World(
         Repositories(app.appointments, app.doctors, app.requests, container.resolve(EventOutbox))
     )

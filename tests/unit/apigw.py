@@ -14,6 +14,8 @@ from typing import Any
 import attrs
 import yaml
 
+from entrypoints.context import LocalContext
+
 OPENAPI = Path(__file__).resolve().parents[2] / "api" / "openapi.yaml"
 API_KEY = "local-dev-key"
 STAGE = "prod"
@@ -111,20 +113,8 @@ def event(
     }
 
 
-@attrs.frozen
-class FakeLambdaContext:
-    """What Lambda passes as `context`, enough for Powertools."""
-
-    function_name: str = "citas-http-api"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:citas-http-api"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = attrs.field(factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/citas-http-api"
-    log_stream_name: str = "2030/01/07/[$LATEST]abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
+# What Lambda passes as `context`: the one local stand-in, enough for Powertools.
+FakeLambdaContext = LocalContext
 
 
 @attrs.frozen

@@ -20,6 +20,7 @@ from domain.appointment import Patient
 from domain.commands import BookAppointment, RegisterDoctor
 from domain.countries import CountryCatalog
 from domain.use_cases import Clinic
+from tests.unit.http_world import api, booked, clock, container  # noqa: F401 - HTTP API fixtures
 
 LIMA = ZoneInfo("America/Lima")
 SANTIAGO = ZoneInfo("America/Santiago")

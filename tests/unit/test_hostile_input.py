@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the fixtures imported from test_http_api are named as parameters
 """Input an attacker would send, through the HTTP handler on the memory backend.
 
 Each test here pins one defect found by testing the running API with hostile input: it failed
@@ -18,22 +17,17 @@ from typing import Any
 import attrs
 import pytest
 
-from adapters.memory.store import MemoryStore
 from domain.appointment import Patient
 from domain.errors import ValidationError
 from domain.pagination import PageTokens
 from entrypoints import http_mapping as http
-from tests.unit.test_http_api import (  # noqa: F401 - fixtures
+from tests.unit.http_world import (
     ANA,
     HOURS,
     LIMA_DOCTOR,
     MON,
     Api,
-    api,
-    booked,
     booking,
-    clock,
-    container,
 )
 
 PHONE = ANA["phone"]
@@ -193,7 +187,7 @@ def test_a_lone_surrogate_in_any_string_is_a_400_before_anything_is_written(
     reply = api.call(method, path, body=raw(body))
     assert (reply.status, reply.error_code) == (400, "validation_error")
     reply.text.encode("utf-8")  # the answer itself is always valid UTF-8
-    store = container.resolve(MemoryStore)
+    store = container.memory.store
     assert store.appointments == {} and store.requests == {}
     assert api.get("/doctors/dr-nuevo").status == 404
 
@@ -223,7 +217,7 @@ def test_a_value_stored_before_the_rules_cannot_break_a_response(
     api: Api, booked: dict[str, Any], container: Any
 ) -> None:
     # Data written by an older version: the record holds a lone surrogate.
-    store = container.resolve(MemoryStore)
+    store = container.memory.store
     stored = store.appointments[booked["appointment_id"]]
     store.appointments[stored.appointment_id] = attrs.evolve(stored, notes="x\ud800")
     one = api.get(f"/appointments/{booked['appointment_id']}")

@@ -15,10 +15,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.system import FixedClock
-from entrypoints.bootstrap import build_container, reset_container, set_container
+from entrypoints.bootstrap import build_app
 from entrypoints.config import Settings
 from tests.unit.apigw import Reply
-from tests.unit.test_http_api import ANA, LIMA_DOCTOR, MON, NOW, Api, booking, http_api
+from tests.unit.http_world import (
+    ANA,
+    LIMA_DOCTOR,
+    MON,
+    NOW,
+    SLOT,
+    Api,
+    booking,
+    handler,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -143,9 +152,9 @@ SLOTS: dict[str, Callable[[str], Request]] = {
 @contextmanager
 def _world() -> Iterator[tuple[Api, str]]:
     """A fresh memory backend with the Lima doctor and one appointment."""
-    set_container(build_container(Settings(), clock=FixedClock(NOW)))
+    SLOT.app = build_app(Settings(), clock=FixedClock(NOW))
     try:
-        api = Api(http_api.handler)
+        api = Api(handler)
         assert api.put("/doctors/dr-lima", LIMA_DOCTOR).status == 201
         booked = api.post(
             "/appointments",
@@ -154,7 +163,7 @@ def _world() -> Iterator[tuple[Api, str]]:
         assert booked.status == 201
         yield api, str(booked.json["appointment_id"])
     finally:
-        reset_container()
+        SLOT.app = None
 
 
 def _send(api: Api, method: str, path: str, parts: dict[str, Any]) -> Reply:

@@ -1,0 +1,187 @@
+"""One handler per message kind: parse the message, call one use case, say what came of it.
+
+Each handler is a plain function of the app, the message and that message's log fields (filled
+in as ids become known, so a failure log names them too). A Lambda module wraps it with
+Powertools (`entrypoints.consumers`); a local runtime calls it from its polling loop. Neither
+adds a check of its own: a new consumer is one handler here and one wrapper per transport.
+
+A handler raises PoisonMessage for a message no retry can ever handle, or lets through the
+use case's NotFound for one about nothing known (both `is_poison`: the transport dead-letters
+them), TemporarilyUnavailable when a later try will most likely work, and anything else for a
+failure it cannot judge (retried, then dead-lettered). Fields carry ids, types and
+codes only: message bodies hold the patient's name and phone.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from domain.booking_request import BookingRequest, RequestStatus
+from domain.errors import CitasError, NotFound, ValidationError
+from domain.events import Event, event_from_envelope
+from entrypoints.bootstrap import App
+
+Fields = dict[str, Any]
+# A message handler: the app, the message body and its log fields in, its outcome out.
+MessageHandler = Callable[[App, str | None, Fields], "Outcome"]
+
+
+class PoisonMessage(Exception):
+    """A message no retry can ever handle: malformed, or not this consumer's to handle."""
+
+
+def is_poison(error: BaseException) -> bool:
+    """Whether no retry can ever handle the message that failed with `error`."""
+    # NotFound keeps its own type and code in the logs: the message names nothing known.
+    return isinstance(error, PoisonMessage | NotFound)
+
+
+@attrs.frozen
+class Outcome:
+    """What one message came to: the log line that says so and the metric it counts in."""
+
+    message: str
+    metric: str | None = None
+    count: int = 1
+
+
+def json_object(body: str | None) -> dict[str, Any]:
+    """The JSON object a message body holds, or PoisonMessage."""
+    try:
+        value = json.loads(body or "")
+    except ValueError as e:
+        raise PoisonMessage("the message body is not JSON") from e
+    if not isinstance(value, dict):
+        raise PoisonMessage("the message body is not a JSON object")
+    return value
+
+
+def failure_fields(error: BaseException) -> Fields:
+    """What a log may say about a failure: type, error code and origin, never the message."""
+    fields: Fields = {"error_type": type(error).__name__}
+    if isinstance(error, CitasError):
+        fields["error_code"] = error.code
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        fields["raised_at"] = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}"
+    cause = error.__cause__
+    if cause is not None:
+        fields["cause_type"] = type(cause).__name__
+    return fields
+
+
+# Booking requests ----------------------------------------------------------------------------
+
+
+def booking_message(body: str | None) -> tuple[str, BookingRequest | None]:
+    """The request id a message carries, and the whole queued request; or PoisonMessage.
+
+    An old `{"request_id": ...}` message carries no copy of the request: None.
+    """
+    raw = json_object(body)
+    request_id = raw.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise PoisonMessage("the message has no request_id")
+    if set(raw) == {"request_id"}:
+        return request_id, None  # queued before messages carried the request
+    try:
+        return request_id, BookingRequest.from_message(raw)
+    except ValidationError as e:
+        raise PoisonMessage("the message is not a queued booking request") from e
+
+
+def book_request(
+    app: App, body: str | None, fields: Fields, *, country: str | None = None
+) -> Outcome:
+    """Book or reject a queued request once; a country's worker passes its `country`."""
+    request_id, queued = booking_message(body)
+    fields["request_id"] = request_id
+    try:
+        # NotFound (an old message about nothing) goes through as it is: poison too.
+        processed = app.clinic.handle_booking_request(request_id, queued, country=country)
+    except ValidationError as e:
+        fields.update(_country_of(app, request_id, queued))
+        raise PoisonMessage("the request is not this worker's to book") from e
+    request = processed.request
+    fields.update(country=request.country, status=str(request.status))
+    if not processed.processed_now:
+        # A redelivery after the outcome was stored: nothing was done twice.
+        return Outcome("request already processed", "RequestsAlreadyProcessed")
+    if request.appointment_id is not None:
+        fields["appointment_id"] = request.appointment_id
+    if request.error is not None:
+        fields["error_code"] = request.error.get("code")
+    booked = request.status is RequestStatus.BOOKED
+    return Outcome("request processed", "RequestsBooked" if booked else "RequestsRejected")
+
+
+def _country_of(app: App, request_id: str, queued: BookingRequest | None) -> Fields:
+    # Only for the failure log: which worker the refused request was meant for.
+    if queued is not None:
+        return {"country": queued.country}
+    try:
+        return {"country": app.clinic.booking_request(request_id).country}
+    except CitasError:
+        return {}
+
+
+# Domain events -------------------------------------------------------------------------------
+
+
+def event_of(body: str | None) -> Event:
+    """The event a message carries, or PoisonMessage."""
+    envelope = json_object(body)
+    try:
+        return event_from_envelope(envelope)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise PoisonMessage("the message is not an event envelope") from e
+
+
+def envelope_body(event: Event) -> str:
+    """The message body an event travels in on the events queue."""
+    return json.dumps(event.to_envelope(), separators=(",", ":"))
+
+
+def _event_fields(event: Event) -> Fields:
+    return {
+        "event_id": event.event_id,
+        "event_type": event.type,
+        "appointment_id": event.appointment_id,
+    }
+
+
+def notify_patient(app: App, body: str | None, fields: Fields) -> Outcome:
+    """Tell the patient what the message's event means for them, once per event id."""
+    event = event_of(body)
+    fields.update(_event_fields(event))
+    sent = app.messenger.handle(event)
+    fields["sent"] = sent
+    return Outcome("event handled", "NotificationsSent" if sent else None)
+
+
+def relay_event(app: App, event: Event, fields: Fields) -> Outcome:
+    """Publish one committed outbox event, then forget it (at least once, never lost)."""
+    fields.update(_event_fields(event))
+    if app.publisher is None:
+        raise RuntimeError("this function has no events queue to publish to")
+    # Publish first, remove after: a crash in between publishes again, and consumers drop
+    # the repeat by event id.
+    app.publisher.publish(event)
+    app.outbox.remove([event.event_id])
+    return Outcome("event published", "EventsPublished")
+
+
+# Scheduled ticks -----------------------------------------------------------------------------
+
+
+def record_reminders(app: App, fields: Fields) -> Outcome:
+    """Record `ReminderDue` for the appointments whose 24-hour mark has passed."""
+    # The clock, not the tick's own time, decides: a delayed run still uses now.
+    reminded = len(app.clinic.send_reminders())
+    fields["reminded"] = reminded
+    return Outcome("reminders recorded", "RemindersDue", count=reminded)
