@@ -105,7 +105,9 @@ def book_request(
         # NotFound (an old message about nothing) goes through as it is: poison too.
         processed = app.clinic.handle_booking_request(request_id, queued, country=country)
     except ValidationError as e:
-        fields.update(_country_of(app, request_id, queued))
+        # The refused request's own country: which worker it was meant for.
+        if "country" in e.details:
+            fields["country"] = e.details["country"]
         raise PoisonMessage("the request is not this worker's to book") from e
     request = processed.request
     fields.update(country=request.country, status=str(request.status))
@@ -118,16 +120,6 @@ def book_request(
         fields["error_code"] = request.error.get("code")
     booked = request.status is RequestStatus.BOOKED
     return Outcome("request processed", "RequestsBooked" if booked else "RequestsRejected")
-
-
-def _country_of(app: App, request_id: str, queued: BookingRequest | None) -> Fields:
-    # Only for the failure log: which worker the refused request was meant for.
-    if queued is not None:
-        return {"country": queued.country}
-    try:
-        return {"country": app.clinic.booking_request(request_id).country}
-    except CitasError:
-        return {}
 
 
 # Domain events -------------------------------------------------------------------------------

@@ -100,7 +100,9 @@ class BookingRequestUseCases:
             raise NotFound(f"booking request {request_id!r} does not exist", request_id=request_id)
         if country is not None and found.country != country:
             raise ValidationError(
-                "the request belongs to another country's worker", field="country"
+                "the request belongs to another country's worker",
+                field="country",
+                country=found.country,
             )
         if request is None:
             request = self._store_queued(found)
