@@ -189,15 +189,7 @@ class Appointment:
             notes=notes,
             scheduled_at=now,
         )
-        appointment.events.append(
-            ev.AppointmentRequested(
-                event_id=event_id,
-                appointment_id=appointment_id,
-                version=1,
-                occurred_at=now,
-                data=appointment.requested_payload(),
-            )
-        )
+        appointment._record(ev.AppointmentRequested, now, event_id, appointment.requested_payload())
         return appointment
 
     @property
@@ -310,14 +302,8 @@ class Appointment:
         holds must not fail because a reminder went out.
         """
         self.reminded_start = self.start
-        self.events.append(
-            ev.ReminderDue(
-                event_id=event_id,
-                appointment_id=self.appointment_id,
-                version=self.version,
-                occurred_at=now,
-                data={"start": _iso(self.start), "end": _iso(self.end)},
-            )
+        self._record(
+            ev.ReminderDue, now, event_id, {"start": _iso(self.start), "end": _iso(self.end)}
         )
 
     def _changed(
@@ -325,6 +311,12 @@ class Appointment:
     ) -> None:
         self.version += 1
         self.updated_at = now
+        self._record(kind, now, event_id, data)
+
+    def _record(
+        self, kind: type[ev.Event], now: datetime, event_id: str, data: dict[str, Any]
+    ) -> None:
+        """Raise an event of this appointment at its current version."""
         self.events.append(
             kind(
                 event_id=event_id,

@@ -40,7 +40,7 @@ class Page:
     """One page of a list; `cursor` is None on the last page."""
 
     items: Sequence[Appointment]
-    cursor: Mapping[str, Any] | None
+    cursor: Cursor
 
 
 class AppointmentRepository(Protocol):
@@ -71,12 +71,7 @@ class AppointmentRepository(Protocol):
         ...
 
     def list_by_doctor(
-        self,
-        doctor_id: str,
-        start_from: datetime,
-        start_to: datetime,
-        limit: int,
-        cursor: Mapping[str, Any] | None,
+        self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
     ) -> Page:
         """A doctor's appointments with start in [start_from, start_to), by start time.
 

@@ -130,12 +130,7 @@ class InMemoryAppointmentRepository:
             return self._store.idempotency.get(key)
 
     def list_by_doctor(
-        self,
-        doctor_id: str,
-        start_from: datetime,
-        start_to: datetime,
-        limit: int,
-        cursor: Mapping[str, Any] | None,
+        self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
     ) -> Page:
         """A doctor's appointments with start in [start_from, start_to), by start."""
         return self._page(
@@ -164,7 +159,7 @@ class InMemoryAppointmentRepository:
         self,
         keep: Callable[[Appointment], bool],
         limit: int,
-        cursor: Mapping[str, Any] | None,
+        cursor: Cursor,
     ) -> Page:
         after = _parse_cursor(cursor) if cursor is not None else None
         with self._store.lock:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
 
 from attrs import define
 
@@ -15,6 +14,7 @@ from ports.messaging import BookingRequestQueue
 from ports.repositories import (
     AppointmentRepository,
     BookingRequestRepository,
+    Cursor,
     DoctorRepository,
     Page,
 )
@@ -40,9 +40,9 @@ class Ports:
         return require_aware(self.clock.now(), "now")
 
 
-def all_pages(fetch: Callable[[Mapping[str, Any] | None], Page]) -> Iterator[Appointment]:
+def all_pages(fetch: Callable[[Cursor], Page]) -> Iterator[Appointment]:
     """Every item of a paginated query, page after page."""
-    cursor: Mapping[str, Any] | None = None
+    cursor: Cursor = None
     while True:
         page = fetch(cursor)
         yield from page.items

@@ -13,7 +13,7 @@ from domain.errors import InvalidCursor, ValidationError
 from domain.pagination import MAX_PAGE
 from domain.use_cases.context import Ports
 from domain.use_cases.doctors import DoctorUseCases
-from ports.repositories import Page, Window
+from ports.repositories import Cursor, Page, Window
 
 
 @frozen
@@ -84,7 +84,7 @@ class ListUseCases:
         self,
         query: Mapping[str, Any],
         token: str | None,
-        fetch: Callable[[Mapping[str, Any] | None], Page],
+        fetch: Callable[[Cursor], Page],
     ) -> ListResult:
         tokens = self._ports.page_tokens
         cursor = tokens.decode(token, query) if token is not None else None

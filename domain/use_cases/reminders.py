@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
 from domain.appointment import ACTIVE_STATUSES, REMINDER_GRACE, REMINDER_LEAD, Appointment, Status
 from domain.pagination import MAX_PAGE
 from domain.use_cases.context import Ports, all_pages
-from ports.repositories import Page, Window
+from ports.repositories import Cursor, Page, Window
 
 
 class ReminderUseCases:
@@ -28,9 +26,7 @@ class ReminderUseCases:
         for country in self._ports.countries:
             for status in sorted(ACTIVE_STATUSES):
 
-                def fetch(
-                    cursor: Mapping[str, Any] | None, c: str = country, s: Status = status
-                ) -> Page:
+                def fetch(cursor: Cursor, c: str = country, s: Status = status) -> Page:
                     return appointments.list_by_country_status(
                         c, s, Window(start_from, start_to), MAX_PAGE, cursor
                     )

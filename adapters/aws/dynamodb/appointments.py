@@ -9,9 +9,8 @@ after, each delete conditioned on the cell still belonging to this appointment.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from adapters.aws.dynamodb.cell_repair import commit_healing
 from adapters.aws.dynamodb.cells import (
@@ -126,12 +125,7 @@ class DynamoDBAppointmentRepository:
         return idempotency_from_item(item) if item is not None else None
 
     def list_by_doctor(
-        self,
-        doctor_id: str,
-        start_from: datetime,
-        start_to: datetime,
-        limit: int,
-        cursor: Mapping[str, Any] | None,
+        self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
     ) -> Page:
         """A doctor's appointments with start in [start_from, start_to): one Query on gsi1."""
         return self._list("gsi1", doctor_partition(doctor_id), start_from, start_to, limit, cursor)
@@ -150,7 +144,7 @@ class DynamoDBAppointmentRepository:
         start_from: datetime | None,
         start_to: datetime | None,
         limit: int,
-        cursor: Mapping[str, Any] | None,
+        cursor: Cursor,
     ) -> Page:
         low = instant(start_from) if start_from is not None else None
         high = instant(start_to) if start_to is not None else None

@@ -36,6 +36,7 @@ from adapters.aws.dynamodb.transaction import (
     cancellation_reasons,
 )
 from domain.errors import InvalidCursor, TemporarilyUnavailable
+from ports.repositories import Cursor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -159,7 +160,7 @@ class Table:
         low: str | None,
         high: str | None,
         limit: int,
-        cursor: Mapping[str, Any] | None,
+        cursor: Cursor,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One Query on `index` for sort keys in [low, high): up to `limit` items and a cursor.
 
@@ -217,7 +218,7 @@ def _range_query(
 
 
 def check_cursor(
-    cursor: Mapping[str, Any] | None,
+    cursor: Cursor,
     pk_name: str,
     sk_name: str,
     partition: str,
