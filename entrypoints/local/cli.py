@@ -31,6 +31,8 @@ HTTP_API_MODULE = "entrypoints.lambda.http_api"
 PROVISION_MODULE = "adapters.aws.provision"
 PROVISION_UNAVAILABLE = "citas provision: the aws backend is not available in this build"
 EXIT_USAGE = 2
+# What `citas[cli]` adds to the core install; the commands import them lazily.
+CLI_EXTRA_MODULES = frozenset({"punq", "aws_lambda_powertools", "hcl2", "boto3", "botocore"})
 
 # Not named `citas.*`: Powertools' Logger(service="citas") filters every logger whose name
 # contains "citas" out of the root handlers.
@@ -130,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `citas` with `argv` (default: the process arguments); returns the exit status."""
+    try:
+        return _run(argv)
+    except ModuleNotFoundError as error:
+        # A core install (`pip install citas`) has the domain only: say what to install
+        # rather than show a traceback.
+        if (error.name or "").split(".")[0] not in CLI_EXTRA_MODULES:
+            raise
+        print(
+            f"citas: this command needs the cli extra (missing {error.name}):"
+            " pip install 'citas[cli]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "provision":

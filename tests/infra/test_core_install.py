@@ -185,6 +185,17 @@ def core_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stdout[-4000:] + done.stderr[-4000:]
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
+    # The console script comes with every install; its commands need the cli extra.
+    serve = subprocess.run(
+        [str(venv / "bin" / "citas"), "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=work,
+        env=_environment(),
+    )
+    result["serve"] = {"exit": serve.returncode, "stderr": serve.stderr}
     return result
 
 
@@ -221,3 +232,11 @@ def test_it_books_reschedules_and_cancels_on_the_memory_adapters(
     assert core_run["moved"] == moved
     assert core_run["cancelled"] == {**moved, "status": "cancelled", "version": 3}
     assert core_run["stored"] == core_run["cancelled"]
+
+
+def test_the_command_on_a_core_install_says_which_extra_it_needs(
+    core_run: dict[str, Any],
+) -> None:
+    assert core_run["serve"]["exit"] == 2
+    assert "pip install 'citas[cli]'" in core_run["serve"]["stderr"]
+    assert "Traceback" not in core_run["serve"]["stderr"]
