@@ -12,9 +12,9 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
+import attrs
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -122,7 +122,7 @@ def translate_errors(service: str) -> Iterator[None]:
 # --- retrying ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@attrs.frozen
 class RetryPolicy:
     """How often the adapter itself tries a step AWS deferred, and the pauses in between.
 
@@ -134,7 +134,7 @@ class RetryPolicy:
 
     attempts: int
     base_delay: float
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+    sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
 
     def delay(self, attempt: int) -> float:
         """The pause after failed attempt number `attempt` (0 is the first)."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from botocore.exceptions import ClientError
 
 from adapters.aws.client import BATCH_RETRY, is_condition_failure
@@ -145,7 +145,7 @@ class DynamoDBEventOutbox:
     ) -> None:
         self._table = Table(table_name, client)
         # Deletes left unprocessed are DynamoDB shedding load: the batch policy, paced slower.
-        self._retry = dataclasses.replace(BATCH_RETRY, base_delay=retry_delay)
+        self._retry = attrs.evolve(BATCH_RETRY, base_delay=retry_delay)
 
     def pending(self, limit: int) -> Sequence[Event]:
         """Up to `limit` unpublished events, oldest first: one Query, no Scan."""
