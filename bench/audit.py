@@ -17,6 +17,7 @@ from bench import ddb as ddb_mod
 def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
     """Scan `table` and check the invariants; `violations` must all be 0."""
     from adapters.aws.dynamodb import appointment_from_item, doctor_cell_pk, patient_cell_pk
+    from adapters.aws.dynamodb.items import plain
 
     appointments = []
     cells: dict[str, str] = {}
@@ -26,7 +27,7 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
         pk, sk = str(item["pk"]), str(item["sk"])
         kinds[pk.split("#", 1)[0]] += 1
         if pk.startswith("APPT#") and sk == "APPT":
-            appointments.append(appointment_from_item(_plain(item)))
+            appointments.append(appointment_from_item(plain(item)))
         elif pk.startswith(("DOCSLOT#", "PATSLOT#")) and sk == "LOCK":
             cells[pk] = str(item.get("appointment_id"))
     active = [a for a in appointments if a.is_active]
@@ -87,18 +88,3 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
         "ok": not any(violations.values()),
         "examples": {k: v[:examples] for k, v in found.items() if v},
     }
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    from decimal import Decimal
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Decimal):
-            return int(value) if value == value.to_integral_value() else float(value)
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [plain(v) for v in value]
-        return value
-
-    return {k: plain(v) for k, v in item.items()}
