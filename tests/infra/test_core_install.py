@@ -146,6 +146,19 @@ def _run(what: str, command: list[str], cwd: Path) -> subprocess.CompletedProces
     return done
 
 
+def _in_venv(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    # Run from outside the repository with a clean environment: only the venv's own install.
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+        env=_environment(),
+    )
+
+
 @pytest.fixture(scope="module")
 def core_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("core-install")
@@ -173,28 +186,12 @@ def core_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     script = work / "check_core.py"
     script.write_text(_CHECK, encoding="utf-8")
-    done = subprocess.run(
-        [str(python), str(script), json.dumps(NOT_IN_CORE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=work,
-        env=_environment(),
-    )
+    done = _in_venv([str(python), str(script), json.dumps(NOT_IN_CORE)], work)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stdout[-4000:] + done.stderr[-4000:]
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
     # The console script comes with every install; its commands need the cli extra.
-    serve = subprocess.run(
-        [str(venv / "bin" / "citas"), "serve", "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=work,
-        env=_environment(),
-    )
+    serve = _in_venv([str(venv / "bin" / "citas"), "serve", "--port", "0"], work)
     result["serve"] = {"exit": serve.returncode, "stderr": serve.stderr}
     return result
 
