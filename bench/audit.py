@@ -1,9 +1,9 @@
 """Invariant audit of a citas table: read everything back (a Scan) and check the guarantees.
 
 - no two active appointments of one doctor overlap; none of one patient (same phone) either;
-- every active appointment holds exactly its cells: each `DOCSLOT#`/`PATSLOT#` item it needs
-  exists and names it;
-- no orphan lock: every cell item belongs to an active appointment that needs that cell.
+- every active appointment holds exactly its cells: each cell it needs is an attribute of its
+  doctor's and its patient's day guard (`DOCDAY#`/`PATDAY#`) valued with its tag;
+- no orphan cell: every cell of a guard belongs to an active appointment that needs it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from bench import ddb as ddb_mod
 
 def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
     """Scan `table` and check the invariants; `violations` must all be 0."""
-    from adapters.aws.dynamodb import appointment_from_item, doctor_cell_pk, patient_cell_pk
+    from adapters.aws.dynamodb import appointment_from_item, owner_tag
+    from adapters.aws.dynamodb.guards import is_guard, read_guard
     from adapters.aws.dynamodb.items import plain
 
     appointments = []
@@ -28,8 +29,10 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
         kinds[pk.split("#", 1)[0]] += 1
         if pk.startswith("APPT#") and sk == "APPT":
             appointments.append(appointment_from_item(plain(item)))
-        elif pk.startswith(("DOCSLOT#", "PATSLOT#")) and sk == "LOCK":
-            cells[pk] = str(item.get("appointment_id"))
+        elif is_guard(pk):
+            role, owner, held = read_guard(item)
+            for cell, tag in held.items():
+                cells[_cell_key(role, owner, cell)] = tag
     active = [a for a in appointments if a.is_active]
     found: dict[str, list[str]] = defaultdict(list)
 
@@ -58,11 +61,12 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
     needed: dict[str, str] = {}
     missing = 0
     for a in active:
-        wanted = [doctor_cell_pk(a.doctor_id, c) for c in a.doctor_cells()]
-        wanted += [patient_cell_pk(a.patient.key, c) for c in a.patient_cells()]
+        tag = owner_tag(a.appointment_id)
+        wanted = [_cell_key("doctor", a.doctor_id, c) for c in a.doctor_cells()]
+        wanted += [_cell_key("patient", a.patient.key, c) for c in a.patient_cells()]
         for pk in wanted:
-            needed[pk] = a.appointment_id
-            if cells.get(pk) != a.appointment_id:
+            needed[pk] = tag
+            if cells.get(pk) != tag:
                 missing += 1
                 found["missing_or_foreign_cells"].append(
                     f"{a.appointment_id} lacks {pk} (held by {cells.get(pk)})"
@@ -88,3 +92,8 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
         "ok": not any(violations.values()),
         "examples": {k: v[:examples] for k, v in found.items() if v},
     }
+
+
+def _cell_key(role: str, owner: str, cell: Any) -> str:
+    """One cell of one party, the same whichever side (guard or appointment) names it."""
+    return f"{role}#{owner}#{cell:%Y-%m-%dT%H:%MZ}"

@@ -409,7 +409,7 @@ def run_family(q: Quick, results_dir: Path) -> dict[str, Any]:
         }
     result = soak_on_stack(q.pick(300.0, 20.0))
     result["target"] = {
-        "what": "no unexpected status, audit clean (no overlap, exact cells, no orphan)",
+        "what": "no unexpected status, audit clean (no overlap, exact cells, no orphan cell)",
         "met": result["ok"],
     }
     return result

@@ -77,13 +77,10 @@ data "aws_iam_policy_document" "function_basics" {
 data "aws_iam_policy_document" "http_api" {
   source_policy_documents = [data.aws_iam_policy_document.function_basics["http_api"].json]
 
-  # BatchGetItem and ConditionCheckItem: freeing stale cell locks when a booking meets one.
+  # UpdateItem: the day guards and the appointment, inside one TransactWriteItems.
   statement {
     sid = "ReadWriteTable"
     actions = [
-      "dynamodb:BatchGetItem",
-      "dynamodb:ConditionCheckItem",
-      "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
@@ -150,15 +147,13 @@ data "aws_iam_policy_document" "booking_worker" {
     resources = [aws_sqs_queue.booking_requests[each.value.country].arn]
   }
 
-  # Booking may free stale cell locks: BatchGetItem, ConditionCheckItem and DeleteItem.
+  # A booking puts the appointment and updates its day guards in one TransactWriteItems.
   statement {
     sid = "ReadWriteTable"
     actions = [
-      "dynamodb:BatchGetItem",
-      "dynamodb:ConditionCheckItem",
-      "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
     ]
     resources = local.table_resources
   }

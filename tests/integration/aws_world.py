@@ -19,6 +19,8 @@ from adapters.aws.dynamodb import (
     DynamoDBDoctorRepository,
     DynamoDBEventOutbox,
 )
+from adapters.aws.dynamodb.guards import is_guard, owner_tag, read_guard
+from adapters.aws.dynamodb.transaction import Role
 from adapters.aws.resources import TableSpec, load_table_spec, provision_table
 from adapters.memory.store import (
     InMemoryAppointmentRepository,
@@ -29,7 +31,7 @@ from adapters.memory.store import (
     MemoryStore,
 )
 from adapters.system import FixedClock, UuidV7Generator
-from domain.appointment import Patient
+from domain.appointment import Appointment, Patient
 from domain.commands import BookAppointment, RegisterDoctor
 from domain.countries import CountryCatalog
 from domain.use_cases import Clinic
@@ -199,3 +201,27 @@ def items_by_prefix(
 ) -> dict[str, dict[str, Any]]:
     """Items of the table by partition key, filtered on the key."""
     return {str(i["pk"]): i for i in all_items(client, table) if keep(str(i["pk"]))}
+
+
+def held_time(client: DynamoDBClient, table: str) -> dict[str, str]:
+    """Every cell the day guards hold, as `DOC|PAT#<doctor or patient key>#<UTC cell>` -> tag."""
+    held: dict[str, str] = {}
+    for item in all_items(client, table):
+        if is_guard(str(item["pk"])):
+            role, owner, cells = read_guard(item)
+            kind = "DOC" if role is Role.DOCTOR_GUARD else "PAT"
+            for cell, tag in cells.items():
+                held[f"{kind}#{owner}#{cell:%Y-%m-%dT%H:%MZ}"] = tag
+    return held
+
+
+def time_of(appointment: Appointment) -> dict[str, str]:
+    """What `held_time` shows for one active appointment: its doctor's and patient's cells."""
+    tag = owner_tag(appointment.appointment_id)
+    doctor = {
+        f"DOC#{appointment.doctor_id}#{c:%Y-%m-%dT%H:%MZ}" for c in appointment.doctor_cells()
+    }
+    patient = {
+        f"PAT#{appointment.patient.key}#{c:%Y-%m-%dT%H:%MZ}" for c in appointment.patient_cells()
+    }
+    return dict.fromkeys(doctor | patient, tag) if appointment.is_active else {}

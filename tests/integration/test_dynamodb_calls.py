@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from adapters.aws.dynamodb.guards import owner_tag
 from domain.appointment import Status
 from domain.commands import (
     CancelAppointment,
@@ -24,7 +26,7 @@ from domain.commands import (
     RegisterDoctor,
     RescheduleAppointment,
 )
-from domain.errors import TimeZoneConflict
+from domain.errors import SlotUnavailable, TimeZoneConflict
 from tests.integration.aws_world import (
     THU,
     WED,
@@ -34,7 +36,9 @@ from tests.integration.aws_world import (
     at,
     booking,
     fresh_table,
+    held_time,
     local_client,
+    time_of,
 )
 from tests.support.dynamodb_local import DynamoDBLocal
 
@@ -110,15 +114,40 @@ def test_book_is_one_transaction_after_its_reads(counted: tuple[World, Calls]) -
     world.clinic.book(booking(at(WED, "11:00"), who=2), idempotency_key="k-1")
     # A replay: the key and the appointment it made; nothing written.
     assert calls.take() == {"GetItem": 2}
-    # 1 appointment + 6 doctor cells + 6 patient cells + 1 event; then the key's 1 more.
-    assert calls.transaction_sizes == [14, 15]
+    # 1 appointment + the doctor's day guard + the patient's + 1 event; then the key's 1 more.
+    assert calls.transaction_sizes == [4, 5]
 
 
-def test_the_longest_booking_is_99_items_in_one_call(counted: tuple[World, Calls]) -> None:
+def test_the_longest_booking_is_five_items_in_one_call(counted: tuple[World, Calls]) -> None:
     world, calls = counted
     world.clinic.book(booking(at(WED, "09:00"), minutes=240), idempotency_key="long")
     assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
-    assert calls.transaction_sizes == [99]
+    # 48 cells per party, all in one guard item each: the length costs no items.
+    assert calls.transaction_sizes == [5]
+
+
+def test_a_refused_booking_is_one_call_that_says_who_holds_the_time(
+    counted: tuple[World, Calls],
+) -> None:
+    world, calls = counted
+    first = world.clinic.book(booking(at(WED, "10:00"), minutes=60))
+    calls.take()
+    refusals: list[dict[str, Any]] = []
+    client = world.repos.client
+    assert client is not None
+    client.meta.events.register(
+        "after-call.dynamodb.TransactWriteItems",
+        lambda parsed, **_: refusals.append(parsed),
+    )
+    with pytest.raises(SlotUnavailable):
+        world.clinic.book(booking(at(WED, "10:30"), who=2))
+    # The doctor, then the refused transaction: no read to find out why.
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
+    reasons = refusals[-1]["CancellationReasons"]
+    doctor_guard = reasons[1]["Item"]
+    assert reasons[1]["Code"] == "ConditionalCheckFailed"
+    assert doctor_guard["pk"] == {"S": "DOCDAY#rosa#2026-12-02"}
+    assert doctor_guard["1530"] == {"S": owner_tag(first.appointment_id)}
 
 
 def test_reschedule_cancel_and_status_are_one_transaction_each(
@@ -141,19 +170,32 @@ def test_reschedule_cancel_and_status_are_one_transaction_each(
     world.clinic.cancel(CancelAppointment(aid))
     # Cancelling a cancelled appointment writes nothing.
     assert calls.take() == {"GetItem": 1}
-    # Move: 1 + 12 freed + 12 taken + 1 event; confirm: 1 + 1; cancel: 1 + 12 freed + 1.
-    assert calls.transaction_sizes == [26, 2, 14]
+    # Move: 1 + the two guards (each sets the new cells, removes the old) + 1 event;
+    # confirm: 1 + 1 (the time is unchanged); cancel: 1 + the two guards + 1.
+    assert calls.transaction_sizes == [4, 2, 4]
 
 
-def test_a_long_move_to_a_disjoint_time_needs_a_follow_up(counted: tuple[World, Calls]) -> None:
+@pytest.mark.parametrize(
+    ("day", "start", "items"),
+    [
+        # The same day: each party's one guard item sets 48 cells and removes 48.
+        (WED, "14:00", 4),
+        # Another day: each party's old guard frees, its new guard takes.
+        (THU, "09:00", 6),
+    ],
+)
+def test_a_240_minute_move_to_a_disjoint_time_is_one_small_transaction(
+    counted: tuple[World, Calls], day: date, start: str, items: int
+) -> None:
     world, calls = counted
     aid = world.clinic.book(booking(at(WED, "09:00"), minutes=240)).appointment_id
     calls.take()
     calls.transaction_sizes.clear()
-    world.clinic.reschedule(RescheduleAppointment(aid, at(THU, "09:00")))
-    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 2}
-    # 1 + 96 taken + 1 event + 2 freed, then the other 94 freed.
-    assert calls.transaction_sizes == [100, 94]
+    moved = world.clinic.reschedule(RescheduleAppointment(aid, at(day, start)))
+    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    assert calls.transaction_sizes == [items]
+    assert items <= 8
+    assert held_time(world.repos.client, world.repos.table) == time_of(moved)
 
 
 def test_a_list_page_is_one_query(counted: tuple[World, Calls]) -> None:

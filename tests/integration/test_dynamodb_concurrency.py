@@ -1,7 +1,7 @@
 """Races on DynamoDB Local, AWS's own engine (moto is not safe under concurrent requests).
 
 Whatever the interleaving, the winners never overlap, every active appointment holds exactly
-its cells, and no cell is left held by nobody.
+its cells in the day guards, and no cell is left held by nobody.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from adapters.aws.dynamodb import appointment_from_item, doctor_cell_pk, patient_cell_pk
+from adapters.aws.dynamodb import appointment_from_item
 from domain.appointment import Appointment
 from domain.commands import RescheduleAppointment
 from domain.errors import PatientDoubleBooked, SlotUnavailable, TemporarilyUnavailable
@@ -27,7 +27,9 @@ from tests.integration.aws_world import (
     at,
     booking,
     fresh_table,
+    held_time,
     local_client,
+    time_of,
 )
 from tests.support.dynamodb_local import DynamoDBLocal
 
@@ -79,19 +81,11 @@ def _assert_cells_match(world: World) -> list[Appointment]:
     """Every cell is held by the active appointment that covers it, and by nothing else."""
     client, table = world.repos.client, world.repos.table
     assert client is not None
-    cells = {
-        str(i["pk"]): str(i["appointment_id"])
-        for i in all_items(client, table)
-        if str(i["pk"]).startswith(("DOCSLOT#", "PATSLOT#"))
-    }
     active = [a for a in _appointments(client, table) if a.is_active]
     expected: dict[str, str] = {}
     for a in active:
-        for cell in a.doctor_cells():
-            expected[doctor_cell_pk(a.doctor_id, cell)] = a.appointment_id
-        for cell in a.patient_cells():
-            expected[patient_cell_pk(a.patient.key, cell)] = a.appointment_id
-    assert cells == expected
+        expected.update(time_of(a))
+    assert held_time(client, table) == expected
     return active
 
 

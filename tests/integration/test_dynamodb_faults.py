@@ -182,7 +182,8 @@ def test_a_refused_transaction_writes_nothing_either(faulty: tuple[World, Faults
     world, _ = faulty
     world.clinic.book(booking(at(WED, "10:00")))
     before = _snapshot(world)
-    # The last cell collides: the 23 items before it in the transaction are not written.
+    # The doctor's guard refuses (10:00 is taken): the key, the appointment, the patient's
+    # guard and the event in the same transaction are not written.
     with pytest.raises(SlotUnavailable):
         world.clinic.book(booking(at(WED, "09:00"), who=2, minutes=90), idempotency_key="k-2")
     assert _snapshot(world) == before

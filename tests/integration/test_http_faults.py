@@ -594,23 +594,26 @@ def test_a_transaction_resent_after_its_answer_was_lost_books_once(
     assert_every_change_has_its_event(world.dump())
 
 
-# A move split over two transactions --------------------------------------------------------
+# A long move is one transaction --------------------------------------------------------------
 
 
-def test_a_long_move_whose_cleanup_fails_still_frees_the_old_time(world: World) -> None:
+def test_a_long_move_that_fails_changes_nothing_and_then_goes_through(world: World) -> None:
     # The world's 10:00 appointment would stand in the way of the four-hour visit.
     assert world.http.delete(f"/appointments/{world.ids['appointment']}").status == 200
     long_visit = {**booking("09:00", who=5), "duration_minutes": 240}
     booked = world.http.post("/appointments", long_visit)
     assert booked.status == 201, booked.text
     appointment_id = booked.json["appointment_id"]
-    world.breaker.arm("TransactWriteItems", 2, FAULTS["service-unavailable"])
-    moved = world.http.patch(
-        f"/appointments/{appointment_id}", {"start": "2026-12-03T09:00:00-05:00"}
-    )
+    before = world.dump()
+    world.breaker.arm("TransactWriteItems", 1, FAULTS["service-unavailable"])
+    move = {"start": "2026-12-03T09:00:00-05:00"}
+    failed = world.http.patch(f"/appointments/{appointment_id}", move)
     world.breaker.disarm()
     assert world.breaker.fired == 1
-    # The move itself is committed, with its event.
+    # One transaction for the whole move: when it fails, nothing of it is written.
+    assert failed.status == 503, failed.text
+    assert world.dump() == before
+    moved = world.http.patch(f"/appointments/{appointment_id}", move)
     assert moved.status == 200, moved.text
     assert moved.json["start"] == "2026-12-03T09:00:00-05:00"
     assert_every_change_has_its_event(world.dump())

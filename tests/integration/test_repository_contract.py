@@ -10,13 +10,14 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from adapters.aws.dynamodb.guards import is_guard, owner_tag
 from domain.appointment import Appointment, Status
 from domain.booking_request import RequestStatus
 from domain.commands import (
@@ -55,8 +56,10 @@ from tests.integration.aws_world import (
     at,
     booking,
     fresh_table,
+    held_time,
     local_client,
     patient,
+    time_of,
 )
 from tests.support.dynamodb_local import DynamoDBLocal
 
@@ -168,7 +171,7 @@ def test_the_doctors_conflict_wins_over_the_patients(world: World) -> None:
 
 
 def test_the_longest_booking_with_a_key_fits_one_transaction(world: World) -> None:
-    # 240 minutes: 48 doctor + 48 patient cells + appointment + key + event = 99 items.
+    # 240 minutes: 48 doctor + 48 patient cells, in one guard item each, in one transaction.
     booked = world.clinic.book(booking(at(WED, "09:00"), minutes=240), idempotency_key="long-1")
     assert booked.duration_minutes == 240
     with pytest.raises(SlotUnavailable):
@@ -298,7 +301,7 @@ def test_reschedule_into_a_taken_time_changes_nothing(world: World) -> None:
 
 
 def test_a_long_move_to_a_disjoint_time_frees_every_old_cell(world: World) -> None:
-    # 240 minutes moved away: 96 cells freed and 96 taken, more than one transaction holds.
+    # 240 minutes moved to another day: 96 cells freed and 96 taken, in one transaction.
     booked = world.clinic.book(booking(at(WED, "09:00"), minutes=240))
     world.clinic.reschedule(RescheduleAppointment(booked.appointment_id, at(THU, "09:00")))
     for n, start in enumerate(("09:00", "10:30", "12:30"), start=2):
@@ -615,11 +618,7 @@ def _dynamo(world: World) -> tuple[Any, str]:
 
 def _cells_of(world: World) -> dict[str, str]:
     client, table = _dynamo(world)
-    return {
-        str(i["pk"]): str(i["appointment_id"])
-        for i in all_items(client, table)
-        if str(i["pk"]).startswith(("DOCSLOT#", "PATSLOT#"))
-    }
+    return held_time(client, table)
 
 
 @on_dynamodb_backends
@@ -629,13 +628,15 @@ def test_cells_follow_the_appointment_exactly(world: World) -> None:
     aid = booked.appointment_id
     key = patient(1).key
     wanted = {
-        f"DOCSLOT#rosa#2026-12-02T{h:02d}:{m:02d}Z" for h in (15,) for m in range(0, 60, 5)
-    } | {f"PATSLOT#{key}#2026-12-02T{h:02d}:{m:02d}Z" for h in (15,) for m in range(0, 60, 5)}
-    assert _cells_of(world) == dict.fromkeys(wanted, aid)
+        f"{who}#2026-12-02T15:{m:02d}Z"
+        for who in ("DOC#rosa", f"PAT#{key}")
+        for m in range(0, 60, 5)
+    }
+    assert _cells_of(world) == dict.fromkeys(wanted, owner_tag(aid))
     world.clinic.reschedule(RescheduleAppointment(aid, at(WED, "10:30"), 30))
     assert set(_cells_of(world)) == {
-        f"{prefix}#2026-12-02T15:{m:02d}Z"
-        for prefix in ("DOCSLOT#rosa", f"PATSLOT#{key}")
+        f"{who}#2026-12-02T15:{m:02d}Z"
+        for who in ("DOC#rosa", f"PAT#{key}")
         for m in range(30, 60, 5)
     }
     world.clinic.cancel(CancelAppointment(aid))
@@ -643,12 +644,40 @@ def test_cells_follow_the_appointment_exactly(world: World) -> None:
 
 
 @on_dynamodb_backends
+def test_a_visit_across_midnight_utc_holds_two_days_of_each_party(world: World) -> None:
+    client, table = _dynamo(world)
+    # 17:00-19:00 in Lima is 22:00-00:00 UTC; 18:00-20:00 crosses into Thursday.
+    evening = {d: [["09:00", "21:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    world.clinic.register_doctor(RegisterDoctor("tarde", "Dr. Tarde", "PE", evening))
+    world.clinic.register_doctor(RegisterDoctor("noche", "Dra. Noche", "PE", evening))
+    booked = world.clinic.book(booking(at(WED, "18:00"), minutes=120, doctor="tarde"))
+    guards = {str(i["pk"]) for i in all_items(client, table) if is_guard(str(i["pk"]))}
+    key = patient(1).key
+    assert guards == {
+        "DOCDAY#tarde#2026-12-02",
+        "DOCDAY#tarde#2026-12-03",
+        f"PATDAY#{key}#2026-12-02",
+        f"PATDAY#{key}#2026-12-03",
+    }
+    assert _cells_of(world) == time_of(booked)
+    with pytest.raises(SlotUnavailable):
+        world.clinic.book(booking(at(WED, "19:30"), who=2, doctor="tarde"))
+    with pytest.raises(PatientDoubleBooked):
+        world.clinic.book(booking(at(WED, "19:30"), who=1, doctor="noche"))
+    world.clinic.cancel(CancelAppointment(booked.appointment_id))
+    assert _cells_of(world) == {}
+    world.clinic.book(booking(at(WED, "19:30"), who=2, doctor="tarde"))
+
+
+@on_dynamodb_backends
 def test_items_carry_ttls_and_never_the_phone(world: World) -> None:
     client, table = _dynamo(world)
     booked = world.clinic.book(booking(at(WED, "10:00")), idempotency_key="ttl-1")
     items = {str(i["pk"]): i for i in all_items(client, table)}
-    cell = items["DOCSLOT#rosa#2026-12-02T15:25Z"]
-    assert int(cell["expires_at"]) == int(at(WED, "10:30").timestamp()) + 86400
+    guard = items["DOCDAY#rosa#2026-12-02"]
+    # The UTC day's end (Thursday 00:00 UTC) + 1 day.
+    assert int(guard["expires_at"]) == int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())
+    assert guard["1525"] == owner_tag(booked.appointment_id)
     idem = items["IDEM#ttl-1"]
     assert int(idem["expires_at"]) == int(NOW.timestamp()) + 86400
     assert idem["appointment_id"] == booked.appointment_id
@@ -660,7 +689,7 @@ def test_items_carry_ttls_and_never_the_phone(world: World) -> None:
     assert appointment["gsi1sk"] == f"2026-12-02T15:00:00.000000Z#{booked.appointment_id}"
     phone = patient(1).phone
     assert not any(phone in str(i["pk"]) for i in items.values())
-    # Only appointments and outbox events are in an index: cells cost no index writes.
+    # Only appointments and outbox events are in an index: guards cost no index writes.
     indexed = {pk.split("#")[0] for pk, i in items.items() if "gsi1pk" in i or "gsi2pk" in i}
     assert indexed == {"APPT", "OUTBOX"}
 

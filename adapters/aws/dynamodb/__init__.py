@@ -5,10 +5,11 @@ Items (`pk` / `sk` are the table keys; `gsi1*` / `gsi2*` the two GSIs of `dynamo
 - appointment `APPT#<id>` / `APPT`: the snapshot with `version`; `gsi1pk=DOCTOR#<doctor>`,
   `gsi1sk=<start>#<id>` (a doctor's days) and `gsi2pk=COUNTRY#<cc>#STATUS#<status>`,
   `gsi2sk=<start>#<id>` (country-status lists).
-- doctor cell `DOCSLOT#<doctor>#<cell>` / `LOCK`: `appointment_id`, `expires_at` (TTL, the
-  cell's end + 1 day).
-- patient cell `PATSLOT#<patient key>#<cell>` / `LOCK`: the same; the key is a hash of the
-  phone, never the phone.
+- doctor day guard `DOCDAY#<doctor>#<YYYY-MM-DD>` / `DAY` (the UTC day): one attribute `HHMM`
+  per 5-minute cell an active appointment holds, valued with the owner's 4-character tag;
+  `expires_at` (TTL, the day's end + 1 day).
+- patient day guard `PATDAY#<patient key>#<YYYY-MM-DD>` / `DAY`: the same; the key is a hash
+  of the phone, never the phone.
 - idempotency key `IDEM#<key>` / `IDEM`: `fingerprint`, `appointment_id`, `expires_at`
   (booking + 24 h; DynamoDB deletes within a day or two after, so a key holds at least 24 h).
 - outbox event `OUTBOX#<event id>` / `EVENT`: `envelope` (the JSON envelope), `outbox=1` (a
@@ -22,8 +23,9 @@ order is time order and `<start>#<id>` sorts after the bare `<start>` used as a 
 
 Modules: `keys` (the key space), `items` (item mappers), `transaction` (the builder and its
 `Role`s), `table` (every call, errors translated), `appointments` (the appointment
-repository), `cells` and `cell_repair` (the time locks and their self-healing) and
-`repositories` (doctors, booking requests, outbox, handled events).
+repository), `guards` (the day guards that make overlaps impossible), `migration` (from the
+cell items of earlier releases) and `repositories` (doctors, booking requests, outbox,
+handled events).
 
 A transaction cancelled only by contention (`TransactionConflict`) wrote nothing and is sent
 again (`adapters.aws.client.TRANSACTION_RETRY`: 3 attempts in all, a few jittered
@@ -45,7 +47,14 @@ from adapters.aws.client import (
     translate_errors,
 )
 from adapters.aws.dynamodb.appointments import DynamoDBAppointmentRepository
-from adapters.aws.dynamodb.cells import CELL_TTL, doctor_cell_pk, patient_cell_pk
+from adapters.aws.dynamodb.guards import (
+    GUARD_SK,
+    GUARD_TTL,
+    cell_name,
+    doctor_guard_pk,
+    owner_tag,
+    patient_guard_pk,
+)
 from adapters.aws.dynamodb.items import (
     appointment_from_item,
     appointment_to_item,
@@ -60,13 +69,11 @@ from adapters.aws.dynamodb.items import (
 )
 from adapters.aws.dynamodb.keys import (
     APPOINTMENT_SK,
-    BATCH_GET_LIMIT,
     BATCH_WRITE_LIMIT,
     DOCTOR_SK,
     EVENT_SK,
     IDEMPOTENCY_SK,
     IDEMPOTENCY_TTL,
-    LOCK_SK,
     OUTBOX_PARTITION,
     PROCESSED_SK,
     PROCESSED_TTL,
@@ -90,15 +97,14 @@ from adapters.aws.dynamodb.table import default_client
 
 __all__ = [
     "APPOINTMENT_SK",
-    "BATCH_GET_LIMIT",
     "BATCH_WRITE_LIMIT",
-    "CELL_TTL",
     "CLIENT_CONFIG",
     "DOCTOR_SK",
     "EVENT_SK",
+    "GUARD_SK",
+    "GUARD_TTL",
     "IDEMPOTENCY_SK",
     "IDEMPOTENCY_TTL",
-    "LOCK_SK",
     "OUTBOX_PARTITION",
     "PROCESSED_SK",
     "PROCESSED_TTL",
@@ -114,10 +120,11 @@ __all__ = [
     "appointment_from_item",
     "appointment_pk",
     "appointment_to_item",
+    "cell_name",
     "country_status_partition",
     "default_client",
-    "doctor_cell_pk",
     "doctor_from_item",
+    "doctor_guard_pk",
     "doctor_partition",
     "doctor_to_item",
     "error_code",
@@ -128,7 +135,8 @@ __all__ = [
     "idempotency_to_item",
     "is_retryable",
     "outbox_pk",
-    "patient_cell_pk",
+    "owner_tag",
+    "patient_guard_pk",
     "processed_pk",
     "request_from_item",
     "request_pk",

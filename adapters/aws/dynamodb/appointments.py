@@ -1,10 +1,10 @@
-"""The appointment repository: an appointment, its cells, its key and its events, all at once.
+"""The appointment repository: an appointment, its day guards, its key and its events at once.
 
-Every guard is a condition inside one `TransactWriteItems`: the appointment item, its cell
-locks (`cells`), its idempotency key and its outbox events commit together or not at all. A
-refusal by a stale cell is repaired once (`cell_repair`) before the caller is told the time is
-taken. A reschedule that frees more old cells than fit in the transaction frees the rest right
-after, each delete conditioned on the cell still belonging to this appointment.
+Every guard is a condition inside one `TransactWriteItems`: the appointment item, the day
+guards whose cells it takes or frees (`guards`), its idempotency key and its outbox events
+commit together or not at all. One transaction per change, whatever the appointment's length:
+at most one guard item per party and UTC day it touches, before and after. A refusal is read
+from the transaction's own cancellation reasons; nothing is read again.
 """
 
 from __future__ import annotations
@@ -12,14 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
-from adapters.aws.dynamodb.cell_repair import commit_healing
-from adapters.aws.dynamodb.cells import (
-    free,
-    free_leftovers,
-    held_cells,
-    take_moved,
-    take_new,
-)
+from adapters.aws.dynamodb.guards import GuardChanges, held, owner_tag
 from adapters.aws.dynamodb.items import (
     appointment_from_item,
     appointment_to_item,
@@ -29,7 +22,6 @@ from adapters.aws.dynamodb.items import (
 from adapters.aws.dynamodb.keys import (
     APPOINTMENT_SK,
     IDEMPOTENCY_SK,
-    TRANSACTION_LIMIT,
     appointment_pk,
     country_status_partition,
     doctor_partition,
@@ -50,13 +42,9 @@ from ports.repositories import Cursor, IdempotencyRecord, Page, Window
 if TYPE_CHECKING:
     from adapters.aws.dynamodb.table import TableClient
 
-# Which refusal is reported when several conditions failed at once.
-ADD_PRECEDENCE = (Role.IDEMPOTENCY, Role.DOCTOR_CELL, Role.PATIENT_CELL)
-UPDATE_PRECEDENCE = (Role.APPOINTMENT, Role.DOCTOR_CELL, Role.PATIENT_CELL)
-
 
 class DynamoDBAppointmentRepository:
-    """Appointments, their cell locks, idempotency keys and outbox events in one table."""
+    """Appointments, their day guards, idempotency keys and outbox events in one table."""
 
     def __init__(self, table_name: str, client: TableClient = None) -> None:
         self._table = Table(table_name, client)
@@ -67,7 +55,7 @@ class DynamoDBAppointmentRepository:
         return self._table.table_name
 
     def add(self, appointment: Appointment, idempotency: IdempotencyRecord | None) -> None:
-        """Store a new appointment with its cells, key and events in one transaction."""
+        """Store a new appointment with its guards, key and events in one transaction."""
         tx = Transaction(self._table.table_name)
         if idempotency is not None:
             # First: if a twin with this key booked the same time, its key must be what we
@@ -78,41 +66,27 @@ class DynamoDBAppointmentRepository:
                 "attribute_not_exists(pk)",
             )
         tx.put(appointment_to_item(appointment), Role.APPOINTMENT, "attribute_not_exists(pk)")
-        take_new(tx, appointment)
+        guards = GuardChanges()
+        guards.add(tx, owner_tag(appointment.appointment_id), {}, held(appointment))
         tx.put_events(appointment.events)
-        commit_healing(
-            self._table,
-            tx,
-            ADD_PRECEDENCE,
-            appointment.appointment_id,
-            lambda cancelled: _refuse_add(tx, cancelled, idempotency),
-        )
+        try:
+            self._table.transact(tx)
+        except Cancelled as cancelled:
+            _refuse_add(tx, guards, cancelled, idempotency)
         appointment.collect_new_events()
 
     def update(self, previous: Appointment, current: Appointment) -> None:
-        """Replace `previous` by `current` on an unchanged version, moving cells atomically."""
-        me = current.appointment_id
-        old, new = held_cells(previous), held_cells(current)
+        """Replace `previous` by `current` on an unchanged version, moving its time atomically."""
         tx = Transaction(self._table.table_name)
         _versioned_update(tx, previous, current)
-        take_moved(tx, me, old, new)
+        guards = GuardChanges()
+        guards.add(tx, owner_tag(current.appointment_id), held(previous), held(current))
         tx.put_events(current.events)
-        if len(tx) > TRANSACTION_LIMIT:  # pragma: no cover - 1 + 96 + a few events
-            raise ValueError("too many new cells and events for one transaction")
-        freed = sorted(old.keys() - new.keys())
-        now, later = freed[: TRANSACTION_LIMIT - len(tx)], freed[TRANSACTION_LIMIT - len(tx) :]
-        for pk in now:
-            free(tx, pk, old[pk][0], me)
-        commit_healing(
-            self._table,
-            tx,
-            UPDATE_PRECEDENCE,
-            me,
-            lambda cancelled: _refuse_update(tx, cancelled, previous),
-        )
+        try:
+            self._table.transact(tx)
+        except Cancelled as cancelled:
+            _refuse_update(tx, guards, cancelled, previous)
         current.collect_new_events()
-        if later:
-            free_leftovers(self._table, me, later, old)
 
     def get(self, appointment_id: str) -> Appointment | None:
         """The appointment (strongly consistent read), or None."""
@@ -180,19 +154,25 @@ class DynamoDBAppointmentRepository:
 
 
 def _refuse_add(
-    tx: Transaction, cancelled: Cancelled, idempotency: IdempotencyRecord | None
+    tx: Transaction,
+    guards: GuardChanges,
+    cancelled: Cancelled,
+    idempotency: IdempotencyRecord | None,
 ) -> NoReturn:
-    failed = tx.first(cancelled, *ADD_PRECEDENCE)
-    if failed is Role.IDEMPOTENCY and idempotency is not None:
+    if idempotency is not None and tx.first(cancelled, Role.IDEMPOTENCY):
         raise IdempotencyKeyTaken(idempotency.key) from None
-    _refuse_cells(failed)
+    _refuse_taken(guards.refusal(tx, cancelled))
     raise cancelled.error from None  # the appointment id itself exists: a bug
 
 
-def _refuse_update(tx: Transaction, cancelled: Cancelled, previous: Appointment) -> NoReturn:
-    _refuse_cells(tx.first(cancelled, *UPDATE_PRECEDENCE))
+def _refuse_update(
+    tx: Transaction, guards: GuardChanges, cancelled: Cancelled, previous: Appointment
+) -> NoReturn:
     stored = cancelled_item(cancelled.error, 0)
-    # Also a freed cell held by someone else: the stored state is not `previous`.
+    if not tx.first(cancelled, Role.APPOINTMENT):
+        _refuse_taken(guards.refusal(tx, cancelled))
+    # A newer version, or a guard that says this appointment does not hold what `previous`
+    # held: either way the stored state is not `previous`.
     raise VersionConflict(
         "the appointment changed meanwhile",
         expected=previous.version,
@@ -200,11 +180,11 @@ def _refuse_update(tx: Transaction, cancelled: Cancelled, previous: Appointment)
     ) from None
 
 
-def _refuse_cells(failed: Role | None) -> None:
-    """Raise the refusal of a taken doctor's or patient's cell, if that is what failed."""
-    if failed is Role.DOCTOR_CELL:
+def _refuse_taken(failed: Role | None) -> None:
+    """Raise the refusal of a doctor's or a patient's taken time, if that is what failed."""
+    if failed is Role.DOCTOR_GUARD:
         raise SlotUnavailable.taken() from None
-    if failed is Role.PATIENT_CELL:
+    if failed is Role.PATIENT_GUARD:
         raise PatientDoubleBooked.taken() from None
 
 

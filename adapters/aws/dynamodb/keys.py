@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 
 TRANSACTION_LIMIT: Final = 100
 BATCH_WRITE_LIMIT: Final = 25
-BATCH_GET_LIMIT: Final = 100
 IDEMPOTENCY_TTL: Final = timedelta(hours=24)
 # Longer than any redelivery: SQS keeps a message 14 days at most, but a consumer sees a
 # duplicate within minutes (visibility timeouts, relay retries), never a week later.
@@ -20,6 +19,7 @@ PROCESSED_TTL: Final = timedelta(days=7)
 OUTBOX_PARTITION: Final = "OUTBOX"
 
 APPOINTMENT_SK: Final = "APPT"
+# The sort key of the per-cell lock items of releases before the day guards (`citas migrate`).
 LOCK_SK: Final = "LOCK"
 IDEMPOTENCY_SK: Final = "IDEM"
 EVENT_SK: Final = "EVENT"

@@ -27,7 +27,7 @@ from adapters.aws.dynamodb.items import (
     from_attribute_value,
     from_attribute_values,
 )
-from adapters.aws.dynamodb.keys import APPOINTMENT_SK, BATCH_GET_LIMIT, TRANSACTION_LIMIT, key
+from adapters.aws.dynamodb.keys import APPOINTMENT_SK, TRANSACTION_LIMIT, key
 from adapters.aws.dynamodb.transaction import (
     CONDITION_FAILED_REASON,
     TRANSIENT_REASONS,
@@ -41,7 +41,6 @@ from ports.repositories import Cursor
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import (
-        KeysAndAttributesTypeDef,
         PutItemOutputTypeDef,
         QueryInputTypeDef,
         UniversalAttributeValueTypeDef,
@@ -81,28 +80,6 @@ class Table:
             return self.client().put_item(
                 TableName=self.table_name, Item=attribute_values(item), **options
             )
-
-    def batch_get(self, pks: Sequence[str], sk: str) -> list[dict[str, Any]]:
-        """The items among `(pk, sk)` that exist (strongly consistent BatchGetItem)."""
-        found: list[dict[str, Any]] = []
-        unique = list(dict.fromkeys(pks))
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            keys = [key(pk, sk) for pk in unique[start : start + BATCH_GET_LIMIT]]
-            for _attempt in BATCH_RETRY:
-                request: KeysAndAttributesTypeDef = {"Keys": keys, "ConsistentRead": True}
-                with translate_errors(SERVICE):
-                    answer = self.client().batch_get_item(RequestItems={self.table_name: request})
-                items = answer.get("Responses", {}).get(self.table_name, [])
-                found.extend(from_attribute_values(item) for item in items)
-                left = answer.get("UnprocessedKeys", {}).get(self.table_name)
-                keys = list(left["Keys"]) if left else []
-                if not keys:
-                    break
-            if keys:
-                raise TemporarilyUnavailable(
-                    "dynamodb left reads unprocessed, retry shortly", service=SERVICE
-                )
-        return found
 
     def batch_delete(
         self, keys: Sequence[tuple[str, str]], retry: RetryPolicy = BATCH_RETRY

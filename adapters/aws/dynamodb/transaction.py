@@ -42,13 +42,9 @@ class Role(StrEnum):
     APPOINTMENT = "appointment"
     REQUEST = "request"
     EVENT = "event"
-    DOCTOR_CELL = "doctor"
-    PATIENT_CELL = "patient"
-    DOCTOR_CELL_FREED = "doctor_freed"
-    PATIENT_CELL_FREED = "patient_freed"
-    # Stale-cell repair: the owner appointment is unchanged, and its stale cells.
-    OWNER = "owner"
-    STALE_CELL = "stale"
+    # A doctor's or a patient's day guard: its cells are taken or freed (`guards`).
+    DOCTOR_GUARD = "doctor"
+    PATIENT_GUARD = "patient"
 
 
 def cancellation_reasons(error: ClientError) -> list[str]:
@@ -125,22 +121,6 @@ class Transaction:
         for event in events:
             self.put(event_to_item(event), Role.EVENT)
 
-    def delete(
-        self, pk: str, sk: str, role: Role, condition: str, values: Mapping[str, Any]
-    ) -> None:
-        """Add a conditioned Delete of `(pk, sk)`."""
-        self.items.append(
-            {
-                "Delete": {
-                    "TableName": self.table_name,
-                    "Key": key(pk, sk),
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeValues": attribute_values(values),
-                }
-            }
-        )
-        self.roles.append(role)
-
     def update(
         self,
         pk: str,
@@ -161,37 +141,12 @@ class Transaction:
                     "ConditionExpression": condition,
                     "ExpressionAttributeNames": dict(names),
                     "ExpressionAttributeValues": attribute_values(values),
-                    # On a version conflict, the stored item tells which version won.
+                    # The stored item says why: which version won, which cell is taken.
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             }
         )
         self.roles.append(role)
-
-    def check(
-        self,
-        pk: str,
-        sk: str,
-        role: Role,
-        condition: str,
-        names: Mapping[str, str] | None = None,
-        values: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Add a ConditionCheck of `(pk, sk)`: it writes nothing, only guards the others."""
-        check: dict[str, Any] = {"TableName": self.table_name, "Key": key(pk, sk)}
-        check.update(_expression_parts(condition, names, values))
-        self.items.append({"ConditionCheck": check})  # type: ignore[typeddict-item]
-        self.roles.append(role)
-
-    def put_keys(self, roles: Iterable[Role]) -> list[str]:
-        """The partition keys of the items this transaction puts in one of `roles`."""
-        wanted = frozenset(roles)
-        pks: list[str] = []
-        for item, role in zip(self.items, self.roles, strict=True):
-            put: Any = item.get("Put")
-            if role in wanted and put is not None:
-                pks.append(put["Item"]["pk"]["S"])
-        return pks
 
     def first(self, cancelled: Cancelled, *roles: Role) -> Role | None:
         """The first of `roles` (in that precedence) whose condition failed."""

@@ -1,0 +1,179 @@
+"""Day guards: a doctor's or a patient's time as one item per UTC day, one attribute per cell.
+
+Uniqueness never rests on a GSI (they are eventually consistent). The time an active
+appointment holds is a set of 5-minute grid cells; each lives in the guard item of its UTC day,
+`DOCDAY#<doctor>#<YYYY-MM-DD>` or `PATDAY#<patient key>#<YYYY-MM-DD>` (sort key `DAY`; the
+patient key is a hash of the phone, never the phone), as the attribute `HHMM` (the cell's UTC
+start) whose value is the owner's tag. Why the UTC day, never a local date: a patient's two
+doctors may live in different zones and a doctor's zone may change, but the instant of a cell
+never does. An appointment crossing 00:00 UTC touches two guard items.
+
+Every change of an appointment updates each guard item it touches once, in the same
+transaction as the appointment: the cells it starts holding are `SET` on
+`attribute_not_exists(cell)`, the cells it stops holding are `REMOVE`d on `cell = :me`, and the
+cells it keeps are left alone. So a booking is one item per day and party whatever its length
+(the 100-item limit is never near), and a refused one says in its cancellation reasons (the
+guard's stored item, `ReturnValuesOnConditionCheckFailure`) which cell is taken, and by whom.
+
+The tag is 4 base64url characters of a hash of the appointment id: the item's size is what
+DynamoDB charges for, and a full 10-hour day of cells stays near 1 KB. Tags need not be unique:
+a cell is taken only when absent, and an appointment frees only cells the transaction's
+version check proves it holds; `cell = :me` is a second line of defence, not the guarantee.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+
+from attrs import frozen
+
+from adapters.aws.dynamodb.keys import epoch
+from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction, cancelled_item
+from domain.appointment import Appointment
+
+GUARD_SK: Final = "DAY"
+# A guard expires a day after its day ends; DynamoDB deletes it a day or two after that.
+GUARD_TTL: Final = timedelta(days=1)
+TAG_BYTES: Final = 3  # 24 bits, 4 base64url characters
+GUARD_ROLES: Final = (Role.DOCTOR_GUARD, Role.PATIENT_GUARD)
+
+
+def owner_tag(appointment_id: str) -> str:
+    """The short value an appointment's cells hold in a guard item."""
+    digest = hashlib.blake2b(appointment_id.encode(), digest_size=TAG_BYTES).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def doctor_guard_pk(doctor_id: str, day: date) -> str:
+    """The partition key of a doctor's guard of one UTC day."""
+    return f"DOCDAY#{doctor_id}#{day.isoformat()}"
+
+
+def patient_guard_pk(patient_key: str, day: date) -> str:
+    """The partition key of a patient's guard of one UTC day (the key hashes the phone)."""
+    return f"PATDAY#{patient_key}#{day.isoformat()}"
+
+
+def cell_name(cell: datetime) -> str:
+    """The attribute of one cell inside its day's guard: its UTC start as `HHMM`."""
+    return cell.astimezone(UTC).strftime("%H%M")
+
+
+def guard_expiry(day: date) -> int:
+    """The TTL of a day's guard, in epoch seconds: a day after the day ends."""
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+    return epoch(end + GUARD_TTL)
+
+
+@frozen
+class Guard:
+    """One guard item: whose time it is (its role), its UTC day and its partition key."""
+
+    role: Role
+    day: date
+    pk: str
+
+
+# What an appointment holds: each guard item it touches -> the names of its cells there.
+Held = dict[Guard, frozenset[str]]
+
+
+def _by_day(role: Role, owner: str, cells: Iterable[datetime]) -> Held:
+    days: dict[date, set[str]] = {}
+    for cell in cells:
+        days.setdefault(cell.astimezone(UTC).date(), set()).add(cell_name(cell))
+    pk = doctor_guard_pk if role is Role.DOCTOR_GUARD else patient_guard_pk
+    return {Guard(role, day, pk(owner, day)): frozenset(names) for day, names in days.items()}
+
+
+def held(appointment: Appointment) -> Held:
+    """Every guard item the appointment holds cells in, with those cells; none when final."""
+    if not appointment.is_active:
+        return {}
+    return _by_day(Role.DOCTOR_GUARD, appointment.doctor_id, appointment.doctor_cells()) | _by_day(
+        Role.PATIENT_GUARD, appointment.patient.key, appointment.patient_cells()
+    )
+
+
+class GuardChanges:
+    """The guard updates of one transaction, remembered to read its refusal."""
+
+    def __init__(self) -> None:
+        # Transaction index -> the cells that item asked to take.
+        self._taken: dict[int, frozenset[str]] = {}
+
+    def add(self, tx: Transaction, tag: str, old: Held, new: Held) -> None:
+        """Add one Update per guard item whose cells change from `old` to `new`."""
+        for guard in sorted(old.keys() | new.keys(), key=lambda g: g.pk):
+            before, after = old.get(guard, frozenset()), new.get(guard, frozenset())
+            taken, freed = sorted(after - before), sorted(before - after)
+            if not taken and not freed:
+                continue  # the cells kept are left alone
+            self._taken[len(tx)] = frozenset(taken)
+            tx.update(guard.pk, GUARD_SK, guard.role, *_update(guard, tag, taken, freed))
+
+    def refusal(self, tx: Transaction, cancelled: Cancelled) -> Role | None:
+        """The role of the first refused guard (doctor before patient) whose cell is taken.
+
+        None when no guard refused, or only a freeing did: the cells this appointment was
+        to free are not its own, so the stored state is not what the change started from.
+        """
+        refused = {
+            tx.roles[index]
+            for index, wanted in self._taken.items()
+            if cancelled.failed(index) and holders(cancelled, index, wanted)
+        }
+        return next((role for role in GUARD_ROLES if role in refused), None)
+
+
+def holders(cancelled: Cancelled, index: int, wanted: Iterable[str]) -> dict[str, str]:
+    """Cell -> the owner tag holding it, among `wanted`, from a refused guard's stored item."""
+    stored = cancelled_item(cancelled.error, index) or {}
+    return {name: str(stored[name]) for name in wanted if name in stored}
+
+
+def _update(
+    guard: Guard, tag: str, taken: list[str], freed: list[str]
+) -> tuple[str, str, Mapping[str, str], Mapping[str, Any]]:
+    """Expression, condition, names and values of one guard's Update."""
+    names = {"#ttl": "expires_at"}
+    names.update({f"#t{i}": name for i, name in enumerate(taken)})
+    names.update({f"#f{i}": name for i, name in enumerate(freed)})
+    # The TTL is set on every write: removing the last cells of an item DynamoDB already
+    # deleted creates it again (keys only), and it must expire again.
+    sets = ["#ttl = :ttl", *(f"#t{i} = :me" for i in range(len(taken)))]
+    expression = "SET " + ", ".join(sets)
+    if freed:
+        expression += " REMOVE " + ", ".join(f"#f{i}" for i in range(len(freed)))
+    conditions = [f"attribute_not_exists(#t{i})" for i in range(len(taken))]
+    if freed:
+        # A guard already deleted by its TTL (a visit completed days later) frees nothing.
+        mine = " AND ".join(f"#f{i} = :me" for i in range(len(freed)))
+        conditions.append(f"(attribute_not_exists(pk) OR ({mine}))")
+    values = {":me": tag, ":ttl": guard_expiry(guard.day)}
+    return expression, " AND ".join(conditions), names, values
+
+
+GUARD_PREFIXES: Final = {"DOCDAY": Role.DOCTOR_GUARD, "PATDAY": Role.PATIENT_GUARD}
+
+
+def read_guard(item: Mapping[str, Any]) -> tuple[Role, str, dict[datetime, str]]:
+    """A stored guard item as (whose: role and doctor id or patient key, cell -> owner tag)."""
+    prefix, rest = str(item["pk"]).split("#", 1)
+    owner, day_text = rest.rsplit("#", 1)
+    day = date.fromisoformat(day_text)
+    cells = {
+        datetime.combine(day, time(int(name[:2]), int(name[2:])), tzinfo=UTC): str(value)
+        for name, value in item.items()
+        if len(name) == 4 and name.isdigit()
+    }
+    return GUARD_PREFIXES[prefix], owner, cells
+
+
+def is_guard(pk: str) -> bool:
+    """Whether a partition key names a day guard."""
+    return pk.split("#", 1)[0] in GUARD_PREFIXES
