@@ -50,6 +50,7 @@ LOCAL_ONLY_PATHS = (
     "adapters/aws/terraform_spec.py",
     "adapters/aws/provisioning.py",
     "adapters/aws/provision.py",
+    "adapters/aws/migrate.py",
 )
 
 # The Lambda Python runtime ships boto3 and these; packaging them would only shadow its copies.

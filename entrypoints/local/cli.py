@@ -1,4 +1,7 @@
-"""The `citas` command: `citas serve` runs the HTTP API locally, `citas provision` the AWS setup."""
+"""The `citas` command: `serve` runs the HTTP API, `provision` and `migrate` the AWS setup.
+
+`citas migrate` upgrades a table written by an earlier release (adapters/aws/migrate.py).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 
 HTTP_API_MODULE = "entrypoints.lambda.http_api"
 PROVISION_MODULE = "adapters.aws.provision"
-PROVISION_UNAVAILABLE = "citas provision: the aws backend is not available in this build"
+MIGRATE_MODULE = "adapters.aws.migrate"
 EXIT_USAGE = 2
 # What `citas[cli]` adds to the core install; the commands import them lazily.
 CLI_EXTRA_MODULES = frozenset({"punq", "aws_lambda_powertools", "hcl2", "boto3", "botocore"})
@@ -127,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
         help="create the table and queues of infra/terraform on the configured AWS endpoints",
     )
+    # Its options (`--table`, `--dry-run`, `--help`) belong to adapters.aws.migrate.
+    commands.add_parser(
+        "migrate",
+        add_help=False,
+        help="move a table's time locks to this release's day guards (idempotent)",
+    )
     return parser
 
 
@@ -153,6 +162,9 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.command == "provision":
         config.bridge_aws_region()
         return provision(rest)
+    if args.command == "migrate":
+        config.bridge_aws_region()
+        return run_tool("migrate", MIGRATE_MODULE, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "serve":
@@ -162,31 +174,37 @@ def _run(argv: Sequence[str] | None) -> int:
     return EXIT_USAGE
 
 
-def _provision_defaults() -> list[str]:
-    """`--countries` and `--table` as `citas serve` will use them, so the two always agree."""
+def _settings_defaults(*, countries: bool) -> list[str]:
+    """`--table` (and `--countries`) as `citas serve` will use them, so the two always agree."""
     from entrypoints.config import Settings
 
     settings = Settings.from_env()
-    return ["--countries", ",".join(settings.countries), "--table", settings.table_name]
+    table = ["--table", settings.table_name]
+    return ["--countries", ",".join(settings.countries), *table] if countries else table
 
 
 def provision(argv: Sequence[str] = ()) -> int:
     """Create the AWS resources on the configured endpoints, if this build has the aws backend."""
+    return run_tool("provision", PROVISION_MODULE, argv, countries=True)
+
+
+def run_tool(name: str, module_name: str, argv: Sequence[str], *, countries: bool = False) -> int:
+    """Run the `main(argv)` of an aws-backend command module, after the settings' defaults."""
     try:
-        defaults = _provision_defaults()
+        defaults = _settings_defaults(countries=countries)
     except ValueError as error:
-        print(f"citas provision: {error}", file=sys.stderr)
+        print(f"citas {name}: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        module = importlib.import_module(PROVISION_MODULE)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name not in (PROVISION_MODULE, "boto3", "botocore"):
+        if error.name not in (module_name, "boto3", "botocore"):
             raise
-        print(PROVISION_UNAVAILABLE, file=sys.stderr)
+        print(f"citas {name}: the aws backend is not available in this build", file=sys.stderr)
         return EXIT_USAGE
     run = getattr(module, "main", None)
     if not callable(run):
-        print(f"citas provision: {PROVISION_MODULE} has no main()", file=sys.stderr)
+        print(f"citas {name}: {module_name} has no main()", file=sys.stderr)
         return EXIT_USAGE
     # Options given on the command line come after the defaults, so they win.
     status = run([*defaults, *argv])

@@ -89,10 +89,12 @@ def test_it_holds_our_code_and_pinned_dependencies_and_nothing_else(artifact: Pa
     for provided in RUNTIME_PROVIDED:
         assert not any(t == provided or t.startswith(f"{provided}-") for t in tops), provided
         assert f"{provided}.py" not in tops
-    # Local-only code: the server and CLI, and `citas provision` (python-hcl2).
+    # Local-only code: the server and CLI, `citas provision` (python-hcl2) and `citas migrate`
+    # (the one module that Scans).
     assert not any(n.startswith("entrypoints/local/") for n in names)
     assert "adapters/aws/resources.py" not in names
     assert "adapters/aws/provision.py" not in names
+    assert "adapters/aws/migrate.py" not in names
     # The dependencies, at the versions the tests ran with.
     for dist in ("attrs", "punq", "aws_lambda_powertools", "typing_extensions"):
         version = metadata.version(dist.replace("_", "-"))
