@@ -163,7 +163,7 @@ def test_a_dry_run_reports_and_writes_nothing(world: World, legacy: dict[str, Ap
 def test_appointments_past_their_guards_ttl_need_no_guard(
     world: World, legacy: dict[str, Appointment]
 ) -> None:
-    # Friday noon UTC: Wednesday's guards have expired (Friday 00:00), Thursday's have not.
+    # Friday noon UTC: Wednesday's guards have expired (Friday 06:00), Thursday's have not.
     status, report = migrate(
         _client(world), world.repos.table, datetime(2026, 12, 4, 12, tzinfo=UTC)
     )

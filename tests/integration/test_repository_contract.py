@@ -643,22 +643,20 @@ def test_cells_follow_the_appointment_exactly(world: World) -> None:
     assert _cells_of(world) == {}
 
 
-@on_dynamodb_backends
-def test_a_visit_across_midnight_utc_holds_two_days_of_each_party(world: World) -> None:
+def _guards(world: World) -> set[str]:
     client, table = _dynamo(world)
-    # 17:00-19:00 in Lima is 22:00-00:00 UTC; 18:00-20:00 crosses into Thursday.
+    return {str(i["pk"]) for i in all_items(client, table) if is_guard(str(i["pk"]))}
+
+
+@on_dynamodb_backends
+def test_an_evening_visit_across_midnight_utc_holds_one_guard_per_party(world: World) -> None:
+    # 18:00-20:00 in Lima is 23:00-01:00 UTC: one guard day (it begins at 06:00 UTC).
     evening = {d: [["09:00", "21:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
     world.clinic.register_doctor(RegisterDoctor("tarde", "Dr. Tarde", "PE", evening))
     world.clinic.register_doctor(RegisterDoctor("noche", "Dra. Noche", "PE", evening))
     booked = world.clinic.book(booking(at(WED, "18:00"), minutes=120, doctor="tarde"))
-    guards = {str(i["pk"]) for i in all_items(client, table) if is_guard(str(i["pk"]))}
     key = patient(1).key
-    assert guards == {
-        "DOCDAY#tarde#2026-12-02",
-        "DOCDAY#tarde#2026-12-03",
-        f"PATDAY#{key}#2026-12-02",
-        f"PATDAY#{key}#2026-12-03",
-    }
+    assert _guards(world) == {"DOCDAY#tarde#2026-12-02", f"PATDAY#{key}#2026-12-02"}
     assert _cells_of(world) == time_of(booked)
     with pytest.raises(SlotUnavailable):
         world.clinic.book(booking(at(WED, "19:30"), who=2, doctor="tarde"))
@@ -670,13 +668,38 @@ def test_a_visit_across_midnight_utc_holds_two_days_of_each_party(world: World) 
 
 
 @on_dynamodb_backends
+def test_a_night_visit_across_0600_utc_holds_two_guard_days_of_each_party(world: World) -> None:
+    # 00:30-01:30 in Lima is 05:30-06:30 UTC: the end of Tuesday's guard day, Wednesday's start.
+    night = {d: [["00:00", "03:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    world.clinic.register_doctor(RegisterDoctor("guardia", "Dr. Guardia", "PE", night))
+    world.clinic.register_doctor(RegisterDoctor("reten", "Dra. Retén", "PE", night))
+    booked = world.clinic.book(booking(at(WED, "00:30"), minutes=60, doctor="guardia"))
+    key = patient(1).key
+    assert _guards(world) == {
+        "DOCDAY#guardia#2026-12-01",
+        "DOCDAY#guardia#2026-12-02",
+        f"PATDAY#{key}#2026-12-01",
+        f"PATDAY#{key}#2026-12-02",
+    }
+    assert _cells_of(world) == time_of(booked)
+    for start in ("00:00", "01:00"):  # an hour that overlaps it in one guard day each
+        with pytest.raises(SlotUnavailable):
+            world.clinic.book(booking(at(WED, start), who=2, doctor="guardia", minutes=60))
+        with pytest.raises(PatientDoubleBooked):
+            world.clinic.book(booking(at(WED, start), who=1, doctor="reten", minutes=60))
+    moved = world.clinic.reschedule(RescheduleAppointment(booked.appointment_id, at(THU, "00:30")))
+    assert _cells_of(world) == time_of(moved)
+    world.clinic.book(booking(at(WED, "00:30"), who=2, doctor="guardia"))
+
+
+@on_dynamodb_backends
 def test_items_carry_ttls_and_never_the_phone(world: World) -> None:
     client, table = _dynamo(world)
     booked = world.clinic.book(booking(at(WED, "10:00")), idempotency_key="ttl-1")
     items = {str(i["pk"]): i for i in all_items(client, table)}
     guard = items["DOCDAY#rosa#2026-12-02"]
-    # The UTC day's end (Thursday 00:00 UTC) + 1 day.
-    assert int(guard["expires_at"]) == int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())
+    # The guard day's end (Thursday 06:00 UTC) + 1 day.
+    assert int(guard["expires_at"]) == int(datetime(2026, 12, 4, 6, tzinfo=UTC).timestamp())
     assert guard["1525"] == owner_tag(booked.appointment_id)
     idem = items["IDEM#ttl-1"]
     assert int(idem["expires_at"]) == int(NOW.timestamp()) + 86400

@@ -1,12 +1,18 @@
-"""Day guards: a doctor's or a patient's time as one item per UTC day, one attribute per cell.
+"""Day guards: a doctor's or a patient's time as one item per guard day, one attribute per cell.
 
 Uniqueness never rests on a GSI (they are eventually consistent). The time an active
-appointment holds is a set of 5-minute grid cells; each lives in the guard item of its UTC day,
-`DOCDAY#<doctor>#<YYYY-MM-DD>` or `PATDAY#<patient key>#<YYYY-MM-DD>` (sort key `DAY`; the
-patient key is a hash of the phone, never the phone), as the attribute `HHMM` (the cell's UTC
-start) whose value is the owner's tag. Why the UTC day, never a local date: a patient's two
-doctors may live in different zones and a doctor's zone may change, but the instant of a cell
-never does. An appointment crossing 00:00 UTC touches two guard items.
+appointment holds is a set of 5-minute grid cells; each lives in the guard item of its guard
+day, `DOCDAY#<doctor>#<YYYY-MM-DD>` or `PATDAY#<patient key>#<YYYY-MM-DD>` (sort key `DAY`;
+the patient key is a hash of the phone, never the phone), as the attribute `HHMM` (the cell's
+UTC start) whose value is the owner's tag.
+
+A guard day is 24 hours of UTC from 06:00 UTC, named by its UTC date: fixed instants, never a
+local date, because a patient's two doctors may live in different zones and a doctor's zone
+may change, while the instant of a cell never does. Why 06:00 and not 00:00 UTC: 00:00 UTC is
+19:00 in Lima, Bogotá or Quito and 18:00 in Mexico City, prime time for visits after work,
+and a visit across the boundary touches two guard items per party; 06:00 UTC is 00:00 to 03:00
+in every zone from Mexico to Chile and Argentina, when clinics are closed. A visit across it
+still works, with one more guard item per party.
 
 Every change of an appointment updates each guard item it touches once, in the same
 transaction as the appointment: the cells it starts holding are `SET` on
@@ -36,6 +42,8 @@ from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction, canc
 from domain.appointment import Appointment
 
 GUARD_SK: Final = "DAY"
+# Where a guard day begins, in UTC (see the module docstring).
+GUARD_DAY_START: Final = timedelta(hours=6)
 # A guard expires a day after its day ends; DynamoDB deletes it a day or two after that.
 GUARD_TTL: Final = timedelta(days=1)
 TAG_BYTES: Final = 3  # 24 bits, 4 base64url characters
@@ -48,13 +56,23 @@ def owner_tag(appointment_id: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
+def guard_day(cell: datetime) -> date:
+    """The guard day a cell belongs to: the UTC date of the 06:00 UTC that begins it."""
+    return (cell.astimezone(UTC) - GUARD_DAY_START).date()
+
+
+def day_start(day: date) -> datetime:
+    """The instant a guard day begins."""
+    return datetime.combine(day, time(), tzinfo=UTC) + GUARD_DAY_START
+
+
 def doctor_guard_pk(doctor_id: str, day: date) -> str:
-    """The partition key of a doctor's guard of one UTC day."""
+    """The partition key of a doctor's guard of one guard day."""
     return f"DOCDAY#{doctor_id}#{day.isoformat()}"
 
 
 def patient_guard_pk(patient_key: str, day: date) -> str:
-    """The partition key of a patient's guard of one UTC day (the key hashes the phone)."""
+    """The partition key of a patient's guard of one guard day (the key hashes the phone)."""
     return f"PATDAY#{patient_key}#{day.isoformat()}"
 
 
@@ -65,13 +83,12 @@ def cell_name(cell: datetime) -> str:
 
 def guard_expiry(day: date) -> int:
     """The TTL of a day's guard, in epoch seconds: a day after the day ends."""
-    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
-    return epoch(end + GUARD_TTL)
+    return epoch(day_start(day) + timedelta(days=1) + GUARD_TTL)
 
 
 @frozen
 class Guard:
-    """One guard item: whose time it is (its role), its UTC day and its partition key."""
+    """One guard item: whose time it is (its role), its guard day and its partition key."""
 
     role: Role
     day: date
@@ -85,7 +102,7 @@ Held = dict[Guard, frozenset[str]]
 def _by_day(role: Role, owner: str, cells: Iterable[datetime]) -> Held:
     days: dict[date, set[str]] = {}
     for cell in cells:
-        days.setdefault(cell.astimezone(UTC).date(), set()).add(cell_name(cell))
+        days.setdefault(guard_day(cell), set()).add(cell_name(cell))
     pk = doctor_guard_pk if role is Role.DOCTOR_GUARD else patient_guard_pk
     return {Guard(role, day, pk(owner, day)): frozenset(names) for day, names in days.items()}
 
@@ -165,12 +182,13 @@ def read_guard(item: Mapping[str, Any]) -> tuple[Role, str, dict[datetime, str]]
     """A stored guard item as (whose: role and doctor id or patient key, cell -> owner tag)."""
     prefix, rest = str(item["pk"]).split("#", 1)
     owner, day_text = rest.rsplit("#", 1)
-    day = date.fromisoformat(day_text)
-    cells = {
-        datetime.combine(day, time(int(name[:2]), int(name[2:])), tzinfo=UTC): str(value)
-        for name, value in item.items()
-        if len(name) == 4 and name.isdigit()
-    }
+    begins = day_start(date.fromisoformat(day_text))
+    cells = {}
+    for name, value in item.items():
+        if len(name) == 4 and name.isdigit():
+            # The day's first HHMM is 0600; 0000-0555 fall on the next UTC date.
+            since = timedelta(hours=int(name[:2]), minutes=int(name[2:])) - GUARD_DAY_START
+            cells[begins + since % timedelta(days=1)] = str(value)
     return GUARD_PREFIXES[prefix], owner, cells
 
 
