@@ -228,7 +228,9 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
                 r["conflicts_per_s"],
                 r["busy_503_per_s"],
                 r["cancels_per_s"],
+                r.get("transaction_conflicts_per_s", "-"),
                 fmt_ms(r["attempt_latency_p50_s"]),
+                fmt_ms(r["attempt_latency_p99_s"]),
                 r["double_bookings"],
                 "yes" if r["audit"]["ok"] else "**no**",
             ]
@@ -240,7 +242,7 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
                 [
                     f"Clients booking into {contention['doctor_slots']} slots of one doctor on "
                     f"DynamoDB Local (and cancelling), then a read-back of every appointment and "
-                    f"cell. Double bookings: {contention['target']['double_bookings']}, "
+                    f"guard cell. Double bookings: {contention['target']['double_bookings']}, "
                     f"met: {_met(contention['target'])}. Note: {contention.get('note', '')}.",
                     "",
                     *_table(
@@ -250,7 +252,9 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
                             "conflicts/s",
                             "503/s",
                             "cancels/s",
+                            "TransactionConflict/s",
                             "attempt p50",
+                            "attempt p99",
                             "double bookings",
                             "audit clean",
                         ],
