@@ -42,6 +42,7 @@ import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -348,46 +349,44 @@ def request_units(q: Quick, endpoint_url: str) -> dict[str, Any]:
         long_start, other_start = local_start(long_day, 0), local_start(other, 0)
         booked = sample(
             "book 30 min",
-            lambda s=at[0]: clinic.book(BookAppointment("lean-units", world.patient(), s)),
+            partial(clinic.book, BookAppointment("lean-units", world.patient(), at[0])),
             ("lean-units", at[0]),
         )
         sample(
             "book 30 min (Idempotency-Key)",
-            lambda s=at[2], r=r: clinic.book(
-                BookAppointment("lean-units", world.patient(), s), idempotency_key=f"lean-{r}"
+            partial(
+                clinic.book,
+                BookAppointment("lean-units", world.patient(), at[2]),
+                idempotency_key=f"lean-{r}",
             ),
             ("lean-units", at[2]),
         )
         sample(
             "book 240 min",
-            lambda s=long_start: clinic.book(
-                BookAppointment("lean-units", world.patient(), s, 240)
-            ),
+            partial(clinic.book, BookAppointment("lean-units", world.patient(), long_start, 240)),
             ("lean-units", long_start),
         )
-        if not sample(
-            "refused book (slot taken)", lambda s=at[0]: refused(s), ("lean-units", at[0])
-        ):
+        if not sample("refused book (slot taken)", partial(refused, at[0]), ("lean-units", at[0])):
             raise RuntimeError("the refused booking was not refused")
         aid = booked.appointment_id
         sample(
             "reschedule, same day",
-            lambda aid=aid, s=at[5]: clinic.reschedule(RescheduleAppointment(aid, s)),
+            partial(clinic.reschedule, RescheduleAppointment(aid, at[5])),
             ("lean-units", at[5]),
         )
         sample(
             "reschedule, another day",
-            lambda aid=aid, s=other_start: clinic.reschedule(RescheduleAppointment(aid, s)),
+            partial(clinic.reschedule, RescheduleAppointment(aid, other_start)),
             ("lean-units", other_start),
         )
         sample(
             "confirm",
-            lambda aid=aid: clinic.change_status(ChangeStatus(aid, Status.CONFIRMED)),
+            partial(clinic.change_status, ChangeStatus(aid, Status.CONFIRMED)),
             ("lean-units", other_start),
         )
         sample(
             "cancel",
-            lambda aid=aid: clinic.cancel(CancelAppointment(aid)),
+            partial(clinic.cancel, CancelAppointment(aid)),
             ("lean-units", other_start),
         )
         # A busy doctor-day: 07:00-15:00 (eight hours, 96 cells) booked, then 15:00-15:30.
@@ -398,7 +397,7 @@ def request_units(q: Quick, endpoint_url: str) -> dict[str, Any]:
         late = dt.datetime.combine(busy_day, dt.time(15), tzinfo=at[0].tzinfo)
         sample(
             "book 30 min, busy doctor-day (8 h booked)",
-            lambda s=late: clinic.book(BookAppointment("lean-busy", world.patient(), s)),
+            partial(clinic.book, BookAppointment("lean-busy", world.patient(), late)),
             ("lean-busy", late),
         )
     operations: dict[str, Any] = {}
