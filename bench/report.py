@@ -176,6 +176,10 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
             )
         )
 
+    lean = families.get("lean")
+    if lean and "operations" in lean:
+        out.append(("Lean booking", _lean_lines(lean)))
+
     scaling = families.get("scaling")
     if scaling and "steps" in scaling:
         rows = [
@@ -224,7 +228,9 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
                 r["conflicts_per_s"],
                 r["busy_503_per_s"],
                 r["cancels_per_s"],
+                r.get("transaction_conflicts_per_s", "-"),
                 fmt_ms(r["attempt_latency_p50_s"]),
+                fmt_ms(r["attempt_latency_p99_s"]),
                 r["double_bookings"],
                 "yes" if r["audit"]["ok"] else "**no**",
             ]
@@ -236,7 +242,7 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
                 [
                     f"Clients booking into {contention['doctor_slots']} slots of one doctor on "
                     f"DynamoDB Local (and cancelling), then a read-back of every appointment and "
-                    f"cell. Double bookings: {contention['target']['double_bookings']}, "
+                    f"guard cell. Double bookings: {contention['target']['double_bookings']}, "
                     f"met: {_met(contention['target'])}. Note: {contention.get('note', '')}.",
                     "",
                     *_table(
@@ -246,7 +252,9 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
                             "conflicts/s",
                             "503/s",
                             "cancels/s",
+                            "TransactionConflict/s",
                             "attempt p50",
+                            "attempt p99",
                             "double bookings",
                             "audit clean",
                         ],
@@ -317,6 +325,84 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return out
 
 
+def _counts(counts: dict[str, int]) -> str:
+    """`{"2": 400}` as `2`; several values as `2 (399), 3 (1)`."""
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{k} ({v})" for k, v in counts.items()) or "-"
+
+
+def _lean_lines(lean: dict[str, Any]) -> list[str]:
+    """The lean family: latency against the floor, then request units per write."""
+    t = lean["target"]
+    rows = []
+    for name, o in lean["operations"].items():
+        s, r = o["latency_s"], o["ratio_to_floor"]
+        rows.append(
+            [
+                name,
+                f"{fmt_ms(s['p50'])} / {fmt_ms(s['p95'])}",
+                f"{r['p50']} / {r['p95']}",
+                ", ".join(str(p["ratio_p50"]) for p in o["per_round"]),
+                _counts(o["round_trips"]),
+                _counts(o["items_per_transaction"]) if o["items_per_transaction"] else "-",
+                o["unexpected"],
+            ]
+        )
+    units = lean["request_units"]["operations"]
+    unit_rows = [
+        [
+            name,
+            _calls(o["calls"]),
+            o["items_written"],
+            f"{o['wru_table']:g} + {o['wru_index']:g}",
+            f"{o['rru']:g}",
+            f"{o['doctor_guard_bytes_after']} B",
+            ", ".join(f"{w['kind']} {w['bytes']} B: {w['wru']:g}" for w in o["written"]),
+        ]
+        for name, o in units.items()
+    ]
+    return [
+        f"DynamoDB Local, {lean['calls_per_operation']} calls per operation in "
+        f"{lean['rounds']} round(s), interleaved (the order rotates every iteration), one "
+        f"client, one table. The floor is two conditional PutItems (a slot lock, then an "
+        f"appointment item of citas's size). Target: book p50 ≤ {t['max_ratio']}x the "
+        f"floor's — {t['book_p50_ratio']}x; 30-minute booking ≤ {t['max_wru_table']} WRU on "
+        f"the table — {t['book_wru_table']:g}; unexpected outcomes {t['unexpected_outcomes']}; "
+        f"met: {_met(t)}.",
+        "",
+        *_table(
+            [
+                "operation",
+                "p50 / p95",
+                "x floor p50 / p95",
+                "x floor p50 per round",
+                "round trips",
+                "items per transaction",
+                "unexpected",
+            ],
+            rows,
+        ),
+        "",
+        "Request units from item sizes (AWS's formulas, bench/cost.py; a refused transaction "
+        "charged as a write of the items it named); transactional writes cost 2 WRU per "
+        "started KB of each item:",
+        "",
+        *_table(
+            [
+                "operation",
+                "round trips",
+                "items written",
+                "WRU (table + GSI)",
+                "RRU",
+                "doctor guard after",
+                "items written: size, WRU",
+            ],
+            unit_rows,
+        ),
+    ]
+
+
 def _measured(name: str, family: dict[str, Any]) -> str:
     t = family["target"]
     if name == "cold_start":
@@ -328,6 +414,11 @@ def _measured(name: str, family: dict[str, Any]) -> str:
         return ", ".join(
             f"{w.split(' ')[0]} {ops[w]['round_trips']}" for w in t.get("writes", {}) if w in ops
         ) + " round trips; 1 write call each" * bool(t.get("one_write_call_per_write"))
+    if name == "lean":
+        return (
+            f"book p50 {t.get('book_p50_ratio')}x the floor's, "
+            f"{t.get('book_wru_table')} WRU on the table"
+        )
     if name == "scaling":
         return ", ".join(f"{k} {v}" for k, v in t.get("items_read_ratio", {}).items())
     if name == "contention":

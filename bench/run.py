@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.common import RESULTS_DIR, Quick, log, machine
 
-FAMILIES = ("cold_start", "warm", "cost", "scaling", "contention", "http", "soak")
+FAMILIES = ("cold_start", "warm", "cost", "lean", "scaling", "contention", "http", "soak")
 DEFAULT_FAMILIES = tuple(f for f in FAMILIES if f != "soak")
 
 
@@ -34,6 +34,10 @@ def _runner(family: str) -> Callable[[Quick, Path], dict[str, Any]]:
         from bench import cost
 
         return cost.run
+    if family == "lean":
+        from bench import lean
+
+        return lean.run
     if family == "scaling":
         from bench import scaling
 

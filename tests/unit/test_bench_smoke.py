@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import importlib.util
+from collections import Counter
 from typing import Any
 
 import pytest
 
-from bench import cold_start, common, cost, report, warm
+from bench import cold_start, common, cost, lean, report, warm
 
 # Powertools warns on every request without a metric; the handler module silences it, but
 # pytest resets warning filters per test.
@@ -21,6 +23,7 @@ BENCH_MODULES = [
     "bench.fuzz",
     "bench.scaling",
     "bench.contention",
+    "bench.lean",
     "bench.audit",
     "bench.ddb",
     "bench.soak",
@@ -97,6 +100,69 @@ def test_the_report_renders_a_partial_document() -> None:
     assert "Quick run" in text
     assert "#### Warm latency" in text
     assert "Not run: no script" in text
+
+
+def test_the_lean_order_rotates_and_every_booking_gets_a_free_slot() -> None:
+    orders = [lean.rotation(i) for i in range(len(lean.OPERATIONS))]
+    assert all(sorted(o) == sorted(lean.OPERATIONS) for o in orders)
+    # Each operation runs first exactly once per cycle: no fixed neighbour.
+    assert sorted(o[0] for o in orders) == sorted(lean.OPERATIONS)
+    slots = [lean.slot_of(n, common.FIRST_DAY) for n in range(25)]
+    assert len(set(slots)) == 25
+    assert slots[10] == (common.FIRST_DAY + dt.timedelta(days=1), 0)
+    lock = lean.lock_item("doc", common.local_start(common.FIRST_DAY, 0), "a1")
+    assert lock["pk"] == {"S": "LOCK#doc#2027-01-05T13:00Z"}
+
+
+def test_the_report_renders_a_lean_result() -> None:
+    def fake_round(base: float) -> dict[str, dict[str, Any]]:
+        return {
+            name: {
+                "latency_s": [base * (k + 1) + j / 1000 for j in range(5)],
+                "round_trips": Counter({2: 5}),
+                "calls": Counter({"1x GetItem + 1x TransactWriteItems": 5}),
+                "items": Counter({4: 5}) if name != "floor" else Counter(),
+                "unexpected": 0,
+            }
+            for k, name in enumerate(lean.OPERATIONS)
+        }
+
+    operations = lean._latencies([fake_round(0.01), fake_round(0.02)])
+    assert operations["floor"]["ratio_to_floor"]["p50"] == 1.0
+    assert operations["book"]["ratio_to_floor"]["p50"] > 1.5
+    unit = {
+        "calls": {"GetItem": 1, "TransactWriteItems": 1},
+        "items_written": 4,
+        "written": [{"kind": "APPT", "bytes": 576, "wru": 2}],
+        "wru_table": 8.0,
+        "wru_index": 3.0,
+        "rru": 1.0,
+        "doctor_guard_bytes_after": 97,
+    }
+    doc: dict[str, Any] = {
+        "machine": common.machine(),
+        "families": {
+            "lean": {
+                "quick": True,
+                "calls_per_operation": 10,
+                "rounds": 2,
+                "operations": operations,
+                "request_units": {"operations": {"book 30 min": unit}},
+                "target": {
+                    "what": "x",
+                    "max_ratio": 1.5,
+                    "max_wru_table": 10,
+                    "book_p50_ratio": operations["book"]["ratio_to_floor"]["p50"],
+                    "book_wru_table": 8.0,
+                    "unexpected_outcomes": 0,
+                    "met": False,
+                },
+            }
+        },
+    }
+    text = report.markdown(doc)
+    assert "#### Lean booking" in text
+    assert "APPT 576 B: 2" in text
 
 
 def test_percentiles_interpolate() -> None:
