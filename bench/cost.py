@@ -370,7 +370,7 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
             "as its own line ('outbox relay: delete 1 event'), reading it from the stream is free",
             "a Query reads `limit + 1` items to know whether a next page exists",
             "a day guard (DOCDAY#/PATDAY#) grows by 8 bytes per 5-minute cell its party holds "
-            "that UTC day: a write of it stays 2 WRU (transactional, 1 KB) until about ten "
+            "that guard day: a write of it stays 2 WRU (transactional, 1 KB) until about ten "
             "booked hours, whatever the appointment's length; bench/lean.py measures a busy day",
             "GSI entries are sized as the whole item (projection ALL); AWS's 100-byte index "
             "overhead is a storage figure and is not added to write units here",

@@ -65,7 +65,8 @@ from bench.common import (
 TARGET_RATIO = 1.5
 TARGET_WRU = 10
 OPERATIONS = ("floor", "book", "book, transaction only", "refused book", "reschedule")
-# 07:00-19:00 in Lima is 12:00-24:00 UTC: one UTC day, so eight booked hours share one guard.
+# 07:00-19:00 in Lima is 12:00-24:00 UTC: one guard day (from 06:00 UTC), so eight booked
+# hours share one guard.
 LONG_HOURS = {d: [["07:00", "19:00"]] for d in EVERY_DAY}
 # The days each round books into start this far apart, so rounds never share a day.
 ROUND_DAYS = 1000

@@ -5,9 +5,9 @@ Items (`pk` / `sk` are the table keys; `gsi1*` / `gsi2*` the two GSIs of `dynamo
 - appointment `APPT#<id>` / `APPT`: the snapshot with `version`; `gsi1pk=DOCTOR#<doctor>`,
   `gsi1sk=<start>#<id>` (a doctor's days) and `gsi2pk=COUNTRY#<cc>#STATUS#<status>`,
   `gsi2sk=<start>#<id>` (country-status lists).
-- doctor day guard `DOCDAY#<doctor>#<YYYY-MM-DD>` / `DAY` (the UTC day): one attribute `HHMM`
-  per 5-minute cell an active appointment holds, valued with the owner's 4-character tag;
-  `expires_at` (TTL, the day's end + 1 day).
+- doctor day guard `DOCDAY#<doctor>#<YYYY-MM-DD>` / `DAY` (24 h from 06:00 UTC of that date,
+  see `guards`): one attribute `HHMM` per 5-minute cell an active appointment holds, valued
+  with the owner's 4-character tag; `expires_at` (TTL, the day's end + 1 day).
 - patient day guard `PATDAY#<patient key>#<YYYY-MM-DD>` / `DAY`: the same; the key is a hash
   of the phone, never the phone.
 - idempotency key `IDEM#<key>` / `IDEM`: `fingerprint`, `appointment_id`, `expires_at`
@@ -23,9 +23,9 @@ order is time order and `<start>#<id>` sorts after the bare `<start>` used as a 
 
 Modules: `keys` (the key space), `items` (item mappers), `transaction` (the builder and its
 `Role`s), `table` (every call, errors translated), `appointments` (the appointment
-repository), `guards` (the day guards that make overlaps impossible), `migration` (from the
-cell items of earlier releases) and `repositories` (doctors, booking requests, outbox,
-handled events).
+repository), `guards` (the day guards that make overlaps impossible) and `repositories`
+(doctors, booking requests, outbox, handled events). `adapters.aws.migrate` (`citas migrate`)
+moves the per-cell lock items of earlier releases to the guards.
 
 A transaction cancelled only by contention (`TransactionConflict`) wrote nothing and is sent
 again (`adapters.aws.client.TRANSACTION_RETRY`: 3 attempts in all, a few jittered

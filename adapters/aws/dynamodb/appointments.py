@@ -3,7 +3,7 @@
 Every guard is a condition inside one `TransactWriteItems`: the appointment item, the day
 guards whose cells it takes or frees (`guards`), its idempotency key and its outbox events
 commit together or not at all. One transaction per change, whatever the appointment's length:
-at most one guard item per party and UTC day it touches, before and after. A refusal is read
+at most one guard item per party and guard day it touches, before and after. A refusal is read
 from the transaction's own cancellation reasons; nothing is read again.
 """
 
