@@ -20,6 +20,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from adapters.aws.client import TRANSACTION_RETRY
 from adapters.aws.dynamodb import translate_errors
 from domain.appointment import Status
 from domain.commands import CancelAppointment, ChangeStatus, RescheduleAppointment
@@ -119,7 +120,7 @@ def test_a_failed_booking_writes_nothing(faulty: tuple[World, Faults], fault: st
     # Nothing: no appointment, no cell, no key, no outbox event.
     assert _snapshot(world) == {}
     # A pure conflict is retried in the adapter before answering; anything else is not.
-    assert faults.tries == (3 if fault == "cancelled-by-conflict" else 1)
+    assert faults.tries == (TRANSACTION_RETRY.attempts if fault == "cancelled-by-conflict" else 1)
     faults.plan.clear()
     booked = world.clinic.book(booking(at(WED, "10:00"), minutes=60), idempotency_key="k-fault")
     assert world.clinic.get(booked.appointment_id).version == 1

@@ -27,5 +27,5 @@ def test_the_last_attempt_is_known(attempt: int, last: bool) -> None:
 
 
 def test_the_adapters_keep_their_attempt_counts() -> None:
-    assert TRANSACTION_RETRY.attempts == 3
+    assert TRANSACTION_RETRY.attempts == 5
     assert BATCH_RETRY.attempts == 5

@@ -28,7 +28,7 @@ repository), `guards` (the day guards that make overlaps impossible) and `reposi
 moves the per-cell lock items of earlier releases to the guards.
 
 A transaction cancelled only by contention (`TransactionConflict`) wrote nothing and is sent
-again (`adapters.aws.client.TRANSACTION_RETRY`: 3 attempts in all, a few jittered
+again (`adapters.aws.client.TRANSACTION_RETRY`: 5 attempts in all, a few jittered
 milliseconds apart) before the caller gets `TemporarilyUnavailable`. Throttling, 5xx,
 timeouts and connection errors become `TemporarilyUnavailable` at once (botocore has already
 retried them); any other error is a bug and is re-raised as is.
