@@ -198,6 +198,24 @@ def test_a_240_minute_move_to_a_disjoint_time_is_one_small_transaction(
     assert held_time(world.repos.client, world.repos.table) == time_of(moved)
 
 
+def test_the_largest_move_spans_06_00_utc_twice_and_is_ten_items(
+    counted: tuple[World, Calls],
+) -> None:
+    # A guard day begins at 06:00 UTC (01:00 in Lima): a visit across it holds two guard days
+    # per party, and a move between two such visits days apart touches four per party.
+    world, calls = counted
+    night = {d: [["00:00", "03:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    world.clinic.register_doctor(RegisterDoctor("guardia", "Dr. Guardia", "PE", night))
+    aid = world.clinic.book(booking(at(WED, "00:30"), minutes=60, doctor="guardia")).appointment_id
+    calls.take()
+    calls.transaction_sizes.clear()
+    moved = world.clinic.reschedule(RescheduleAppointment(aid, at(date(2026, 12, 4), "00:30")))
+    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    # 1 appointment + 1 event + 4 doctor guards + 4 patient guards.
+    assert calls.transaction_sizes == [10]
+    assert held_time(world.repos.client, world.repos.table) == time_of(moved)
+
+
 def test_a_list_page_is_one_query(counted: tuple[World, Calls]) -> None:
     world, calls = counted
     for n, hhmm in enumerate(("09:00", "10:00", "11:00")):
