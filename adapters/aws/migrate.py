@@ -40,6 +40,8 @@ from adapters.aws.dynamodb.guards import (
     held,
     is_guard,
     owner_tag,
+    parse_guard_pk,
+    stored_cells,
 )
 from adapters.aws.dynamodb.items import appointment_from_item, from_attribute_values
 from adapters.aws.dynamodb.keys import APPOINTMENT_SK, LOCK_SK, epoch
@@ -113,7 +115,7 @@ def make_plan(items: Iterable[Mapping[str, Any]], now: datetime) -> Plan:
             plan.legacy_cells.append(pk)
         elif is_guard(pk) and sk == GUARD_SK:
             stored = _guard(plan, pk)
-            stored.have = {n: str(v) for n, v in item.items() if len(n) == 4 and n.isdigit()}
+            stored.have = stored_cells(item)
     plan.appointments = len(appointments)
     owners: dict[tuple[str, str], str] = {}
     for appointment in sorted(appointments, key=lambda a: (a.created_at, a.appointment_id)):
@@ -144,7 +146,7 @@ def make_plan(items: Iterable[Mapping[str, Any]], now: datetime) -> Plan:
 
 def _guard(plan: Plan, pk: str) -> GuardPlan:
     if pk not in plan.guards:
-        plan.guards[pk] = GuardPlan(pk, date.fromisoformat(pk.rsplit("#", 1)[1]))
+        plan.guards[pk] = GuardPlan(pk, parse_guard_pk(pk)[2])
     return plan.guards[pk]
 
 

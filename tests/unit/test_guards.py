@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from adapters.aws.dynamodb.guards import (
     GUARD_SK,
-    Guard,
     cell_name,
     guard_day,
     guard_expiry,
@@ -109,6 +108,3 @@ def test_cell_names_are_utc_hhmm_and_the_day_begins_at_0600_utc() -> None:
     assert (cell_name(late), guard_day(late).isoformat()) == ("0555", "2026-12-02")
     assert guard_day(late + timedelta(minutes=5)).isoformat() == "2026-12-03"
     assert len(owner_tag("01a231da-b735-708c-b65b-9d084acb2676")) == 4
-    assert Guard(Role.DOCTOR_GUARD, guard_day(late), "x") == Guard(
-        Role.DOCTOR_GUARD, guard_day(late), "x"
-    )

@@ -178,18 +178,28 @@ def _update(
 GUARD_PREFIXES: Final = {"DOCDAY": Role.DOCTOR_GUARD, "PATDAY": Role.PATIENT_GUARD}
 
 
+def parse_guard_pk(pk: str) -> tuple[Role, str, date]:
+    """Whose guard a partition key names (role, doctor id or patient key) and its day."""
+    prefix, rest = pk.split("#", 1)
+    owner, day_text = rest.rsplit("#", 1)
+    return GUARD_PREFIXES[prefix], owner, date.fromisoformat(day_text)
+
+
+def stored_cells(item: Mapping[str, Any]) -> dict[str, str]:
+    """Cell name -> owner tag of a stored guard item (its other attributes are not cells)."""
+    return {name: str(value) for name, value in item.items() if len(name) == 4 and name.isdigit()}
+
+
 def read_guard(item: Mapping[str, Any]) -> tuple[Role, str, dict[datetime, str]]:
     """A stored guard item as (whose: role and doctor id or patient key, cell -> owner tag)."""
-    prefix, rest = str(item["pk"]).split("#", 1)
-    owner, day_text = rest.rsplit("#", 1)
-    begins = day_start(date.fromisoformat(day_text))
+    role, owner, day = parse_guard_pk(str(item["pk"]))
+    begins = day_start(day)
     cells = {}
-    for name, value in item.items():
-        if len(name) == 4 and name.isdigit():
-            # The day's first HHMM is 0600; 0000-0555 fall on the next UTC date.
-            since = timedelta(hours=int(name[:2]), minutes=int(name[2:])) - GUARD_DAY_START
-            cells[begins + since % timedelta(days=1)] = str(value)
-    return GUARD_PREFIXES[prefix], owner, cells
+    for name, tag in stored_cells(item).items():
+        # The day's first HHMM is 0600; 0000-0555 fall on the next UTC date.
+        since = timedelta(hours=int(name[:2]), minutes=int(name[2:])) - GUARD_DAY_START
+        cells[begins + since % timedelta(days=1)] = tag
+    return role, owner, cells
 
 
 def is_guard(pk: str) -> bool:
