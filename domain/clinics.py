@@ -25,18 +25,18 @@ DEMO_CLINIC_NAME: Final = "Clínica Demo"
 
 def check_clinic_id(value: object) -> str:
     """`value` if it is a well-formed clinic id (`[a-z0-9-]{2,40}`), else ValidationError."""
-    if not matches(CLINIC_ID, value):
-        raise ValidationError(
-            "a clinic id is 2-40 lower-case letters, digits or '-'", field="clinic_id"
-        )
-    return value
+    if isinstance(value, str) and matches(CLINIC_ID, value):
+        return value
+    raise ValidationError(
+        "a clinic id is 2-40 lower-case letters, digits or '-'", field="clinic_id"
+    )
 
 
-def _valid_id(_: object, __: object, value: object) -> None:
+def _valid_id(_: object, __: object, value: str) -> None:
     check_clinic_id(value)
 
 
-def _valid_name(_: object, __: object, value: object) -> None:
+def _valid_name(_: object, __: object, value: str) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_CLINIC_NAME:
         raise ValidationError(
             f"a clinic's name is 1-{MAX_CLINIC_NAME} characters", field="clinic_name"
@@ -44,7 +44,7 @@ def _valid_name(_: object, __: object, value: object) -> None:
     check_text(value, "clinic_name")
 
 
-def _valid_url(_: object, __: object, value: object) -> None:
+def _valid_url(_: object, __: object, value: str | None) -> None:
     if value is not None and not matches(_URL, value):
         raise ValidationError("public_base_url must be an http(s) URL", field="public_base_url")
 
