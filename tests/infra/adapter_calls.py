@@ -7,7 +7,7 @@ derived here from `adapters/aws/**/*.py` instead of being written down a second 
   service, and so is every module of a package under `adapters/aws/` (`dynamodb/`) one of
   whose modules builds one; an attribute call in it whose name is one of the service's
   operations (botocore's model, in snake case: `client().send_message(...)`) is a call of
-  that operation;
+  that operation, and so is `get_paginator("<operation>")` (every page is one call of it);
 - calls are followed from an adapter method through the module's helpers (`self._table.get`,
   `tx.put` on a `_Transaction`, plain functions), with types taken from `x = Class(...)`
   assignments and parameter annotations;
@@ -260,6 +260,10 @@ class _Index:
             if func.attr in operations and isinstance(func.value, ast.Call | ast.Name):
                 # `client().send_message(...)`, `self._client().publish(...)`, `c.query(...)`
                 fn.operations.add(operations[func.attr])
+            paginated = node.args[0] if func.attr == "get_paginator" and node.args else None
+            if isinstance(paginated, ast.Constant) and paginated.value in operations:
+                # `client().get_paginator("get_parameters_by_path")`: its pages are the calls.
+                fn.operations.add(operations[paginated.value])
             receiver = func.value
             owner: tuple[str, str] | None = None
             if isinstance(receiver, ast.Name):
