@@ -19,6 +19,7 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
     from adapters.aws.dynamodb import appointment_from_item, owner_tag
     from adapters.aws.dynamodb.guards import is_guard, read_guard
     from adapters.aws.dynamodb.items import plain
+    from adapters.aws.dynamodb.keys import clinic_of
 
     appointments = []
     cells: dict[str, str] = {}
@@ -26,13 +27,15 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
     for raw in ddb_mod.scan_all(client, table):
         item = ddb_mod.from_attributes(raw)
         pk, sk = str(item["pk"]), str(item["sk"])
-        kinds[pk.split("#", 1)[0]] += 1
-        if pk.startswith("APPT#") and sk == "APPT":
+        clinic = clinic_of(pk)
+        # A clinic's keys start with the clinic: count them by the kind that follows it.
+        kinds[pk.split("#", 2)[1] if clinic else pk.split("#", 1)[0]] += 1
+        if clinic and sk == "APPT":
             appointments.append(appointment_from_item(plain(item)))
         elif is_guard(pk):
             role, owner, held = read_guard(item)
             for cell, tag in held.items():
-                cells[_cell_key(role, owner, cell)] = tag
+                cells[_cell_key(str(clinic), role, owner, cell)] = tag
     active = [a for a in appointments if a.is_active]
     found: dict[str, list[str]] = defaultdict(list)
 
@@ -62,8 +65,9 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
     missing = 0
     for a in active:
         tag = owner_tag(a.appointment_id)
-        wanted = [_cell_key("doctor", a.doctor_id, c) for c in a.doctor_cells()]
-        wanted += [_cell_key("patient", a.patient.key, c) for c in a.patient_cells()]
+        clinic = a.clinic_id
+        wanted = [_cell_key(clinic, "doctor", a.doctor_id, c) for c in a.doctor_cells()]
+        wanted += [_cell_key(clinic, "patient", a.patient.key, c) for c in a.patient_cells()]
         for pk in wanted:
             needed[pk] = tag
             if cells.get(pk) != tag:
@@ -94,6 +98,6 @@ def audit(client: Any, table: str, *, examples: int = 5) -> dict[str, Any]:
     }
 
 
-def _cell_key(role: str, owner: str, cell: Any) -> str:
+def _cell_key(clinic: str, role: str, owner: str, cell: Any) -> str:
     """One cell of one party, the same whichever side (guard or appointment) names it."""
-    return f"{role}#{owner}#{cell:%Y-%m-%dT%H:%MZ}"
+    return f"{clinic}#{role}#{owner}#{cell:%Y-%m-%dT%H:%MZ}"

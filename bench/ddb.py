@@ -115,13 +115,14 @@ def clinic_on(client: Any, table: str) -> tuple[Any, Any]:
 
     outbox = DynamoDBEventOutbox(table, client, retry_delay=0.001)
     clinic = Clinic(
-        DynamoDBAppointmentRepository(table, client),
-        DynamoDBDoctorRepository(table, client),
-        DynamoDBBookingRequestRepository(table, client),
+        DynamoDBAppointmentRepository(table, client, clinic_id="demo"),
+        DynamoDBDoctorRepository(table, client, clinic_id="demo"),
+        DynamoDBBookingRequestRepository(table, client, clinic_id="demo"),
         InMemoryBookingRequestQueue(),
         FixedClock(NOW.astimezone(dt.UTC)),
         UuidV7Generator(),
         CountryCatalog(),
+        clinic_id="demo",
     )
     return clinic, outbox
 

@@ -108,7 +108,7 @@ class _World:
         self.client = ddb_mod.client(endpoint_url)
         self.table = ddb_mod.fresh_table(self.client, "citas-lean")
         self.clinic, self.outbox = ddb_mod.clinic_on(self.client, self.table)
-        self.repository = DynamoDBAppointmentRepository(self.table, self.client)
+        self.repository = DynamoDBAppointmentRepository(self.table, self.client, clinic_id="demo")
         self.patients = 0
 
     def patient(self) -> Any:

@@ -172,6 +172,8 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
                         ["operation", "round trips", "WRU (table + GSI)", "RRU", "US$ / M ops"],
                         rows,
                     ),
+                    "",
+                    *(f"- {note}" for note in cost.get("notes", [])),
                 ],
             )
         )

@@ -156,7 +156,7 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
     table = ddb_mod.fresh_table(admin, "citas-scaling")
     client = ddb_mod.client(local.endpoint_url)
     calls = ddb_mod.Calls(client)
-    repo = DynamoDBAppointmentRepository(table, client)
+    repo = DynamoDBAppointmentRepository(table, client, clinic_id="demo")
     rng = random.Random(11)
     steps = []
     loaded = 0

@@ -58,7 +58,7 @@ class WarmWorld:
         self.app = bootstrap.build_app(
             settings or Settings(notifier="memory"), clock=FixedClock(NOW.astimezone(dt.UTC))
         )
-        self.clinic = self.app.clinic
+        self.clinic = self.app.for_clinic("demo")
         app = self.app
         self.handler: Callable[[dict[str, Any], Any], dict[str, Any]] = importlib.import_module(
             "entrypoints.lambda.http_api"

@@ -136,6 +136,7 @@ def _iso(value: datetime) -> str:
 class Appointment:
     """One booked visit. Times are UTC inside; `time_zone` is the clinic's, for display."""
 
+    clinic_id: str
     appointment_id: str
     doctor_id: str
     country: str
@@ -175,6 +176,8 @@ class Appointment:
         _check_future(start, now)
         doctor.check_bookable(start, duration_minutes)
         appointment = cls(
+            # A doctor books only in its own clinic: the visit belongs where the doctor does.
+            clinic_id=doctor.clinic_id,
             appointment_id=appointment_id,
             doctor_id=doctor.doctor_id,
             country=doctor.country,
@@ -320,6 +323,7 @@ class Appointment:
         self.events.append(
             kind(
                 event_id=event_id,
+                clinic_id=self.clinic_id,
                 appointment_id=self.appointment_id,
                 version=self.version,
                 occurred_at=now,
@@ -342,6 +346,7 @@ class Appointment:
     def snapshot(self) -> dict[str, Any]:
         """The stored form: everything needed to rebuild the appointment, instants in UTC."""
         out: dict[str, Any] = {
+            "clinic_id": self.clinic_id,
             "appointment_id": self.appointment_id,
             "doctor_id": self.doctor_id,
             "country": self.country,
@@ -368,6 +373,7 @@ class Appointment:
         reminded = raw.get("reminded_start")
         scheduled = raw.get("scheduled_at")
         return cls(
+            clinic_id=raw["clinic_id"],
             appointment_id=raw["appointment_id"],
             doctor_id=raw["doctor_id"],
             country=raw["country"],
@@ -400,7 +406,8 @@ class Appointment:
         first = next(stream)
         if not isinstance(first, ev.AppointmentRequested):
             raise ValueError("a history starts with AppointmentRequested")
-        appointment = cls.from_snapshot(first.data)
+        # The published payload names no clinic: the envelope does.
+        appointment = cls.from_snapshot({**first.data, "clinic_id": first.clinic_id})
         for event in stream:
             appointment._apply(event)
         return appointment

@@ -10,8 +10,10 @@ from typing import Any
 from attrs import define, field
 
 from domain import events as ev
+from domain.clinics import CLINIC_ID
 from domain.commands import BookAppointment
 from domain.errors import CitasError, ValidationError
+from domain.text import matches
 
 
 class RequestStatus(enum.StrEnum):
@@ -26,6 +28,7 @@ class RequestStatus(enum.StrEnum):
 class BookingRequest:
     """A booking asked for now and made by the country's worker later."""
 
+    clinic_id: str
     request_id: str
     country: str
     command: BookAppointment
@@ -55,6 +58,7 @@ class BookingRequest:
         self.events.append(
             ev.BookingRequestRejected(
                 event_id=event_id,
+                clinic_id=self.clinic_id,
                 appointment_id=None,
                 version=1,
                 occurred_at=now,
@@ -70,6 +74,7 @@ class BookingRequest:
     def to_message(self) -> dict[str, Any]:
         """The JSON-ready queue message: all a worker needs to store and book the request."""
         return {
+            "clinic_id": self.clinic_id,
             "request_id": self.request_id,
             "country": self.country,
             "created_at": self.created_at.isoformat(),
@@ -83,16 +88,19 @@ class BookingRequest:
         ValidationError when the message is not one.
         """
         try:
-            request_id, country = raw["request_id"], raw["country"]
+            clinic_id, request_id, country = raw["clinic_id"], raw["request_id"], raw["country"]
             created_at = datetime.fromisoformat(raw["created_at"])
             command = BookAppointment.from_dict(raw["command"])
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValidationError("not a queued booking request", field="message") from e
         if not isinstance(request_id, str) or not request_id or not isinstance(country, str):
             raise ValidationError("not a queued booking request", field="message")
+        if not isinstance(clinic_id, str) or not matches(CLINIC_ID, clinic_id):
+            raise ValidationError("not a queued booking request", field="message")
         if created_at.tzinfo is None or command.start.tzinfo is None:
             raise ValidationError("not a queued booking request", field="message")
         return cls(
+            clinic_id=clinic_id,
             request_id=request_id,
             country=country,
             command=command,

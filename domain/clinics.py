@@ -32,6 +32,14 @@ def check_clinic_id(value: object) -> str:
     )
 
 
+def require_clinic(expected: str, found: str, what: str) -> None:
+    """Refuse a record of clinic `found` handed to the repository of clinic `expected`."""
+    if found != expected:
+        # A wiring bug, never a client's doing: the edge picks the clinic, and every record
+        # comes from that clinic's own use cases.
+        raise ValueError(f"{what} of clinic {found!r} given to clinic {expected!r}")
+
+
 def _valid_id(_: object, __: object, value: str) -> None:
     check_clinic_id(value)
 

@@ -14,6 +14,8 @@ class Event:
     """Base of every event; `type` is the class name, `data` holds JSON-ready values."""
 
     event_id: str
+    # The tenant: consumers answer in its voice, and nothing of one clinic reaches another.
+    clinic_id: str
     appointment_id: str | None
     version: int
     occurred_at: datetime
@@ -34,6 +36,7 @@ class Event:
         return {
             "event_id": self.event_id,
             "type": self.type,
+            "clinic_id": self.clinic_id,
             "occurred_at": self.occurred_at.isoformat(),
             "appointment_id": self.appointment_id,
             "version": self.version,
@@ -101,6 +104,7 @@ def event_from_envelope(envelope: Mapping[str, Any]) -> Event:
     cls = EVENT_TYPES[envelope["type"]]
     return cls(
         event_id=envelope["event_id"],
+        clinic_id=envelope["clinic_id"],
         appointment_id=envelope["appointment_id"],
         version=int(envelope["version"]),
         occurred_at=datetime.fromisoformat(envelope["occurred_at"]),

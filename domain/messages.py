@@ -51,8 +51,19 @@ def local_when(instant: datetime, time_zone: str) -> str:
     )
 
 
-def message_for(event: ev.Event, *, doctor_name: str, time_zone: str) -> str | None:
-    """The text a patient receives for `event`, or None when the event tells them nothing."""
+def message_for(
+    event: ev.Event, *, clinic_name: str, doctor_name: str, time_zone: str
+) -> str | None:
+    """The text a patient receives for `event`, or None when the event tells them nothing.
+
+    It starts with the clinic's name: one number may send for many clinics, and a patient
+    must know at once who writes.
+    """
+    text = _body(event, doctor_name=doctor_name, time_zone=time_zone)
+    return None if text is None else f"{clinic_name}: {text}"
+
+
+def _body(event: ev.Event, *, doctor_name: str, time_zone: str) -> str | None:
     data = event.data
     when = local_when(datetime.fromisoformat(data["start"]), time_zone) if "start" in data else ""
     if isinstance(event, ev.AppointmentRequested):

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from attrs import field, frozen, validators
 
+from domain.clinics import check_clinic_id
 from domain.countries import load_zone
 from domain.errors import InvalidSlot, OutsideWorkingHours, ValidationError
 from domain.text import MAX_NAME, check_text, matches, pattern
@@ -140,6 +141,10 @@ class Slot:
         return self.start < end and start < self.end
 
 
+def _valid_clinic_id(_: object, __: object, value: str) -> None:
+    check_clinic_id(value)
+
+
 def _valid_doctor_id(_: object, __: object, value: str) -> None:
     if not matches(DOCTOR_ID, value):
         raise ValidationError("doctor_id is 1-64 letters, digits, '-' or '_'", field="doctor_id")
@@ -172,6 +177,7 @@ def _valid_zone(_: object, __: object, value: str) -> None:
 class Doctor:
     """A doctor's bookable schedule: where they work, in which zone, in which slot length."""
 
+    clinic_id: str = field(validator=_valid_clinic_id)
     doctor_id: str = field(validator=_valid_doctor_id)
     name: str = field(validator=_valid_name)
     country: str = field(validator=validators.instance_of(str))
@@ -182,6 +188,7 @@ class Doctor:
     def snapshot(self) -> dict[str, Any]:
         """The stored form: everything needed to rebuild the doctor, JSON-ready."""
         return {
+            "clinic_id": self.clinic_id,
             "doctor_id": self.doctor_id,
             "name": self.name,
             "country": self.country,
@@ -193,7 +200,7 @@ class Doctor:
     @classmethod
     def from_snapshot(cls, raw: Mapping[str, Any]) -> Doctor:
         """Inverse of `snapshot`."""
-        profile = {k: raw[k] for k in ("doctor_id", "name", "country", "time_zone")}
+        profile = {k: raw[k] for k in ("clinic_id", "doctor_id", "name", "country", "time_zone")}
         hours = WorkingHours.parse(raw["working_hours"])
         return cls(**profile, working_hours=hours, slot_minutes=int(raw["slot_minutes"]))
 

@@ -1,9 +1,10 @@
 """The composition root: one function wires a backend into the `App` the entrypoints run on.
 
-`build_app(settings)` returns an `App` holding what the handlers need (the clinic, the patient
-messenger, the outbox, the publisher, the booking queue, the clock) and, on the memory backend,
-the in-process pieces `citas serve` drives. A Lambda module builds its app once, lazily, from
-the environment (`LazyApp`); a test or the local server builds its own and hands it over.
+`build_app(settings)` returns an `App` holding what the handlers need (the clinic directory,
+each clinic's use cases, the patient messenger, the outbox, the publisher, the booking queue,
+the clock) and, on the memory backend, the in-process pieces `citas serve` drives. A Lambda
+module builds its app once, lazily, from the environment (`LazyApp`); a test or the local
+server builds its own and hands it over.
 
 Nothing here runs at import time: no app and no network client exist until the first request
 asks for one (cold starts stay short), and the memory backend never imports boto3. punq does
@@ -15,32 +16,34 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import punq
 
+from adapters.clinics import StaticClinicDirectory
 from adapters.console import ConsoleNotifier
 from adapters.memory.store import (
-    InMemoryAppointmentRepository,
     InMemoryBookingRequestQueue,
-    InMemoryBookingRequestRepository,
-    InMemoryDoctorRepository,
     InMemoryEventOutbox,
     InMemoryEventPublisher,
     InMemoryNotifier,
     InMemoryProcessedEvents,
+    InMemoryRepositories,
     MemoryStore,
 )
 from adapters.system import SystemClock, UuidV7Generator
 from domain.countries import CountryCatalog
+from domain.errors import ValidationError
 from domain.pagination import PageTokens
 from domain.use_cases import Clinic, PatientMessenger
 from entrypoints.config import Settings
+from ports.clinics import ClinicDirectory
 from ports.messaging import BookingRequestQueue, EventPublisher, Notifier
 from ports.repositories import (
     AppointmentRepository,
     BookingRequestRepository,
+    ClinicRepositories,
     DoctorRepository,
     EventOutbox,
     ProcessedEvents,
@@ -61,12 +64,59 @@ class MemoryBackend:
     publisher: InMemoryEventPublisher
 
 
+class ClinicServices:
+    """Each served clinic's use cases, built on first use over that clinic's repositories."""
+
+    def __init__(
+        self,
+        clinics: ClinicDirectory,
+        repositories: ClinicRepositories,
+        request_queue: BookingRequestQueue,
+        clock: Clock,
+        ids: IdGenerator,
+        countries: CountryCatalog,
+        page_tokens: PageTokens | None = None,
+    ) -> None:
+        self._clinics = clinics
+        self._repositories = repositories
+        self._shared = (request_queue, clock, ids, countries, page_tokens)
+        self._built: dict[str, Clinic] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, clinic_id: str) -> Clinic:
+        """The use cases of `clinic_id`; ValidationError if this deployment does not serve it."""
+        with self._lock:
+            found = self._built.get(clinic_id)
+        if found is not None:
+            return found
+        if self._clinics.get(clinic_id) is None:
+            # Only a message can name a clinic (the HTTP edge maps keys): one no longer
+            # served is refused, so its work goes to the dead-letter queue, not elsewhere.
+            raise ValidationError("this deployment does not serve that clinic", field="clinic_id")
+        queue, clock, ids, countries, tokens = self._shared
+        repositories = self._repositories
+        clinic = Clinic(
+            repositories.appointments(clinic_id),
+            repositories.doctors(clinic_id),
+            repositories.requests(clinic_id),
+            queue,
+            clock,
+            ids,
+            countries,
+            tokens,
+            clinic_id=clinic_id,
+        )
+        with self._lock:
+            return self._built.setdefault(clinic_id, clinic)
+
+
 @attrs.frozen
 class App:
     """What the entrypoints need, wired once for one backend."""
 
     settings: Settings
-    clinic: Clinic
+    clinics: ClinicDirectory
+    services: ClinicServices
     messenger: PatientMessenger
     outbox: EventOutbox
     # None on an API-only aws function: only the relay publishes, so it needs no events queue.
@@ -74,6 +124,10 @@ class App:
     request_queue: BookingRequestQueue
     clock: Clock
     memory: MemoryBackend | None = None
+
+    def for_clinic(self, clinic_id: str) -> Clinic:
+        """The use cases of one served clinic, on that clinic's data only."""
+        return self.services(clinic_id)
 
 
 def build_app(
@@ -89,11 +143,17 @@ def build_app(
     behind any port.
     """
     container, memory = _wire(settings, clock, ids)
+    scoped = {p: i for p, i in (overrides or {}).items() if p in _CLINIC_PORTS}
     for port, instance in (overrides or {}).items():
-        container.register(port, instance=instance)
+        if port not in _CLINIC_PORTS:
+            container.register(port, instance=instance)
+    if scoped:
+        base = container.resolve(ClinicRepositories)
+        container.register(ClinicRepositories, instance=_Overridden(base, scoped))
     return App(
         settings=settings,
-        clinic=container.resolve(Clinic),
+        clinics=container.resolve(ClinicDirectory),
+        services=container.resolve(ClinicServices),
         messenger=container.resolve(PatientMessenger),
         outbox=container.resolve(EventOutbox),
         publisher=_optional(container, EventPublisher),
@@ -134,6 +194,41 @@ class LazyApp:
             return self._app
 
 
+# The ports each clinic has its own adapter of (built per clinic by `ClinicRepositories`).
+_CLINIC_PORTS = (AppointmentRepository, DoctorRepository, BookingRequestRepository)
+
+
+class _Overridden:
+    """`ClinicRepositories` with some ports served by one given adapter, for every clinic."""
+
+    def __init__(self, base: ClinicRepositories, instances: Mapping[Any, object]) -> None:
+        self._base = base
+        self._instances = instances
+
+    def appointments(self, clinic_id: str) -> AppointmentRepository:
+        """The override, or the backend's own."""
+        found = self._instances.get(AppointmentRepository)
+        return (
+            cast(AppointmentRepository, found)
+            if found is not None
+            else self._base.appointments(clinic_id)
+        )
+
+    def doctors(self, clinic_id: str) -> DoctorRepository:
+        """The override, or the backend's own."""
+        found = self._instances.get(DoctorRepository)
+        return cast(DoctorRepository, found) if found is not None else self._base.doctors(clinic_id)
+
+    def requests(self, clinic_id: str) -> BookingRequestRepository:
+        """The override, or the backend's own."""
+        found = self._instances.get(BookingRequestRepository)
+        return (
+            cast(BookingRequestRepository, found)
+            if found is not None
+            else self._base.requests(clinic_id)
+        )
+
+
 def _optional(container: punq.Container, port: Any) -> Any:
     try:
         return container.resolve(port)
@@ -167,9 +262,10 @@ def _wire(
     else:  # pragma: no cover - Settings only admits the two
         raise ValueError(f"unknown backend {settings.backend!r}")
     _register_notifier(container, settings)
-    # Autowired from the ports registered above; one per container, it holds no state.
+    _register_clinics(container, settings)
+    # Autowired from the ports registered above; one per container.
     tokens = PageTokens(settings.page_token_key) if settings.page_token_key else None
-    container.register(Clinic, scope=punq.Scope.singleton, page_tokens=tokens)
+    container.register(ClinicServices, scope=punq.Scope.singleton, page_tokens=tokens)
     container.register(PatientMessenger, scope=punq.Scope.singleton)
     return container, memory
 
@@ -182,9 +278,7 @@ def _register(container: punq.Container, instance: Any, *keys: Any) -> None:
 def _register_memory(container: punq.Container) -> MemoryBackend:
     memory = MemoryBackend(MemoryStore(), InMemoryBookingRequestQueue(), InMemoryEventPublisher())
     store = memory.store
-    _register(container, InMemoryAppointmentRepository(store), AppointmentRepository)
-    _register(container, InMemoryDoctorRepository(store), DoctorRepository)
-    _register(container, InMemoryBookingRequestRepository(store), BookingRequestRepository)
+    _register(container, InMemoryRepositories(store), ClinicRepositories)
     _register(container, InMemoryEventOutbox(store), EventOutbox)
     _register(container, memory.publisher, EventPublisher)
     _register(container, memory.request_queue, BookingRequestQueue)
@@ -201,6 +295,19 @@ def _register_aws(container: punq.Container, settings: Settings) -> None:
             raise  # a bug inside the aws adapters, not a missing piece
         raise RuntimeError(AWS_UNAVAILABLE) from e
     aws_bootstrap.register(container, settings)
+
+
+def _register_clinics(container: punq.Container, settings: Settings) -> None:
+    path = settings.clinics_parameter_path
+    if path is None:
+        local = StaticClinicDirectory((c.profile, c.api_key_id) for c in settings.clinics)
+        _register(container, local, ClinicDirectory)
+        return
+    # A deployed function: Terraform wrote the clinics to SSM. Imported here, like the aws
+    # backend, so the local server never loads boto3 for it.
+    from adapters.aws.clinics import SSMClinicDirectory
+
+    _register(container, SSMClinicDirectory(path), ClinicDirectory)
 
 
 def _register_notifier(container: punq.Container, settings: Settings) -> None:

@@ -7,13 +7,20 @@
 | `CITAS_TABLE_NAME` | `citas-local` | the DynamoDB table (aws backend) |
 | `CITAS_EVENTS_QUEUE_URL` | none | the SQS FIFO queue events are published to (aws) |
 | `CITAS_BOOKING_QUEUE_URLS` | none | booking-request FIFO queues, `PE=url,CL=url` (aws) |
-| `CITAS_API_KEY` | `local-dev-key` | the `x-api-key` of the local server (AWS: API Gateway) |
+| `CITAS_CLINICS` | one clinic `demo` | the local server's clinics and their keys, `id=key,...` |
+| `CITAS_API_KEY` | `local-dev-key` | the `x-api-key` of the default `demo` clinic (local server) |
+| `CITAS_CLINICS_PARAMETER_PATH` | none | AWS: the SSM path of the clinics Terraform writes |
 | `CITAS_NOTIFIER` | `console` | how patients get messages: `memory`, `console` or `sns` (SMS) |
 | `CITAS_WORKER_COUNTRY` | none | the one country a booking worker function serves |
 | `CITAS_PAGE_TOKEN_KEY` | random per process | signs the lists' `next_token` (≥ 16 bytes) |
 
 Every process of a deployment must share `CITAS_PAGE_TOKEN_KEY` (Terraform sets it): a token
 one process issued is then good on every other.
+
+`CITAS_CLINICS` is comma-separated `clinic_id=api_key` pairs; each clinic's display name is
+`Clínica <Id>` (`citas serve --clinic id:key:Name` names one). With `CITAS_CLINICS_PARAMETER_PATH`
+set (a deployed function), the clinics and the API key ids that stand for them come from SSM
+Parameter Store instead, and `CITAS_CLINICS` / `CITAS_API_KEY` are not read.
 
 `CITAS_COUNTRIES` is comma-separated ISO 3166 alpha-2 codes, each with the IANA zone that is
 the default time zone of its doctors.
@@ -30,6 +37,7 @@ from typing import Literal
 
 import attrs
 
+from domain.clinics import CLINIC_ID, DEMO_CLINIC_ID, DEMO_CLINIC_NAME, ClinicProfile
 from domain.countries import DEFAULT_TIME_ZONES, CountryCatalog
 from domain.errors import CitasError
 from domain.pagination import MIN_KEY_BYTES
@@ -45,6 +53,79 @@ DEFAULT_API_KEY = "local-dev-key"
 # DynamoDB's own rule for table names.
 _TABLE_NAME = pattern(r"[A-Za-z0-9_.-]{3,255}")
 _URL = pattern(r"https?://[!-~]+")
+# An API key as the local server takes it: what API Gateway keys look like, and none of the
+# separators of `CITAS_CLINICS` (`,` `=`) or `--clinic` (`:`).
+_API_KEY = pattern(r"[A-Za-z0-9._~+/-]{1,128}")
+# A path of SSM Parameter Store: `/` then segments of its allowed characters.
+_PARAMETER_PATH = pattern(r"(/[A-Za-z0-9_.-]+)+")
+
+
+@attrs.frozen
+class LocalClinic:
+    """A clinic the local server serves, and the `x-api-key` that stands for it."""
+
+    profile: ClinicProfile
+    # Secret: kept out of repr, so a logged Settings never shows it.
+    api_key: str = attrs.field(repr=False)
+
+    @property
+    def api_key_id(self) -> str:
+        """The id API Gateway would give the key: what the handler maps to the clinic."""
+        return f"local-{self.profile.clinic_id}"
+
+
+def default_clinic_name(clinic_id: str) -> str:
+    """`Clínica San Borja` for `san-borja`: the name of a clinic configured without one."""
+    return f"Clínica {clinic_id.replace('-', ' ').title()}"
+
+
+def local_clinic(clinic_id: str, api_key: str, name: str | None, source: str) -> LocalClinic:
+    """One configured clinic; ValueError naming `source` when the id, key or name is bad."""
+    if not matches(CLINIC_ID, clinic_id):
+        raise ValueError(
+            f"{source}: clinic id {clinic_id!r} must be 2-40 lower-case letters, digits or '-'"
+        )
+    if not matches(_API_KEY, api_key):
+        # The key is a secret: never quoted in the message.
+        raise ValueError(
+            f"{source}: the key of clinic {clinic_id!r} must be 1-128 letters, digits or '._~+/-'"
+        )
+    try:
+        profile = ClinicProfile(
+            clinic_id, name if name is not None else default_clinic_name(clinic_id)
+        )
+    except CitasError as e:
+        raise ValueError(f"{source}: clinic {clinic_id!r}: {e.message}") from e
+    return LocalClinic(profile, api_key)
+
+
+def parse_clinic_option(value: str) -> LocalClinic:
+    """`id:key[:Display name]`, the value of `citas serve --clinic`."""
+    clinic_id, sep, rest = value.partition(":")
+    if not sep:
+        raise ValueError(f"--clinic is id:key[:Display name], got {clinic_id!r} without a key")
+    api_key, sep, name = rest.partition(":")
+    return local_clinic(
+        clinic_id.strip(), api_key.strip(), name.strip() if sep else None, "--clinic"
+    )
+
+
+def check_clinics(clinics: tuple[LocalClinic, ...], source: str) -> tuple[LocalClinic, ...]:
+    """`clinics` if no two share an id or a key; ValueError otherwise."""
+    if not clinics:
+        raise ValueError(f"{source}: at least one clinic is needed")
+    ids: set[str] = set()
+    keys: set[str] = set()
+    for clinic in clinics:
+        clinic_id = clinic.profile.clinic_id
+        if clinic_id in ids:
+            raise ValueError(f"{source}: clinic {clinic_id!r} is named twice")
+        if clinic.api_key in keys:
+            # A key must choose one clinic; the key itself is not quoted.
+            raise ValueError(f"{source}: clinic {clinic_id!r} shares its key with another")
+        ids.add(clinic_id)
+        keys.add(clinic.api_key)
+    return clinics
 
 
 @attrs.frozen
@@ -56,7 +137,12 @@ class Settings:
     table_name: str = DEFAULT_TABLE_NAME
     events_queue_url: str | None = None
     booking_queue_urls: Mapping[str, str] = attrs.field(factory=dict)
-    api_key: str = DEFAULT_API_KEY
+    clinics: tuple[LocalClinic, ...] = attrs.field(
+        factory=lambda: (
+            LocalClinic(ClinicProfile(DEMO_CLINIC_ID, DEMO_CLINIC_NAME), DEFAULT_API_KEY),
+        )
+    )
+    clinics_parameter_path: str | None = None
     notifier: NotifierKind = "console"
     worker_country: str | None = None
     # Secret: kept out of repr, so a logged Settings never shows it.
@@ -72,7 +158,8 @@ class Settings:
             table_name=_table_name(_get(environ, "CITAS_TABLE_NAME") or DEFAULT_TABLE_NAME),
             events_queue_url=_optional_url(environ, "CITAS_EVENTS_QUEUE_URL"),
             booking_queue_urls=_queue_urls(_get(environ, "CITAS_BOOKING_QUEUE_URLS"), countries),
-            api_key=_get(environ, "CITAS_API_KEY") or DEFAULT_API_KEY,
+            clinics=_clinics(environ),
+            clinics_parameter_path=_parameter_path(_get(environ, "CITAS_CLINICS_PARAMETER_PATH")),
             notifier=_notifier(_get(environ, "CITAS_NOTIFIER") or "console"),
             worker_country=_worker_country(_get(environ, "CITAS_WORKER_COUNTRY"), countries),
             page_token_key=_page_token_key(_get(environ, "CITAS_PAGE_TOKEN_KEY")),
@@ -82,6 +169,33 @@ class Settings:
 def _get(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name, "").strip()
     return value or None
+
+
+def _clinics(environ: Mapping[str, str]) -> tuple[LocalClinic, ...]:
+    value = _get(environ, "CITAS_CLINICS")
+    if value is None:
+        key = _get(environ, "CITAS_API_KEY") or DEFAULT_API_KEY
+        return (local_clinic(DEMO_CLINIC_ID, key, DEMO_CLINIC_NAME, "CITAS_API_KEY"),)
+    clinics = []
+    for part in value.split(","):
+        clinic_id, sep, key = (p.strip() for p in part.partition("="))
+        if not sep or not clinic_id or not key:
+            raise ValueError(
+                f"CITAS_CLINICS is a comma-separated list of id=key, got {clinic_id!r}"
+            )
+        clinics.append(local_clinic(clinic_id, key, None, "CITAS_CLINICS"))
+    return check_clinics(tuple(clinics), "CITAS_CLINICS")
+
+
+def _parameter_path(value: str | None) -> str | None:
+    if value is None:
+        return None
+    path = value.rstrip("/")
+    if not matches(_PARAMETER_PATH, path):
+        raise ValueError(
+            f"CITAS_CLINICS_PARAMETER_PATH must be an SSM path like /citas/clinics, got {value!r}"
+        )
+    return path
 
 
 def _backend(value: str) -> Backend:

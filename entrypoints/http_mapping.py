@@ -36,6 +36,7 @@ from domain.text import MAX_NAME, MAX_TEXT, matches, pattern
 from entrypoints.http_request import (
     HttpRequest,
     PayloadTooLarge,
+    caller_clinic,
     doctor_id,
     instant,
     integer,
@@ -77,6 +78,7 @@ __all__ = [
     "availability_json",
     "book_appointment",
     "booking_request_json",
+    "caller_clinic",
     "cancel",
     "change_status",
     "doctor_id",

@@ -18,9 +18,11 @@ from typing import Any, NoReturn
 
 from attrs import frozen
 
+from domain.clinics import ClinicProfile
 from domain.errors import CitasError, ValidationError
 from domain.schedule import DOCTOR_ID, EARLIEST_INSTANT, LATEST_INSTANT
 from domain.text import bad_character, check_text, is_scalar_text, matches, pattern
+from ports.clinics import ClinicDirectory
 
 MAX_BODY_BYTES = 16 * 1024
 
@@ -305,3 +307,15 @@ def query_params(request: HttpRequest, allowed: Iterable[str]) -> dict[str, str]
 def no_query(request: HttpRequest) -> None:
     """Refuse any query parameter (the route takes none)."""
     query_params(request, ())
+
+
+def caller_clinic(event: Mapping[str, Any], clinics: ClinicDirectory) -> ClinicProfile | None:
+    """The clinic of the API key API Gateway validated for `event`, or None.
+
+    Only `requestContext.identity.apiKeyId` counts: the gateway sets it, and nothing a client
+    sends (a header, the body, the path) can choose another clinic.
+    """
+    context = event.get("requestContext")
+    identity = context.get("identity") if isinstance(context, Mapping) else None
+    key_id = identity.get("apiKeyId") if isinstance(identity, Mapping) else None
+    return clinics.by_api_key_id(key_id) if isinstance(key_id, str) and key_id else None

@@ -78,19 +78,24 @@ def failure_fields(error: BaseException) -> Fields:
 # Booking requests ----------------------------------------------------------------------------
 
 
-def booking_message(body: str | None) -> tuple[str, BookingRequest | None]:
-    """The request id a message carries, and the whole queued request; or PoisonMessage.
+def booking_message(body: str | None) -> tuple[str, str, BookingRequest | None]:
+    """The clinic and request id a message carries, and the whole queued request.
 
-    An old `{"request_id": ...}` message carries no copy of the request: None.
+    PoisonMessage if it names no clinic or request. A bare `{"clinic_id", "request_id"}`
+    message (a hand-made redrive) carries no copy of the request: None.
     """
     raw = json_object(body)
     request_id = raw.get("request_id")
     if not isinstance(request_id, str) or not request_id:
         raise PoisonMessage("the message has no request_id")
-    if set(raw) == {"request_id"}:
-        return request_id, None  # queued before messages carried the request
+    clinic_id = raw.get("clinic_id")
+    if not isinstance(clinic_id, str) or not clinic_id:
+        # Queued by a release before clinics: no clinic may be guessed for it.
+        raise PoisonMessage("the message names no clinic")
+    if set(raw) == {"clinic_id", "request_id"}:
+        return clinic_id, request_id, None
     try:
-        return request_id, BookingRequest.from_message(raw)
+        return clinic_id, request_id, BookingRequest.from_message(raw)
     except ValidationError as e:
         raise PoisonMessage("the message is not a queued booking request") from e
 
@@ -99,11 +104,13 @@ def book_request(
     app: App, body: str | None, fields: Fields, *, country: str | None = None
 ) -> Outcome:
     """Book or reject a queued request once; a country's worker passes its `country`."""
-    request_id, queued = booking_message(body)
+    clinic_id, request_id, queued = booking_message(body)
     fields["request_id"] = request_id
     try:
+        clinic = app.for_clinic(clinic_id)
+        fields["clinic_id"] = clinic_id
         # NotFound (an old message about nothing) goes through as it is: poison too.
-        processed = app.clinic.handle_booking_request(request_id, queued, country=country)
+        processed = clinic.handle_booking_request(request_id, queued, country=country)
     except ValidationError as e:
         # The refused request's own country: which worker it was meant for.
         if "country" in e.details:
@@ -141,6 +148,7 @@ def envelope_body(event: Event) -> str:
 
 def _event_fields(event: Event) -> Fields:
     return {
+        "clinic_id": event.clinic_id,
         "event_id": event.event_id,
         "event_type": event.type,
         "appointment_id": event.appointment_id,
@@ -172,8 +180,8 @@ def relay_event(app: App, event: Event, fields: Fields) -> Outcome:
 
 
 def record_reminders(app: App, fields: Fields) -> Outcome:
-    """Record `ReminderDue` for the appointments whose 24-hour mark has passed."""
+    """Record `ReminderDue` for the appointments whose 24-hour mark has passed, every clinic."""
     # The clock, not the tick's own time, decides: a delayed run still uses now.
-    reminded = len(app.clinic.send_reminders())
+    reminded = sum(len(app.for_clinic(c.clinic_id).send_reminders()) for c in app.clinics.all())
     fields["reminded"] = reminded
     return Outcome("reminders recorded", "RemindersDue", count=reminded)

@@ -148,3 +148,19 @@ class ProcessedEvents(Protocol):
     def remember(self, key: str) -> None:
         """Record `key` as handled (kept for a week: longer than any redelivery)."""
         ...
+
+
+class ClinicRepositories(Protocol):
+    """Builds the repositories of one clinic: every key they read or write starts with its id."""
+
+    def appointments(self, clinic_id: str) -> AppointmentRepository:
+        """The clinic's appointments."""
+        ...
+
+    def doctors(self, clinic_id: str) -> DoctorRepository:
+        """The clinic's doctors."""
+        ...
+
+    def requests(self, clinic_id: str) -> BookingRequestRepository:
+        """The clinic's booking requests."""
+        ...

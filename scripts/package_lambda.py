@@ -51,6 +51,7 @@ LOCAL_ONLY_PATHS = (
     "adapters/aws/provisioning.py",
     "adapters/aws/provision.py",
     "adapters/aws/migrate.py",
+    "adapters/aws/migrate_plan.py",
 )
 
 # The Lambda Python runtime ships boto3 and these; packaging them would only shadow its copies.

@@ -12,23 +12,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from adapters.aws.client import LazyClient
 from adapters.aws.dynamodb import (
-    DynamoDBAppointmentRepository,
-    DynamoDBBookingRequestRepository,
-    DynamoDBDoctorRepository,
     DynamoDBEventOutbox,
     DynamoDBProcessedEvents,
+    DynamoDBRepositories,
 )
 from adapters.aws.dynamodb import default_client as default_dynamodb_client
 from adapters.aws.sqs import SQSBookingRequestQueue, SQSEventPublisher
 from adapters.aws.sqs import default_client as default_sqs_client
 from ports.messaging import BookingRequestQueue, EventPublisher
-from ports.repositories import (
-    AppointmentRepository,
-    BookingRequestRepository,
-    DoctorRepository,
-    EventOutbox,
-    ProcessedEvents,
-)
+from ports.repositories import ClinicRepositories, EventOutbox, ProcessedEvents
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -74,14 +66,10 @@ def register_aws_adapters(
     sqs = LazyClient(sqs_client, default_sqs_client)
     table = settings.table_name
 
-    appointments = DynamoDBAppointmentRepository(table, dynamodb)
+    repositories = DynamoDBRepositories(table, dynamodb)
     outbox = DynamoDBEventOutbox(table, dynamodb)
     queue = SQSBookingRequestQueue(settings.booking_queue_urls, sqs)
-    _register(container, appointments, AppointmentRepository, DynamoDBAppointmentRepository)
-    _register(container, DynamoDBDoctorRepository(table, dynamodb), DoctorRepository)
-    _register(
-        container, DynamoDBBookingRequestRepository(table, dynamodb), BookingRequestRepository
-    )
+    _register(container, repositories, ClinicRepositories, DynamoDBRepositories)
     _register(container, outbox, EventOutbox, DynamoDBEventOutbox)
     processed = DynamoDBProcessedEvents(table, dynamodb)
     _register(container, processed, ProcessedEvents, DynamoDBProcessedEvents)

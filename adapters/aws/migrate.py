@@ -1,23 +1,46 @@
-"""`citas migrate`: rebuild the day guards of a table from its appointments, idempotently.
+"""`citas migrate`: bring a table written by any earlier release to this release's layout.
 
-Releases before the day guards held an appointment's time as one `DOCSLOT#`/`PATSLOT#` item per
-5-minute cell (sort key `LOCK`). This command reads the whole table once (a Scan: it is an
-operator's one-off pass, never a request path, and it is not in the Lambda zip), then:
+Offline: stop the API (and its workers) before running it, and start it again after. The
+plan is made from one read of the whole table (a Scan: it is an operator's one-off pass,
+never a request path, and it is not in the Lambda zip); a release writing meanwhile would
+write keys this pass does not know about.
 
-1. writes into the day guards every cell each active appointment needs, valued with its tag;
-2. removes every guard cell no active appointment needs (a cell left by anything but citas);
-3. deletes the old cell items.
+What earlier releases left, and what becomes of it:
 
-Run it with the API closed to traffic (see the README's "Upgrading"): the plan is made from
-one read of the table, and each guard update is conditioned on the cells being as read, so a
-concurrent change makes the command stop with exit status 1 rather than overwrite it; run it
-again. Running it again on a migrated table changes nothing. Appointments whose days are past
-their guards' TTL need no guard and are skipped. Two active appointments that need the same
-cell (which the old cells made impossible) are reported, never silently resolved.
+- Releases before clinics stored a clinic's data under bare keys (`APPT#<id>`, `DOCTOR#<id>`,
+  `REQ#<id>`, `IDEM#<key>`, day guards `DOCDAY#`/`PATDAY#`); this release starts every such
+  key with `<clinic>#`. Each appointment, doctor, booking request and idempotency item is
+  rebuilt from its item, given the clinic of `--clinic`, and written by this release's item
+  mappers (GSI keys included) under its clinic key, on `attribute_not_exists(pk)` so that
+  newer data is never overwritten; the old item is deleted after. Pending outbox events get
+  the clinic in their envelope and as an attribute, in place (the relay reads none without).
+  `--clinic` is required as soon as the table holds one such item, and optional otherwise.
+- Releases before the day guards held an appointment's time as one `DOCSLOT#`/`PATSLOT#`
+  item per 5-minute cell (sort key `LOCK`); those items are deleted.
+- Day guards are rebuilt, per clinic, from the active appointments: every cell each one needs
+  is set, valued with its tag, every guard cell no active appointment needs is removed, and
+  the unprefixed guards of the release before clinics are deleted.
+
+Order of writes, so that an interrupted run leaves a table a second run completes: first
+the copies (until then the old layout is whole, and the earlier release can still serve it),
+then the guards and the outbox (from then on this release's layout is whole), and only then
+the deletes. A copy found already made (by an interrupted run) is kept as is; its old item is
+only deleted.
+
+Each guard update is conditioned on the cells being as read, each copy on its key being free,
+each outbox update on the envelope as read: a concurrent change makes the command stop with
+exit status 1 rather than overwrite it (before any delete); run it again. Running it again on
+a migrated table changes nothing. Appointments whose days are past their guards' TTL need no
+guard and are skipped. Two active appointments that need the same cell (which the old cells
+made impossible) are reported, never silently resolved.
+
+The plan itself (what to copy, set, remove and delete) is made by `adapters.aws.migrate_plan`
+from the items as read; this module reads, applies and reports.
 
 Prints one JSON object (counts and conflicts, appointment ids only: no patient data) on
 stdout. Exit status 0 when done, 1 on a conflict, 2 with one line on stderr when the table
-cannot be read or written.
+cannot be read or written, when its items need a clinic and `--clinic` is missing, or (from
+argparse) when an argument is malformed.
 """
 
 from __future__ import annotations
@@ -25,133 +48,50 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import boto3
-from attrs import define, field
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.aws.client import CLIENT_CONFIG
 from adapters.aws.dynamodb.guards import (
     GUARD_SK,
     guard_expiry,
-    held,
-    is_guard,
-    owner_tag,
-    parse_guard_pk,
-    stored_cells,
 )
-from adapters.aws.dynamodb.items import appointment_from_item, from_attribute_values
-from adapters.aws.dynamodb.keys import APPOINTMENT_SK, LOCK_SK, epoch
+from adapters.aws.dynamodb.items import (
+    attribute_values,
+    from_attribute_values,
+)
+from adapters.aws.dynamodb.keys import (
+    EVENT_SK,
+    LOCK_SK,
+    key,
+)
 from adapters.aws.dynamodb.table import Table
-from domain.errors import TemporarilyUnavailable
+from domain.clinics import check_clinic_id
+from domain.errors import TemporarilyUnavailable, ValidationError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
-EXIT_OK: Final = 0
-EXIT_CONFLICT: Final = 1
-EXIT_FAILED: Final = 2
-LEGACY_CELL_PREFIXES: Final = ("DOCSLOT#", "PATSLOT#")
-# Cells per UpdateItem: each costs a name, a value and a comparison, and DynamoDB allows 300
-# operators per expression.
-CELLS_PER_UPDATE: Final = 80
-DELETES_PER_BATCH: Final = 25
-
-
-@define
-class GuardPlan:
-    """What one guard item holds now and must hold after the migration."""
-
-    pk: str
-    day: date
-    have: dict[str, str] = field(factory=dict)
-    want: dict[str, str] = field(factory=dict)
-
-    def changes(self) -> tuple[dict[str, str], list[str]]:
-        """The cells to set (name -> tag) and the cells to remove."""
-        sets = {name: tag for name, tag in self.want.items() if self.have.get(name) != tag}
-        removes = sorted(name for name in self.have if name not in self.want)
-        return sets, removes
-
-
-@define
-class Plan:
-    """Everything the migration will write, made from one read of the table."""
-
-    guards: dict[str, GuardPlan] = field(factory=dict)
-    legacy_cells: list[str] = field(factory=list)
-    appointments: int = 0
-    active: int = 0
-    past: int = 0
-    conflicts: list[dict[str, Any]] = field(factory=list)
-
-    def report(self) -> dict[str, Any]:
-        """Counts of what the plan changes, for the operator."""
-        changes = [g.changes() for g in self.guards.values()]
-        return {
-            "appointments": self.appointments,
-            "active": self.active,
-            "active_past_their_guards": self.past,
-            "guards_to_update": sum(1 for sets, removes in changes if sets or removes),
-            "cells_to_set": sum(len(sets) for sets, _ in changes),
-            "cells_to_remove": sum(len(removes) for _, removes in changes),
-            "legacy_cells_to_delete": len(self.legacy_cells),
-            "conflicts": self.conflicts,
-        }
-
-
-def make_plan(items: Iterable[Mapping[str, Any]], now: datetime) -> Plan:
-    """The migration of a table whose items (plain values) are `items`, at `now`."""
-    plan = Plan()
-    appointments = []
-    for item in items:
-        pk, sk = str(item["pk"]), str(item["sk"])
-        if pk.startswith("APPT#") and sk == APPOINTMENT_SK:
-            appointments.append(appointment_from_item(dict(item)))
-        elif pk.startswith(LEGACY_CELL_PREFIXES) and sk == LOCK_SK:
-            plan.legacy_cells.append(pk)
-        elif is_guard(pk) and sk == GUARD_SK:
-            stored = _guard(plan, pk)
-            stored.have = stored_cells(item)
-    plan.appointments = len(appointments)
-    owners: dict[tuple[str, str], str] = {}
-    for appointment in sorted(appointments, key=lambda a: (a.created_at, a.appointment_id)):
-        if not appointment.is_active:
-            continue
-        plan.active += 1
-        tag = owner_tag(appointment.appointment_id)
-        needed = {g: names for g, names in held(appointment).items() if _live(g.day, now)}
-        if not needed:
-            plan.past += 1
-        for guard, names in needed.items():
-            target = _guard(plan, guard.pk)
-            for name in sorted(names):
-                holder = owners.setdefault((guard.pk, name), appointment.appointment_id)
-                if holder != appointment.appointment_id:
-                    plan.conflicts.append(
-                        {
-                            "guard": guard.pk.split("#", 1)[0],
-                            "cell": name,
-                            "day": str(guard.day),
-                            "appointment_ids": [holder, appointment.appointment_id],
-                        }
-                    )
-                    continue
-                target.want[name] = tag
-    return plan
-
-
-def _guard(plan: Plan, pk: str) -> GuardPlan:
-    if pk not in plan.guards:
-        plan.guards[pk] = GuardPlan(pk, parse_guard_pk(pk)[2])
-    return plan.guards[pk]
-
-
-def _live(day: date, now: datetime) -> bool:
-    return guard_expiry(day) > epoch(now)
+from adapters.aws.migrate_plan import (
+    CELLS_PER_UPDATE,
+    CLINIC_RULE,
+    DELETES_PER_BATCH,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_OK,
+    MIGRATE_HELP,
+    CannotMigrate,
+    ChangedMeanwhile,
+    GuardPlan,
+    Move,
+    OutboxUpdate,
+    Plan,
+    make_plan,
+)
 
 
 def scan(client: DynamoDBClient, table_name: str) -> Iterator[dict[str, Any]]:
@@ -165,12 +105,11 @@ def scan(client: DynamoDBClient, table_name: str) -> Iterator[dict[str, Any]]:
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-class ChangedMeanwhile(Exception):
-    """A guard was written by someone else while the migration ran."""
-
-
 def apply(client: DynamoDBClient, table_name: str, plan: Plan) -> None:
-    """Write the plan: guard updates conditioned on what was read, then delete old cells."""
+    """Write the plan: copies, then guards and outbox (all conditioned), then the deletes."""
+    for move in plan.moves:
+        if not move.copied:
+            _copy(client, table_name, move)
     for guard in plan.guards.values():
         sets, removes = guard.changes()
         touched = [*sets, *removes]
@@ -183,10 +122,54 @@ def apply(client: DynamoDBClient, table_name: str, plan: Plan) -> None:
                 {n: sets[n] for n in chunk if n in sets},
                 [n for n in chunk if n not in sets],
             )
+    for update in plan.outbox:
+        _update_outbox(client, table_name, update)
+    # Last: until here every old item is still in place, so an interrupted run loses nothing.
+    doomed = [(move.old_pk, move.old_sk) for move in plan.moves]
+    doomed += [(pk, GUARD_SK) for pk in plan.unprefixed_guards]
+    doomed += [(pk, LOCK_SK) for pk in plan.legacy_cells]
     table = Table(table_name, client)
-    for start in range(0, len(plan.legacy_cells), DELETES_PER_BATCH):
-        batch = plan.legacy_cells[start : start + DELETES_PER_BATCH]
-        table.batch_delete([(pk, LOCK_SK) for pk in batch])
+    for start in range(0, len(doomed), DELETES_PER_BATCH):
+        table.batch_delete(doomed[start : start + DELETES_PER_BATCH])
+
+
+def _copy(client: DynamoDBClient, table_name: str, move: Move) -> None:
+    try:
+        client.put_item(
+            TableName=table_name,
+            Item=attribute_values(move.item),
+            # Never over an item the read did not see: it is newer than this copy.
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except ClientError as error:
+        if _condition_failed(error):
+            raise ChangedMeanwhile(str(move.item["pk"])) from error
+        raise
+
+
+def _update_outbox(client: DynamoDBClient, table_name: str, update: OutboxUpdate) -> None:
+    try:
+        client.update_item(
+            TableName=table_name,
+            Key=key(update.pk, EVENT_SK),
+            UpdateExpression="SET #envelope = :envelope, #clinic = :clinic",
+            # As read: an event the relay deleted meanwhile must not come back as a stub.
+            ConditionExpression="#envelope = :was",
+            ExpressionAttributeNames={"#envelope": "envelope", "#clinic": "clinic_id"},
+            ExpressionAttributeValues={
+                ":envelope": {"S": update.envelope},
+                ":clinic": {"S": update.clinic_id},
+                ":was": {"S": update.envelope_was},
+            },
+        )
+    except ClientError as error:
+        if not _condition_failed(error):
+            raise
+        gone = "Item" not in client.get_item(
+            TableName=table_name, Key=key(update.pk, EVENT_SK), ConsistentRead=True
+        )
+        if not gone:  # published and deleted is fine; changed is someone else's write
+            raise ChangedMeanwhile(update.pk) from error
 
 
 def _update_guard(
@@ -219,23 +202,41 @@ def _update_guard(
     try:
         client.update_item(
             TableName=table_name,
-            Key={"pk": {"S": guard.pk}, "sk": {"S": GUARD_SK}},
+            Key=key(guard.pk, GUARD_SK),
             UpdateExpression=expression,
             ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if _condition_failed(error):
             raise ChangedMeanwhile(guard.pk) from error
         raise
 
 
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
 def migrate(
-    client: DynamoDBClient, table_name: str, now: datetime, *, dry_run: bool = False
+    client: DynamoDBClient,
+    table_name: str,
+    now: datetime,
+    *,
+    clinic: str | None = None,
+    dry_run: bool = False,
 ) -> tuple[int, dict[str, Any]]:
-    """Plan and (unless `dry_run`) apply the migration; the exit status and the report."""
-    plan = make_plan(scan(client, table_name), now)
+    """Plan and (unless `dry_run`) apply the migration; the exit status and the report.
+
+    `clinic`: the clinic the table's unprefixed items belong to (CannotMigrate when the
+    table has some and it is None).
+    """
+    if clinic is not None:
+        try:
+            check_clinic_id(clinic)
+        except ValidationError:
+            raise CannotMigrate(f"--clinic {clinic!r}: {CLINIC_RULE}") from None
+    plan = make_plan(scan(client, table_name), now, clinic)
     report = {"table": table_name, "dry_run": dry_run, **plan.report()}
     if plan.conflicts:
         return EXIT_CONFLICT, report
@@ -248,13 +249,34 @@ def migrate(
     return EXIT_OK, report
 
 
+def _clinic_id(value: str) -> str:
+    try:
+        return check_clinic_id(value)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(CLINIC_RULE) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `citas migrate`."""
     parser = argparse.ArgumentParser(
         prog="citas migrate",
-        description="Move a table's time locks to the day guards of this release, idempotently.",
+        description=MIGRATE_HELP,
+        epilog=(
+            "Stop the API before running it; a run interrupted half-way is completed by "
+            "running it again. Exit status: 0 done, 1 conflict or concurrent write (nothing "
+            "overwritten), 2 the table cannot be read or written, or --clinic is missing."
+        ),
     )
     parser.add_argument("--table", required=True, help="the DynamoDB table to migrate")
+    parser.add_argument(
+        "--clinic",
+        type=_clinic_id,
+        metavar="ID",
+        help=(
+            "the clinic that owns the data of a table written before clinics (required "
+            "then, optional otherwise); [a-z0-9-]{2,40}"
+        ),
+    )
     parser.add_argument("--dry-run", action="store_true", help="read and report, write nothing")
     return parser
 
@@ -264,7 +286,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         client = boto3.client("dynamodb", config=CLIENT_CONFIG)
-        status, report = migrate(client, args.table, datetime.now(UTC), dry_run=args.dry_run)
+        status, report = migrate(
+            client, args.table, datetime.now(UTC), clinic=args.clinic, dry_run=args.dry_run
+        )
+    except CannotMigrate as error:
+        print(f"citas migrate: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except (BotoCoreError, ClientError, TemporarilyUnavailable, ValueError) as error:
         print(f"citas migrate: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_FAILED

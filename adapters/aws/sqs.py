@@ -67,6 +67,7 @@ class SQSBookingRequestQueue:
             self._client().send_message(
                 QueueUrl=url,
                 MessageBody=json.dumps(request.to_message(), separators=(",", ":")),
-                MessageGroupId=request.command.doctor_id,
+                # In order per doctor of a clinic: two clinics' `dr-perez` are two doctors.
+                MessageGroupId=f"{request.clinic_id}#{request.command.doctor_id}",
                 MessageDeduplicationId=request.request_id,
             )

@@ -14,6 +14,7 @@ from attrs import evolve
 
 from domain.appointment import Appointment, Status
 from domain.booking_request import BookingRequest, RequestStatus
+from domain.clinics import require_clinic
 from domain.errors import (
     IdempotencyKeyTaken,
     InvalidCursor,
@@ -26,7 +27,10 @@ from domain.events import Event
 from domain.schedule import Doctor
 from ports.repositories import Cursor, IdempotencyRecord, Page, Window
 
-CellKey = tuple[str, str, datetime]
+# (clinic, "doctor" or "patient", doctor id or patient key, cell start)
+CellKey = tuple[str, str, str, datetime]
+# Every record is kept under (clinic id, its own id): ids are per clinic, as on DynamoDB.
+Key = tuple[str, str]
 
 
 class MemoryStore:
@@ -34,25 +38,28 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.appointments: dict[str, Appointment] = {}
+        self.appointments: dict[Key, Appointment] = {}
         self.cells: dict[CellKey, str] = {}
-        self.idempotency: dict[str, IdempotencyRecord] = {}
+        self.idempotency: dict[Key, IdempotencyRecord] = {}
+        # The relay's work list, shared by every clinic; each event names its own.
         self.outbox: collections.OrderedDict[str, Event] = collections.OrderedDict()
-        self.doctors: dict[str, Doctor] = {}
-        self.requests: dict[str, BookingRequest] = {}
+        self.doctors: dict[Key, Doctor] = {}
+        self.requests: dict[Key, BookingRequest] = {}
         self.processed: set[str] = set()
 
 
 def _doctor_cells(appointment: Appointment) -> set[CellKey]:
     if not appointment.is_active:
         return set()
-    return {("doctor", appointment.doctor_id, c) for c in appointment.doctor_cells()}
+    clinic, doctor = appointment.clinic_id, appointment.doctor_id
+    return {(clinic, "doctor", doctor, c) for c in appointment.doctor_cells()}
 
 
 def _patient_cells(appointment: Appointment) -> set[CellKey]:
     if not appointment.is_active:
         return set()
-    return {("patient", appointment.patient.key, c) for c in appointment.patient_cells()}
+    clinic, patient = appointment.clinic_id, appointment.patient.key
+    return {(clinic, "patient", patient, c) for c in appointment.patient_cells()}
 
 
 def _sort_key(appointment: Appointment) -> tuple[datetime, str]:
@@ -60,31 +67,34 @@ def _sort_key(appointment: Appointment) -> tuple[datetime, str]:
 
 
 class InMemoryAppointmentRepository:
-    """Appointments, cell locks, idempotency keys and outbox in one `MemoryStore`."""
+    """One clinic's appointments, cell locks, idempotency keys and outbox in a `MemoryStore`."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, *, clinic_id: str) -> None:
         self._store = store
+        self._clinic = clinic_id
 
     def add(self, appointment: Appointment, idempotency: IdempotencyRecord | None) -> None:
         """Store a new appointment with its locks, key and events, all or nothing."""
+        require_clinic(self._clinic, appointment.clinic_id, "an appointment")
         s = self._store
         with s.lock:
-            if idempotency is not None and idempotency.key in s.idempotency:
+            if idempotency is not None and (self._clinic, idempotency.key) in s.idempotency:
                 raise IdempotencyKeyTaken(idempotency.key)
             self._claim(appointment.appointment_id, _doctor_cells(appointment), set())
             self._claim(appointment.appointment_id, set(), _patient_cells(appointment))
             for cell in _doctor_cells(appointment) | _patient_cells(appointment):
                 s.cells[cell] = appointment.appointment_id
             if idempotency is not None:
-                s.idempotency[idempotency.key] = idempotency
-            s.appointments[appointment.appointment_id] = appointment.copy()
+                s.idempotency[self._clinic, idempotency.key] = idempotency
+            s.appointments[self._clinic, appointment.appointment_id] = appointment.copy()
             self._keep(appointment.collect_new_events())
 
     def update(self, previous: Appointment, current: Appointment) -> None:
         """Replace the stored appointment if its version is still `previous.version`."""
+        require_clinic(self._clinic, current.clinic_id, "an appointment")
         s = self._store
         with s.lock:
-            stored = s.appointments.get(previous.appointment_id)
+            stored = s.appointments.get((self._clinic, previous.appointment_id))
             if stored is None or stored.version != previous.version:
                 raise VersionConflict(
                     "the appointment changed meanwhile",
@@ -104,7 +114,7 @@ class InMemoryAppointmentRepository:
                 # A reminder keeps the version, so it may have been recorded after `previous`
                 # was read: keep it rather than write back the stale "not reminded".
                 kept.reminded_start = stored.reminded_start
-            s.appointments[current.appointment_id] = kept
+            s.appointments[self._clinic, current.appointment_id] = kept
             self._keep(current.collect_new_events())
 
     def _claim(self, owner: str, doctor: set[CellKey], patient: set[CellKey]) -> None:
@@ -121,13 +131,13 @@ class InMemoryAppointmentRepository:
     def get(self, appointment_id: str) -> Appointment | None:
         """A copy of the stored appointment, or None."""
         with self._store.lock:
-            found = self._store.appointments.get(appointment_id)
+            found = self._store.appointments.get((self._clinic, appointment_id))
             return found.copy() if found is not None else None
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
         """The record under `key`, or None."""
         with self._store.lock:
-            return self._store.idempotency.get(key)
+            return self._store.idempotency.get((self._clinic, key))
 
     def list_by_doctor(
         self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
@@ -163,9 +173,9 @@ class InMemoryAppointmentRepository:
     ) -> Page:
         after = _parse_cursor(cursor) if cursor is not None else None
         with self._store.lock:
-            matches = sorted(
-                (a for a in self._store.appointments.values() if keep(a)), key=_sort_key
-            )
+            # Only this clinic's keys: the memory twin of a GSI partition that starts with it.
+            mine = (a for (c, _), a in self._store.appointments.items() if c == self._clinic)
+            matches = sorted((a for a in mine if keep(a)), key=_sort_key)
         if after is not None:
             matches = [a for a in matches if _sort_key(a) > after]
         items = [a.copy() for a in matches[:limit]]
@@ -182,14 +192,14 @@ class InMemoryAppointmentRepository:
         """Store the reminder flag once per start time, unless the appointment changed."""
         s = self._store
         with s.lock:
-            stored = s.appointments.get(current.appointment_id)
+            stored = s.appointments.get((self._clinic, current.appointment_id))
             if (
                 stored is None
                 or stored.version != previous.version
                 or stored.reminded_start == current.reminded_start
             ):
                 return False
-            s.appointments[current.appointment_id] = current.copy()
+            s.appointments[self._clinic, current.appointment_id] = current.copy()
             self._keep(current.collect_new_events())
             return True
 
@@ -214,55 +224,60 @@ def _parse_cursor(cursor: Mapping[str, Any]) -> tuple[datetime, str]:
 
 
 class InMemoryDoctorRepository:
-    """Doctors in a `MemoryStore`."""
+    """One clinic's doctors in a `MemoryStore`."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, *, clinic_id: str) -> None:
         self._store = store
+        self._clinic = clinic_id
 
     def put(self, doctor: Doctor, *, keep_zone: bool = False) -> bool:
         """Create or replace; True if new. `keep_zone`: ZoneChanged instead of a new zone."""
+        require_clinic(self._clinic, doctor.clinic_id, "a doctor")
         with self._store.lock:
-            before = self._store.doctors.get(doctor.doctor_id)
+            before = self._store.doctors.get((self._clinic, doctor.doctor_id))
             if keep_zone and before is not None and before.time_zone != doctor.time_zone:
                 raise ZoneChanged(before.time_zone)
-            self._store.doctors[doctor.doctor_id] = doctor
+            self._store.doctors[self._clinic, doctor.doctor_id] = doctor
             return before is None
 
     def get(self, doctor_id: str) -> Doctor | None:
         """The doctor, or None."""
         with self._store.lock:
-            return self._store.doctors.get(doctor_id)
+            return self._store.doctors.get((self._clinic, doctor_id))
 
 
 class InMemoryBookingRequestRepository:
-    """Asynchronous booking requests in a `MemoryStore`."""
+    """One clinic's asynchronous booking requests in a `MemoryStore`."""
 
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, *, clinic_id: str) -> None:
         self._store = store
+        self._clinic = clinic_id
 
     def add(self, request: BookingRequest) -> None:
         """Store a new request; the same request again is harmless, another one an error."""
+        require_clinic(self._clinic, request.clinic_id, "a booking request")
         with self._store.lock:
-            stored = self._store.requests.get(request.request_id)
+            stored = self._store.requests.get((self._clinic, request.request_id))
             if stored is not None:
                 if stored != request:
                     raise ValueError(f"booking request {request.request_id} already exists")
                 return
-            self._store.requests[request.request_id] = evolve(request, events=[])
+            self._store.requests[self._clinic, request.request_id] = evolve(request, events=[])
 
     def get(self, request_id: str) -> BookingRequest | None:
         """A copy of the request, or None."""
         with self._store.lock:
-            found = self._store.requests.get(request_id)
+            found = self._store.requests.get((self._clinic, request_id))
             return evolve(found, events=[]) if found is not None else None
 
     def save(self, request: BookingRequest) -> None:
         """Store the outcome and its events while the stored request is still pending."""
+        require_clinic(self._clinic, request.clinic_id, "a booking request")
         with self._store.lock:
-            stored = self._store.requests.get(request.request_id)
+            stored = self._store.requests.get((self._clinic, request.request_id))
             if stored is None or stored.status is not RequestStatus.PENDING:
                 return
-            self._store.requests[request.request_id] = evolve(request, events=[])
+            self._store.requests[self._clinic, request.request_id] = evolve(request, events=[])
             for event in request.collect_new_events():
                 self._store.outbox[event.event_id] = event
 
@@ -367,3 +382,22 @@ class InMemoryProcessedEvents:
         """Record `key` as handled."""
         with self._store.lock:
             self._store.processed.add(key)
+
+
+class InMemoryRepositories:
+    """The repositories of each clinic, over one shared `MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def appointments(self, clinic_id: str) -> InMemoryAppointmentRepository:
+        """The clinic's appointments."""
+        return InMemoryAppointmentRepository(self.store, clinic_id=clinic_id)
+
+    def doctors(self, clinic_id: str) -> InMemoryDoctorRepository:
+        """The clinic's doctors."""
+        return InMemoryDoctorRepository(self.store, clinic_id=clinic_id)
+
+    def requests(self, clinic_id: str) -> InMemoryBookingRequestRepository:
+        """The clinic's booking requests."""
+        return InMemoryBookingRequestRepository(self.store, clinic_id=clinic_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar, overload
 
+from domain.clinics import check_clinic_id
 from domain.countries import CountryCatalog
 from domain.pagination import PageTokens
 from domain.use_cases.booking import BookingUseCases
@@ -43,7 +44,7 @@ class _Port(Generic[T]):
 
 
 class Clinic:
-    """The application service: every use case of citas."""
+    """The application service of one clinic: every use case of citas, on its own data."""
 
     appointments = _Port[AppointmentRepository]()
     doctors = _Port[DoctorRepository]()
@@ -53,6 +54,11 @@ class Clinic:
     ids = _Port[IdGenerator]()
     countries = _Port[CountryCatalog]()
     page_tokens = _Port[PageTokens]()
+
+    @property
+    def clinic_id(self) -> str:
+        """The clinic whose data these use cases read and write."""
+        return self.ports.clinic_id
 
     def __init__(
         self,
@@ -64,8 +70,11 @@ class Clinic:
         ids: IdGenerator,
         countries: CountryCatalog,
         page_tokens: PageTokens | None = None,
+        *,
+        clinic_id: str,
     ) -> None:
         self.ports = Ports(
+            clinic_id=check_clinic_id(clinic_id),
             appointments=appointments,
             doctors=doctors,
             requests=requests,

@@ -23,8 +23,13 @@ from ports.system import Clock, IdGenerator
 
 @define
 class Ports:
-    """The adapters one `Clinic` talks to; shared (and replaceable) by all its use cases."""
+    """The adapters one `Clinic` talks to; shared (and replaceable) by all its use cases.
 
+    The repositories are this clinic's own: every key they read or write starts with
+    `clinic_id`, so a use case cannot reach another clinic's data even by mistake.
+    """
+
+    clinic_id: str
     appointments: AppointmentRepository
     doctors: DoctorRepository
     requests: BookingRequestRepository

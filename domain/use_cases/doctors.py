@@ -45,6 +45,7 @@ class DoctorUseCases:
         countries = self._ports.countries
         countries.require(command.country)
         doctor = Doctor(
+            clinic_id=self._ports.clinic_id,
             doctor_id=command.doctor_id,
             name=command.name,
             country=command.country,

@@ -7,8 +7,9 @@ from datetime import datetime
 from domain import events as ev
 from domain.appointment import Appointment
 from domain.messages import message_for
+from ports.clinics import ClinicDirectory
 from ports.messaging import Notifier
-from ports.repositories import AppointmentRepository, DoctorRepository, ProcessedEvents
+from ports.repositories import ClinicRepositories, ProcessedEvents
 
 
 class PatientMessenger:
@@ -16,13 +17,13 @@ class PatientMessenger:
 
     def __init__(
         self,
-        appointments: AppointmentRepository,
-        doctors: DoctorRepository,
+        clinics: ClinicDirectory,
+        repositories: ClinicRepositories,
         notifier: Notifier,
         processed: ProcessedEvents,
     ) -> None:
-        self.appointments = appointments
-        self.doctors = doctors
+        self.clinics = clinics
+        self.repositories = repositories
         self.notifier = notifier
         self.processed = processed
 
@@ -31,13 +32,18 @@ class PatientMessenger:
         key = f"notify:{event.event_id}"
         if event.appointment_id is None or self.processed.seen(key):
             return False
-        appointment = self.appointments.get(event.appointment_id)
-        if appointment is None or not self._still_true(event, appointment):
+        clinic = self.clinics.get(event.clinic_id)
+        # Read through the event's own clinic: its ids mean nothing in any other.
+        appointments = self.repositories.appointments(event.clinic_id)
+        appointment = appointments.get(event.appointment_id) if clinic is not None else None
+        if clinic is None or appointment is None or not self._still_true(event, appointment):
+            # A clinic no longer served gets no message in its name.
             self.processed.remember(key)
             return False
-        doctor = self.doctors.get(appointment.doctor_id)
+        doctor = self.repositories.doctors(event.clinic_id).get(appointment.doctor_id)
         text = message_for(
             event,
+            clinic_name=clinic.name,
             doctor_name=doctor.name if doctor is not None else "tu médico",
             time_zone=appointment.time_zone,
         )

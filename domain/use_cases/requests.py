@@ -40,6 +40,7 @@ class BookingRequestUseCases:
         doctor = self._doctors.doctor(command.doctor_id)
         now = self._ports.now()
         request = BookingRequest(
+            clinic_id=self._ports.clinic_id,
             request_id=self._ports.ids.new_id(),
             country=doctor.country,
             command=command,
@@ -94,6 +95,9 @@ class BookingRequestUseCases:
         """
         if queued is not None and queued.request_id != request_id:
             raise ValidationError("the queued request has another id", field="request_id")
+        if queued is not None and queued.clinic_id != self._ports.clinic_id:
+            # A message is handed to its own clinic's use cases; anything else is a bug.
+            raise ValidationError("the queued request belongs to another clinic", field="clinic_id")
         request = self._ports.requests.get(request_id)
         found = request if request is not None else queued
         if found is None:
@@ -132,6 +136,7 @@ class BookingRequestUseCases:
         """Store a request queued but never stored (its store failed after the enqueue)."""
         self._store_new_request(
             BookingRequest(
+                clinic_id=queued.clinic_id,
                 request_id=queued.request_id,
                 country=queued.country,
                 command=queued.command,

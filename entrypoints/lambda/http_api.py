@@ -25,6 +25,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from domain.appointment import Appointment
+from domain.clinics import ClinicProfile
 from domain.commands import ListDoctorDay
 from domain.errors import CitasError, NotFound, TemporarilyUnavailable
 from domain.use_cases import Clinic
@@ -42,9 +43,12 @@ app = APIGatewayRestResolver(debug=False)
 # resolved at once. A Lambda process serves one request at a time anyway; this only matters
 # to an in-process server that calls the handler from several threads.
 _one_at_a_time = threading.Lock()
-# The routing context key of the app source a request runs on (the resolver clears it after
-# each request).
+# The routing context keys of the app source a request runs on and of the caller's clinic
+# (the resolver clears them after each request).
 _APP: Final = "citas_app"
+_CLINIC: Final = "citas_clinic"
+# What API Gateway answers a request without a valid key; also a key of no clinic here.
+FORBIDDEN: Final = {"message": "Forbidden"}
 
 
 def _request() -> http.HttpRequest:
@@ -53,7 +57,8 @@ def _request() -> http.HttpRequest:
 
 def _clinic() -> Clinic:
     source: AppSource = app.context[_APP]
-    return source().clinic
+    profile: ClinicProfile = app.context[_CLINIC]
+    return source().for_clinic(profile.clinic_id)
 
 
 # Our own route table, for the 405 and the logs' route names: Powertools keeps its own private.
@@ -118,6 +123,17 @@ def _booking_outcome(operation: str, success: str) -> Iterator[None]:
         metrics.add_dimension(name="operation", value=operation)
         metrics.add_dimension(name="outcome", value=outcome)
         metrics.add_metric(name="BookingOutcome", unit=MetricUnit.Count, value=1)
+
+
+# The caller's clinic ------------------------------------------------------------------------
+
+
+@_route("GET", "/clinic")
+def get_clinic() -> Response[str]:
+    """Which clinic the API key belongs to: its id and display name."""
+    http.no_query(_request())
+    profile: ClinicProfile = app.context[_CLINIC]
+    return _json(200, profile.to_dict())
 
 
 # Doctors -----------------------------------------------------------------------------------
@@ -285,6 +301,23 @@ def make_handler(source: AppSource) -> LambdaHandler:
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # The source, not the app: a misconfigured function then fails as a 500 of a route.
         app.context[_APP] = source
+        if not isinstance(event.get("requestContext"), Mapping):
+            # Not an API Gateway event at all: nothing to map a key from.
+            logger.error("malformed event", extra={"error_type": "MalformedEvent"})
+            return _finish(event, _proxy(500, http.INTERNAL_ERROR))
+        try:
+            clinic = http.caller_clinic(event, source().clinics)
+        except TemporarilyUnavailable as e:  # the clinics could not be read
+            return _finish(event, _error_response(e))
+        except Exception as e:  # the app cannot be built: a misconfigured function
+            logger.exception("unexpected error", extra={"error_type": type(e).__name__})
+            return _finish(event, _proxy(500, http.INTERNAL_ERROR))
+        if clinic is None:
+            # A key the gateway let through but that stands for no clinic this deployment
+            # serves: answered as the gateway answers a wrong key, and nothing runs.
+            return _finish(event, _proxy(403, FORBIDDEN))
+        app.context[_CLINIC] = clinic
+        logger.append_keys(clinic_id=clinic.clinic_id)
         return _respond(event, context)
 
     def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
@@ -298,17 +331,36 @@ def make_handler(source: AppSource) -> LambdaHandler:
     return handler
 
 
+def _proxy(
+    status: int, payload: object, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A proxy response made without the resolver (it cannot, or must not, run)."""
+    multi = {"Content-Type": [http.CONTENT_TYPE]}
+    multi.update({name: [value] for name, value in (headers or {}).items()})
+    return {
+        "statusCode": status,
+        "body": http.dumps(payload),
+        "isBase64Encoded": False,
+        "multiValueHeaders": multi,
+    }
+
+
+def _error_response(error: CitasError) -> dict[str, Any]:
+    response = _error(error)
+    headers = {k: v for k, v in response.headers.items() if isinstance(v, str)}
+    return _proxy(response.status_code, json.loads(str(response.body)), headers)
+
+
 def _respond(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         response = app.resolve(event, context)
     except Exception as e:  # the resolver itself failed, e.g. on a malformed event
         logger.exception("unexpected error", extra={"error_type": type(e).__name__})
-        response = {
-            "statusCode": 500,
-            "body": http.dumps(http.INTERNAL_ERROR),
-            "isBase64Encoded": False,
-            "multiValueHeaders": {"Content-Type": [http.CONTENT_TYPE]},
-        }
+        response = _proxy(500, http.INTERNAL_ERROR)
+    return _finish(event, response)
+
+
+def _finish(event: Mapping[str, Any], response: dict[str, Any]) -> dict[str, Any]:
     # REST proxy responses carry headers in `multiValueHeaders`; mirror them in `headers` for
     # callers that only read the single-value form (API Gateway merges the two).
     multi = response.get("multiValueHeaders") or {}
@@ -325,7 +377,8 @@ def _log_request(event: Mapping[str, Any], response: Mapping[str, Any]) -> None:
         "status": status,
     }
     if status >= 400:
-        fields["error_code"] = _response_payload(response).get("error", {}).get("code")
+        error = _response_payload(response).get("error")
+        fields["error_code"] = error.get("code") if isinstance(error, dict) else None
     else:
         # A created resource names itself in Location; no need to parse the body (hot path).
         location = (response.get("multiValueHeaders") or {}).get("Location") or [""]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import attrs
 
 from adapters.console import LineWriter
+from domain.clinics import DEMO_CLINIC_ID
 from entrypoints import config
 
 if TYPE_CHECKING:
@@ -124,17 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--no-demo", action="store_true", help="do not register the two demo doctors"
     )
+    serve.add_argument(
+        "--clinic",
+        action="append",
+        default=None,
+        metavar="ID:KEY[:NAME]",
+        help="serve this clinic with this x-api-key (repeatable; replaces $CITAS_CLINICS)",
+    )
     # Its options (`--countries`, `--table`, `--help`, ...) belong to adapters.aws.provision.
     commands.add_parser(
         "provision",
         add_help=False,
         help="create the table and queues of infra/terraform on the configured AWS endpoints",
     )
-    # Its options (`--table`, `--dry-run`, `--help`) belong to adapters.aws.migrate.
+    # Its options (`--table`, `--clinic`, `--dry-run`, `--help`) belong to adapters.aws.migrate.
     commands.add_parser(
         "migrate",
         add_help=False,
-        help="move a table's time locks to this release's day guards (idempotent)",
+        help="upgrade a table of an earlier release to this one's keys (offline, idempotent)",
     )
     return parser
 
@@ -169,7 +177,7 @@ def _run(argv: Sequence[str] | None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "serve":
         config.bridge_aws_region()
-        return serve(args.host, args.port, args.backend, demo=not args.no_demo)
+        return serve(args.host, args.port, args.backend, demo=not args.no_demo, clinics=args.clinic)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 
@@ -211,22 +219,32 @@ def run_tool(name: str, module_name: str, argv: Sequence[str], *, countries: boo
     return int(status) if status is not None else 0
 
 
-def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> int:
-    """Serve the HTTP API until Ctrl-C or SIGTERM; returns the exit status."""
+def serve(
+    host: str,
+    port: int,
+    backend: str | None,
+    *,
+    demo: bool = True,
+    clinics: Sequence[str] | None = None,
+) -> int:
+    """Serve the HTTP API until Ctrl-C or SIGTERM; returns the exit status.
+
+    `clinics` are `--clinic` values (`id:key[:Display name]`); they replace `CITAS_CLINICS`.
+    """
     configure_logging()
     # Imported here: `citas provision` and `--help` must not pay for the whole application.
     from entrypoints.local.demo import register_demo_doctors
     from entrypoints.local.server import LocalApiServer
 
     try:
-        app, sqs = _app(backend)
+        app, sqs = _app(backend, clinics)
     except (ValueError, RuntimeError) as error:
         print(f"citas: {error}", file=sys.stderr)
         return EXIT_USAGE
     settings = app.settings
     if demo:
         try:
-            register_demo_doctors(app.clinic)
+            register_demo_doctors(app.for_clinic(demo_clinic(settings)))
         except Exception as error:
             # Typically the aws backend without reachable endpoints or region. The message
             # is about configuration; no patient data is involved at start-up.
@@ -242,27 +260,35 @@ def serve(host: str, port: int, backend: str | None, *, demo: bool = True) -> in
     # The handler runs on this very app (same store, same queue) that the threads work on.
     handler = http_api.make_handler(lambda: app)
     try:
-        server = LocalApiServer(
-            (host, port), handler, settings.api_key, describe=http_api.route_fields
-        )
+        keys = {c.api_key: c.api_key_id for c in settings.clinics}
+        server = LocalApiServer((host, port), handler, keys, describe=http_api.route_fields)
     except OSError as error:
         print(f"citas: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
     return _serve_until_stopped(server, runtime, settings)
 
 
-def _app(backend: str | None) -> tuple[App, SQSClient | None]:
+def _app(backend: str | None, clinics: Sequence[str] | None) -> tuple[App, SQSClient | None]:
     """The app `citas serve` runs on, and the workers' SQS client on the aws backend."""
     from entrypoints.bootstrap import build_app
-    from entrypoints.config import Settings
+    from entrypoints.config import Settings, check_clinics, parse_clinic_option
 
     settings = Settings.from_env()
     if backend is not None:
         settings = attrs.evolve(settings, backend=cast("Backend", backend))
+    if clinics:
+        chosen = tuple(parse_clinic_option(value) for value in clinics)
+        settings = attrs.evolve(settings, clinics=check_clinics(chosen, "--clinic"))
     sqs = None
     if settings.backend == "aws":
         settings, sqs = _local_aws(settings)
     return build_app(settings), sqs
+
+
+def demo_clinic(settings: Settings) -> str:
+    """The clinic the demo doctors go to: `demo` when served, else the first one."""
+    ids = [c.profile.clinic_id for c in settings.clinics]
+    return DEMO_CLINIC_ID if DEMO_CLINIC_ID in ids else ids[0]
 
 
 def _serve_until_stopped(
@@ -280,11 +306,15 @@ def _serve_until_stopped(
         if runtime is not None:
             runtime.start()
         serving.start()
+        first = settings.clinics[0]
         print(
-            f"citas: serving {server.url} (backend {settings.backend}), "
-            f"x-api-key: {settings.api_key}",
+            f"citas: serving {server.url} (backend {settings.backend}), x-api-key: {first.api_key}",
             flush=True,
         )
+        # One log line per clinic served; never its key (the caller configured it).
+        for clinic in settings.clinics:
+            fields = {"clinic_id": clinic.profile.clinic_id, "name": clinic.profile.name}
+            log.info("clinic served", extra={"fields": fields})
         log.info("serving", extra={"fields": {"url": server.url, "backend": settings.backend}})
         while not stop.wait(0.5):
             pass

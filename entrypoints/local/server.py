@@ -15,14 +15,13 @@ import socket
 import socketserver
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
 from entrypoints.context import LocalContext
+from entrypoints.local.proxy_event import proxy_event
 
 LambdaHandler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 # (method, path) -> what the access log may say of them: the route template and ids.
@@ -31,8 +30,6 @@ RouteDescriber = Callable[[str, str], Mapping[str, str]]
 # The server refuses bigger bodies without reading them; smaller ones reach the handler,
 # which enforces the contract's 16 KiB limit itself (as it must on AWS).
 MAX_BODY_BYTES = 1024 * 1024
-STAGE = "local"
-RESOURCE = "/{proxy+}"
 FUNCTION_NAME = "citas-http-api-local"
 # After refusing a body, read and drop what the client still sends for at most this long
 # before closing, so it sees the 413 instead of a connection reset.
@@ -44,83 +41,6 @@ _GATEWAY_ERROR = {"message": "Internal server error"}
 
 access_log = logging.getLogger("local.access")
 log = logging.getLogger("local.server")
-
-
-def proxy_event(
-    *,
-    method: str,
-    target: str,
-    headers: Iterable[tuple[str, str]],
-    body: bytes | None,
-    source_ip: str,
-    request_id: str,
-) -> dict[str, Any]:
-    """The API Gateway REST proxy (payload v1) event of one HTTP request."""
-    raw_path, _, query = target.partition("?")
-    path = raw_path or "/"
-    single_headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
-        single_headers[name] = value
-        multi_headers.setdefault(name, []).append(value)
-    # Like API Gateway: the path stays percent-encoded, parameters are decoded.
-    pairs = parse_qsl(query, keep_blank_values=True)
-    single_query: dict[str, str] = {}
-    multi_query: dict[str, list[str]] = {}
-    for name, value in pairs:
-        single_query[name] = value
-        multi_query.setdefault(name, []).append(value)
-    text, encoded = _event_body(body)
-    now = datetime.now(UTC)
-    return {
-        "resource": RESOURCE,
-        "path": path,
-        "httpMethod": method,
-        "headers": single_headers or None,
-        "multiValueHeaders": multi_headers or None,
-        "queryStringParameters": single_query or None,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": {"proxy": unquote(path.lstrip("/"))} if path != "/" else None,
-        "stageVariables": None,
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "local",
-            "resourceId": "local",
-            "resourcePath": RESOURCE,
-            "httpMethod": method,
-            "path": path,
-            "protocol": "HTTP/1.1",
-            "stage": STAGE,
-            "requestId": request_id,
-            "extendedRequestId": request_id,
-            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "requestTimeEpoch": int(now.timestamp() * 1000),
-            "domainName": single_headers.get("Host") or single_headers.get("host") or "local",
-            "identity": {
-                "sourceIp": source_ip,
-                "userAgent": _header(single_headers, "user-agent"),
-            },
-        },
-        "body": text,
-        "isBase64Encoded": encoded,
-    }
-
-
-def _event_body(body: bytes | None) -> tuple[str | None, bool]:
-    if not body:
-        return None, False
-    try:
-        return body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        # Not text: hand it over the way API Gateway hands over binary bodies.
-        return base64.b64encode(body).decode("ascii"), True
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
 
 
 def _error_body(code: str, message: str) -> dict[str, Any]:
@@ -138,7 +58,7 @@ class LocalApiServer(ThreadingHTTPServer):
         self,
         address: tuple[str, int],
         handler: LambdaHandler,
-        api_key: str,
+        api_keys: Mapping[str, str],
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         describe: RouteDescriber | None = None,
@@ -147,7 +67,8 @@ class LocalApiServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         self.lambda_handler = handler
         self.describe = describe
-        self.api_key = api_key
+        # Key value -> the key id API Gateway would put in the event.
+        self.api_keys = dict(api_keys)
         self.max_body_bytes = max_body_bytes
         super().__init__(address, ProxyRequestHandler)
 
@@ -221,7 +142,8 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
         return super().handle_expect_100()
 
     def _forward(self) -> None:
-        if not self._authorized():
+        key_id = self._api_key_id()
+        if key_id is None:
             self._discard_body()
             self._send_json(
                 HTTPStatus.FORBIDDEN, _FORBIDDEN, {"x-amzn-ErrorType": "ForbiddenException"}
@@ -242,6 +164,7 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
             body=body,
             source_ip=str(self.client_address[0]),
             request_id=self._request_id,
+            api_key_id=key_id,
         )
         try:
             result = self.server.lambda_handler(event, context)
@@ -253,11 +176,17 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
             return
         self._send(status, headers, payload)
 
-    def _authorized(self) -> bool:
+    def _api_key_id(self) -> str | None:
+        """The id of the configured key the request carries, as API Gateway finds it, or None."""
         given = self.headers.get_all("x-api-key") or []
         if not given:
-            return False
-        return hmac.compare_digest(given[-1].encode(), self.server.api_key.encode())
+            return None
+        found = None
+        for key, key_id in self.server.api_keys.items():
+            # Every key compared, in constant time each: the answer's timing names none.
+            if hmac.compare_digest(given[-1].encode(), key.encode()):
+                found = key_id
+        return found
 
     # Bodies --------------------------------------------------------------------------
 

@@ -175,17 +175,39 @@ resource "aws_lambda_permission" "api_gateway" {
   source_arn = "${aws_api_gateway_rest_api.citas.execution_arn}/${var.api_stage_name}/*/*"
 }
 
-# --- API keys --------------------------------------------------------------------------------
+# --- clinics: one API key each, its usage plan and its directory entry ------------------------
 
-resource "aws_api_gateway_api_key" "citas" {
-  name        = "${local.name_prefix}-default"
-  description = "The first client key of ${local.name_prefix}; add one per clinic app to the usage plan."
+locals {
+  # Where the clinic directory lives in Parameter Store (CITAS_CLINICS_PARAMETER_PATH): one
+  # parameter per clinic right under it, read by every function (adapters/aws/clinics.py).
+  clinics_parameter_path = "/${local.name_prefix}/clinics"
+  # GetParametersByPath is authorised against the path it is called with, never against the
+  # parameters it returns: this ARN, with no `/*`, is all a reader needs, and it reaches no
+  # other parameter of the account.
+  clinics_parameter_arn = "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter${local.clinics_parameter_path}"
+}
+
+# A request's clinic is the clinic of the API key API Gateway validated for it
+# (requestContext.identity.apiKeyId), so every clinic has a key of its own.
+resource "aws_api_gateway_api_key" "clinic" {
+  for_each = var.clinics
+
+  name        = "${local.name_prefix}-${each.key}"
+  description = "The API key of the ${each.key} clinic of ${local.name_prefix}: every request sent with it acts for that clinic."
   enabled     = true
 }
 
-resource "aws_api_gateway_usage_plan" "citas" {
-  name        = "${local.name_prefix}-standard"
-  description = "Rate, burst and monthly quota per API key."
+# One usage plan per clinic. A plan's throttle and quota apply to each of its keys separately,
+# so a clinic with limits of its own cannot share a plan with one without; and one plan per
+# clinic, rather than one per distinct set of limits, keeps a clinic's key in the same plan
+# when its limits change (an in-place update of its plan, never a key moved between plans).
+# The cost is one plan per clinic against the account's usage plans per region (300 by
+# default, adjustable).
+resource "aws_api_gateway_usage_plan" "clinic" {
+  for_each = var.clinics
+
+  name        = "${local.name_prefix}-${each.key}"
+  description = "Rate, burst and quota of the ${each.key} clinic's API key."
 
   api_stages {
     api_id = aws_api_gateway_rest_api.citas.id
@@ -193,18 +215,37 @@ resource "aws_api_gateway_usage_plan" "citas" {
   }
 
   throttle_settings {
-    rate_limit  = var.api_throttle_rate_limit
-    burst_limit = var.api_throttle_burst_limit
+    rate_limit  = coalesce(each.value.throttle_rate_limit, var.api_throttle_rate_limit)
+    burst_limit = coalesce(each.value.throttle_burst_limit, var.api_throttle_burst_limit)
   }
 
   quota_settings {
-    limit  = var.api_monthly_quota
-    period = "MONTH"
+    limit  = coalesce(each.value.quota_per_day, var.api_monthly_quota)
+    period = each.value.quota_per_day == null ? "MONTH" : "DAY"
   }
 }
 
-resource "aws_api_gateway_usage_plan_key" "citas" {
-  key_id        = aws_api_gateway_api_key.citas.id
+resource "aws_api_gateway_usage_plan_key" "clinic" {
+  for_each = var.clinics
+
+  key_id        = aws_api_gateway_api_key.clinic[each.key].id
   key_type      = "API_KEY"
-  usage_plan_id = aws_api_gateway_usage_plan.citas.id
+  usage_plan_id = aws_api_gateway_usage_plan.clinic[each.key].id
+}
+
+# The clinic directory: which API key id is which clinic, with the clinic's name and links.
+# `insecure_value` (a String parameter) so that a plan shows what a change of clinics writes.
+resource "aws_ssm_parameter" "clinic" {
+  #checkov:skip=CKV2_AWS_34:No secret: ids and display names. The value is the clinic's id, name, public URL and its API key's id, which API Gateway logs with every request; the key itself is not in it. A SecureString would add a KMS Decrypt per clinic to every read of the directory.
+  for_each = var.clinics
+
+  name        = "${local.clinics_parameter_path}/${each.key}"
+  description = "citas clinic ${each.key}: its name and the id of its API key (no secret)"
+  type        = "String"
+  insecure_value = jsonencode({
+    clinic_id       = each.key
+    name            = each.value.name
+    api_key_id      = aws_api_gateway_api_key.clinic[each.key].id
+    public_base_url = each.value.public_base_url
+  })
 }

@@ -48,8 +48,8 @@ resource "aws_iam_role_policy" "function" {
   policy = local.function_policies[each.key]
 }
 
-# What every function needs: its own log group, X-Ray and the data key (environment, table,
-# queues).
+# What every function needs: its own log group, X-Ray, the data key (environment, table,
+# queues) and the clinic directory.
 data "aws_iam_policy_document" "function_basics" {
   for_each = local.function_names
 
@@ -69,6 +69,16 @@ data "aws_iam_policy_document" "function_basics" {
     sid       = "UseDataKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.citas.arn]
+  }
+
+  # Every function resolves clinics (adapters/aws/clinics.py reads the whole directory with
+  # GetParametersByPath). The path's own ARN is the resource that call is authorised against
+  # (local.clinics_parameter_arn), so no other parameter, the page-token key included, is
+  # readable through this statement.
+  statement {
+    sid       = "ReadClinicDirectory"
+    actions   = ["ssm:GetParametersByPath"]
+    resources = [local.clinics_parameter_arn]
   }
 }
 

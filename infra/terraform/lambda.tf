@@ -92,11 +92,14 @@ locals {
     }
   }
 
-  # The settings every function gets.
+  # The settings every function gets. CITAS_CLINICS_PARAMETER_PATH is where the clinic
+  # directory lives (aws_ssm_parameter.clinic): the functions read it at run time, so adding a
+  # clinic changes no function's configuration.
   function_environment = {
     CITAS_BACKEND                = "aws"
     CITAS_COUNTRIES              = local.countries_setting
     CITAS_TABLE_NAME             = aws_dynamodb_table.citas.name
+    CITAS_CLINICS_PARAMETER_PATH = local.clinics_parameter_path
     POWERTOOLS_SERVICE_NAME      = var.project
     POWERTOOLS_METRICS_NAMESPACE = var.project
   }
@@ -207,7 +210,8 @@ resource "aws_lambda_function" "this" {
     }
   }
 
-  depends_on = [aws_iam_role_policy.function]
+  # The directory first, so that no container of a new stack starts before its clinics exist.
+  depends_on = [aws_iam_role_policy.function, aws_ssm_parameter.clinic]
 }
 
 # A failed run is not retried: the next scheduled run, 15 minutes later, catches up (runs

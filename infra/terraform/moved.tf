@@ -271,3 +271,25 @@ moved {
   from = aws_cloudwatch_metric_alarm.queue_age["booking-requests-cl"]
   to   = aws_cloudwatch_metric_alarm.this["booking-requests-cl-oldest-message-age"]
 }
+
+# --- the API key: the stack's one key, usage plan and plan key became the demo clinic's -------
+#
+# One key, plan and plan key per clinic now (aws_api_gateway_*.clinic, api.tf). The old key
+# keeps its value, so the apps that send it keep working, as the `demo` clinic (the default of
+# var.clinics). A deployment whose clinics do not include `demo` writes its existing clinic's
+# id instead of "demo" in the three blocks below before its first plan with this version.
+
+moved {
+  from = aws_api_gateway_api_key.citas
+  to   = aws_api_gateway_api_key.clinic["demo"]
+}
+
+moved {
+  from = aws_api_gateway_usage_plan.citas
+  to   = aws_api_gateway_usage_plan.clinic["demo"]
+}
+
+moved {
+  from = aws_api_gateway_usage_plan_key.citas
+  to   = aws_api_gateway_usage_plan_key.clinic["demo"]
+}

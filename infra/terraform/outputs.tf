@@ -1,16 +1,16 @@
 output "api_url" {
-  description = "Base URL of the API (the stage's invoke URL); send `x-api-key` with every request."
+  description = "Base URL of the API (the stage's invoke URL); send a clinic's `x-api-key` with every request."
   value       = aws_api_gateway_stage.citas.invoke_url
 }
 
-output "api_key_id" {
-  description = "Id of the first API key; its value: `aws apigateway get-api-key --api-key <id> --include-value`."
-  value       = aws_api_gateway_api_key.citas.id
+output "clinic_api_key_ids" {
+  description = "Id of each clinic's API key, by clinic id (the apiKeyId of the API's access log lines)."
+  value       = { for id, key in aws_api_gateway_api_key.clinic : id => key.id }
 }
 
-output "api_key_value" {
-  description = "Value of the first API key (`terraform output -raw api_key_value`)."
-  value       = aws_api_gateway_api_key.citas.value
+output "clinic_api_keys" {
+  description = "Each clinic's API key, the x-api-key its apps send, by clinic id (`terraform output -json clinic_api_keys`)."
+  value       = { for id, key in aws_api_gateway_api_key.clinic : id => key.value }
   sensitive   = true
 }
 

@@ -177,20 +177,82 @@ variable "api_stage_name" {
   }
 }
 
+variable "clinics" {
+  description = <<-EOT
+    The clinics this deployment serves, by clinic id: 2-40 lower-case letters, digits or '-'.
+    The id starts every key the clinic's data is stored under, so a clinic is never renamed.
+    Each clinic gets its own API key and usage plan, and the parameter
+    /<project>-<environment>/clinics/<id> that tells the functions which key is the clinic's
+    (the API key API Gateway validated is the only way a request names its clinic). Adding a
+    clinic is one entry here and `terraform apply`; its key is in the `clinic_api_keys` output.
+    - name: the display name that starts every patient message, 1-80 characters.
+    - public_base_url (optional): the http(s) base URL of the clinic's links.
+    - quota_per_day (optional): requests per day for the clinic's key; unset, the key gets
+      var.api_monthly_quota per month.
+    - throttle_rate_limit, throttle_burst_limit (optional): requests per second and burst for
+      the clinic's key; unset, var.api_throttle_rate_limit and var.api_throttle_burst_limit.
+  EOT
+  type = map(object({
+    name                 = string
+    public_base_url      = optional(string)
+    quota_per_day        = optional(number)
+    throttle_rate_limit  = optional(number)
+    throttle_burst_limit = optional(number)
+  }))
+  default = {
+    demo = { name = "Clínica Demo" }
+  }
+
+  validation {
+    condition     = length(var.clinics) > 0
+    error_message = "clinics must name at least one clinic."
+  }
+
+  validation {
+    condition     = alltrue([for id in keys(var.clinics) : can(regex("^[a-z0-9-]{2,40}$", id))])
+    error_message = "Every clinic id (a key of clinics) is 2-40 lower-case letters, digits or '-', e.g. \"clinica-sol\"."
+  }
+
+  # A name the functions accept (domain/clinics.py): one they refuse would fail every request
+  # of the deployment when they read the clinics, not only this clinic's.
+  validation {
+    condition     = alltrue([for c in values(var.clinics) : length(trimspace(c.name)) >= 1 && length(c.name) <= 80 && !can(regex("[\\p{Cc}\\p{Zl}\\p{Zp}]", c.name))])
+    error_message = "Every clinic's name is 1-80 characters, not only spaces, on one line (no control characters)."
+  }
+
+  # The same URL shape the functions accept: http(s), then printable ASCII without spaces.
+  validation {
+    condition     = alltrue([for c in values(var.clinics) : c.public_base_url == null || can(regex("^https?://[!-~]+$", c.public_base_url))])
+    error_message = "A clinic's public_base_url starts with http:// or https:// and has no spaces."
+  }
+
+  # A throttle of 0 stops the clinic's traffic (API Gateway's way to pause one key).
+  validation {
+    condition = alltrue(flatten([
+      for c in values(var.clinics) : [
+        c.quota_per_day == null || try(c.quota_per_day >= 1 && floor(c.quota_per_day) == c.quota_per_day, false),
+        c.throttle_rate_limit == null || try(c.throttle_rate_limit >= 0, false),
+        c.throttle_burst_limit == null || try(c.throttle_burst_limit >= 0 && floor(c.throttle_burst_limit) == c.throttle_burst_limit, false),
+      ]
+    ]))
+    error_message = "A clinic's quota_per_day is a whole number of at least 1; throttle_rate_limit is at least 0; throttle_burst_limit is a whole number of at least 0."
+  }
+}
+
 variable "api_throttle_rate_limit" {
-  description = "Steady-state requests per second allowed per API key (usage plan)."
+  description = "Steady-state requests per second allowed per API key (each clinic's usage plan), unless var.clinics sets the clinic's own."
   type        = number
   default     = 100
 }
 
 variable "api_throttle_burst_limit" {
-  description = "Burst of requests allowed per API key (usage plan)."
+  description = "Burst of requests allowed per API key (each clinic's usage plan), unless var.clinics sets the clinic's own."
   type        = number
   default     = 200
 }
 
 variable "api_monthly_quota" {
-  description = "Requests per month allowed per API key (usage plan)."
+  description = "Requests per month allowed per API key (each clinic's usage plan), unless var.clinics sets the clinic's quota_per_day."
   type        = number
   default     = 1000000
 

@@ -3,8 +3,10 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = "~> 5.0"
+      source = "hashicorp/aws"
+      # 5.16 renames an API key in place (earlier versions replace it, with a new value): the
+      # existing key becomes the demo clinic's under a new name (moved.tf).
+      version = "~> 5.16"
     }
   }
 }

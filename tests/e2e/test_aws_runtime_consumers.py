@@ -20,6 +20,8 @@ import pytest
 from moto import mock_aws
 
 from adapters.aws.resources import ResourceNames, provision
+from adapters.clinics import StaticClinicDirectory
+from domain.clinics import DEMO_CLINIC
 from domain.errors import NotFound, TemporarilyUnavailable
 from domain.events import AppointmentCancelled, Event
 from entrypoints.bootstrap import App
@@ -71,7 +73,8 @@ def _runtime(sqs: Any, urls: dict[str, str], clinic: Any, messenger: Any = None)
     )
     app = App(
         settings=settings,
-        clinic=clinic,
+        clinics=StaticClinicDirectory([(DEMO_CLINIC, "local-demo")]),
+        services=lambda clinic_id: clinic,
         messenger=SimpleNamespace(handle=messenger or (lambda event: True)),
         outbox=SimpleNamespace(pending=lambda limit: [], remove=lambda ids: None),
         publisher=SimpleNamespace(publish=lambda event: None),
@@ -116,7 +119,7 @@ def test_a_booked_request_is_deleted_from_its_queue(queues: Any) -> None:
     url = urls["citas-local-booking-requests-pe.fifo"]
     clinic = FakeClinic({"req-1": "booked"})
     runtime = _runtime(sqs, urls, clinic)
-    _send(sqs, url, json.dumps({"request_id": "req-1"}), "dra-rosa")
+    _send(sqs, url, json.dumps({"clinic_id": "demo", "request_id": "req-1"}), "dra-rosa")
     assert _poll(runtime, sqs, "booking-PE") == 1
     assert clinic.calls == ["req-1"]
     assert _count(sqs, url) == 0
@@ -149,7 +152,7 @@ def test_a_busy_backend_leaves_the_request_for_a_later_delivery(queues: Any) -> 
     url = urls["citas-local-booking-requests-pe.fifo"]
     clinic = FakeClinic({"req-1": TemporarilyUnavailable("throttled", service="dynamodb")})
     runtime = _runtime(sqs, urls, clinic)
-    _send(sqs, url, json.dumps({"request_id": "req-1"}), "dra-rosa")
+    _send(sqs, url, json.dumps({"clinic_id": "demo", "request_id": "req-1"}), "dra-rosa")
     assert _poll(runtime, sqs, "booking-PE") == 1
     assert _poll(runtime, sqs, "booking-PE") == 0  # not at once: it waits a moment
     clinic.script["req-1"] = "booked"
@@ -171,7 +174,12 @@ def test_after_a_failure_the_rest_of_its_group_waits_and_other_groups_go_on(queu
     )
     runtime = _runtime(sqs, urls, clinic)
     for request_id in ("rosa-1", "rosa-2", "juan-1"):
-        _send(sqs, url, json.dumps({"request_id": request_id}), request_id.split("-")[0])
+        _send(
+            sqs,
+            url,
+            json.dumps({"clinic_id": "demo", "request_id": request_id}),
+            request_id.split("-")[0],
+        )
     assert _poll(runtime, sqs, "booking-PE") == 3
     # rosa-2 must not overtake rosa-1 (FIFO per doctor); juan's queue of requests goes on.
     assert clinic.calls == ["rosa-1", "juan-1"]
@@ -192,6 +200,7 @@ def test_the_events_consumer_hands_each_event_to_the_messenger_and_deletes_it(
     runtime = _runtime(sqs, urls, FakeClinic({}), messenger=lambda e: seen.append(e) or True)
     event = AppointmentCancelled(
         event_id="evt-1",
+        clinic_id="demo",
         appointment_id="appt-1",
         version=2,
         occurred_at=datetime(2026, 12, 1, 13, 0, tzinfo=ZoneInfo("UTC")),

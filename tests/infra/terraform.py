@@ -140,6 +140,17 @@ def for_object(expression: str) -> tuple[str, str, dict[str, Any]]:
     return variable, key, parsed
 
 
+def call_object(expression: str, function: str) -> dict[str, Any]:
+    """`${<function>({<object>})}` -> the parsed object, its attributes read as in for_object."""
+    match = re.fullmatch(rf"\$\{{{re.escape(function)}\((\{{.*\}})\)\}}", expression.strip(), re.S)
+    if match is None:
+        raise ValueError(f"not a call of {function} on an object: {expression!r}")
+    parsed = normalize_hcl(_bare_names_as_expressions(hcl2.loads(f"value = {match.group(1)}\n")))
+    value = parsed["value"]
+    assert isinstance(value, dict), value
+    return value
+
+
 def _bare_names_as_expressions(value: Any) -> Any:
     """python-hcl2 gives a lone name (`country`) unquoted, a string literal quoted: make the
     name `${country}`, as in a literal object, so it cannot pass for the string."""

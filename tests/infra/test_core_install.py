@@ -70,13 +70,14 @@ LIMA = zoneinfo.ZoneInfo("America/Lima")
 store = MemoryStore()
 clock = FixedClock(datetime(2026, 12, 1, 13, 0, tzinfo=UTC))
 clinic = Clinic(
-    InMemoryAppointmentRepository(store),
-    InMemoryDoctorRepository(store),
-    InMemoryBookingRequestRepository(store),
+    InMemoryAppointmentRepository(store, clinic_id="demo"),
+    InMemoryDoctorRepository(store, clinic_id="demo"),
+    InMemoryBookingRequestRepository(store, clinic_id="demo"),
     InMemoryBookingRequestQueue(),
     clock,
     UuidV7Generator(),
     CountryCatalog(),
+    clinic_id="demo",
 )
 hours = {d: [["09:00", "13:00"], ["14:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 clinic.register_doctor(RegisterDoctor("rosa", "Dra. Rosa Quispe", "PE", hours, slot_minutes=30))

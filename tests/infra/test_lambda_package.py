@@ -95,6 +95,7 @@ def test_it_holds_our_code_and_pinned_dependencies_and_nothing_else(artifact: Pa
     assert "adapters/aws/resources.py" not in names
     assert "adapters/aws/provision.py" not in names
     assert "adapters/aws/migrate.py" not in names
+    assert "adapters/aws/migrate_plan.py" not in names
     # The dependencies, at the versions the tests ran with.
     for dist in ("attrs", "punq", "aws_lambda_powertools", "typing_extensions"):
         version = metadata.version(dist.replace("_", "-"))
@@ -180,6 +181,7 @@ def _stream_record(event_name: str, image: dict[str, Any]) -> dict[str, Any]:
 def _sample_events() -> dict[str, dict[str, Any]]:
     reminder = ReminderDue(
         event_id=str(uuid.uuid4()),
+        clinic_id="demo",
         appointment_id=str(uuid.uuid4()),
         version=1,
         occurred_at=datetime(2027, 3, 1, 14, 0, tzinfo=UTC),

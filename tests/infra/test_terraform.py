@@ -18,7 +18,10 @@ import pytest
 import yaml
 
 from adapters.aws import resources as tf_resources
+from adapters.aws.clinics import parse_clinic_parameter
 from adapters.aws.dynamodb import outbox_pk
+from domain.clinics import DEMO_CLINIC, MAX_CLINIC_NAME, ClinicProfile
+from domain.errors import ValidationError
 from entrypoints.config import NOTIFIERS, Settings
 from tests.infra import terraform as tf
 from tests.infra.adapter_calls import iam_actions
@@ -37,7 +40,12 @@ HANDLERS = {
 }
 
 # The CITAS_ settings each function needs (entrypoints/config.py reads them).
-_EVERY_FUNCTION = {"CITAS_BACKEND", "CITAS_COUNTRIES", "CITAS_TABLE_NAME"}
+_EVERY_FUNCTION = {
+    "CITAS_BACKEND",
+    "CITAS_COUNTRIES",
+    "CITAS_TABLE_NAME",
+    "CITAS_CLINICS_PARAMETER_PATH",
+}
 NEEDED_SETTINGS = {
     "http_api": _EVERY_FUNCTION | {"CITAS_BOOKING_QUEUE_URLS", "CITAS_PAGE_TOKEN_KEY"},
     "outbox_relay": _EVERY_FUNCTION | {"CITAS_EVENTS_QUEUE_URL"},
@@ -46,23 +54,33 @@ NEEDED_SETTINGS = {
     "reminders": _EVERY_FUNCTION,
 }
 # Read only by the local server: on AWS, API Gateway checks the key (usage plan).
-LOCAL_ONLY_SETTINGS = {"CITAS_API_KEY"}
+# The local server's clinics and keys; a deployed function reads them from SSM instead.
+LOCAL_ONLY_SETTINGS = {"CITAS_API_KEY", "CITAS_CLINICS"}
 
 # The adapter code each function runs, following the use cases its handler calls:
 # a class (all its methods) or `Class.method`. The IAM actions themselves are derived from
 # the adapters' source (tests/infra/adapter_calls.py), never written here.
+# Every function resolves the clinic of what it handles: the key of a request, the clinic_id
+# of a message or an event (the directory Terraform writes, CITAS_CLINICS_PARAMETER_PATH).
+_EVERY_FUNCTION_ADAPTERS = ("SSMClinicDirectory",)
 FUNCTION_ADAPTERS = {
     # Every Clinic use case the API exposes (doctors, bookings, lists, changes, requests).
     "http_api": (
+        *_EVERY_FUNCTION_ADAPTERS,
         "DynamoDBAppointmentRepository",
         "DynamoDBDoctorRepository",
         "DynamoDBBookingRequestRepository",
         "SQSBookingRequestQueue",
     ),
     # Publish the stream's event, then delete its outbox item.
-    "outbox_relay": ("SQSEventPublisher.publish", "DynamoDBEventOutbox.remove"),
+    "outbox_relay": (
+        *_EVERY_FUNCTION_ADAPTERS,
+        "SQSEventPublisher.publish",
+        "DynamoDBEventOutbox.remove",
+    ),
     # Clinic.booking_request + process_booking_request (book with the request id as key).
     "booking_worker": (
+        *_EVERY_FUNCTION_ADAPTERS,
         "DynamoDBBookingRequestRepository.get",
         "DynamoDBBookingRequestRepository.save",
         "DynamoDBAppointmentRepository.get",
@@ -72,6 +90,7 @@ FUNCTION_ADAPTERS = {
     ),
     # PatientMessenger.handle: marker check, the appointment and doctor, the SMS, the marker.
     "notifications": (
+        *_EVERY_FUNCTION_ADAPTERS,
         "DynamoDBProcessedEvents",
         "DynamoDBAppointmentRepository.get",
         "DynamoDBDoctorRepository.get",
@@ -79,6 +98,7 @@ FUNCTION_ADAPTERS = {
     ),
     # Clinic.send_reminders: country-status lists, then the reminder with its event.
     "reminders": (
+        *_EVERY_FUNCTION_ADAPTERS,
         "DynamoDBAppointmentRepository.list_by_country_status",
         "DynamoDBAppointmentRepository.record_reminder",
     ),
@@ -95,7 +115,7 @@ EVENT_SOURCE_ACTIONS = {
     },
 }
 FAILURE_DESTINATION_ACTIONS = {"sqs:SendMessage"}
-DATA_SERVICES = ("dynamodb:", "sqs:", "sns:")
+DATA_SERVICES = ("dynamodb:", "sqs:", "sns:", "ssm:")
 
 # The queues each role may touch (any action).
 FUNCTION_QUEUES = {
@@ -318,6 +338,7 @@ def test_the_settings_terraform_gives_are_accepted_by_the_code() -> None:
             "CITAS_EVENTS_QUEUE_URL": url.format("citas-dev-events.fifo"),
             "CITAS_BOOKING_QUEUE_URLS": ",".join(f"{c}={url.format(c)}" for c in countries),
             "CITAS_WORKER_COUNTRY": countries[0],
+            "CITAS_CLINICS_PARAMETER_PATH": "/citas-dev/clinics",
             "CITAS_NOTIFIER": environment("notifications")["CITAS_NOTIFIER"],
             # What the data source draws: 48 letters and digits.
             "CITAS_PAGE_TOKEN_KEY": "k" * 48,
@@ -464,6 +485,10 @@ def test_each_role_reaches_only_its_own_resources(function: str) -> None:
             assert tf.references(where, "aws_sqs_queue") <= FUNCTION_QUEUES[function]
         elif service == "kms":
             assert tf.references(where, "aws_kms_key") == {"citas"}
+        elif service == "ssm":
+            # The clinic directory's path and nothing else (see
+            # test_every_role_may_read_exactly_the_clinic_directory_path).
+            assert where == ["${local.clinics_parameter_arn}"]
         else:
             pytest.fail(f"{function}: unexpected service {service}")
     queues = set().union(
@@ -627,15 +652,23 @@ def test_the_stage_is_logged_traced_throttled_and_behind_waf() -> None:
     access = tf.block(stage, "access_log_settings")
     assert tf.references(access["destination_arn"], "aws_cloudwatch_log_group") == {"api_access"}
     assert "kms_key_id" in tf.resources("aws_cloudwatch_log_group")["api_access"]
-    plan = tf.resources("aws_api_gateway_usage_plan")["citas"]
+    # Each clinic's plan: the clinic's own limits, or these defaults.
+    plan = tf.resources("aws_api_gateway_usage_plan")["clinic"]
     throttle = tf.block(plan, "throttle_settings")
-    assert throttle["rate_limit"] == "${var.api_throttle_rate_limit}"
-    assert throttle["burst_limit"] == "${var.api_throttle_burst_limit}"
+    assert throttle["rate_limit"] == (
+        "${coalesce(each.value.throttle_rate_limit, var.api_throttle_rate_limit)}"
+    )
+    assert throttle["burst_limit"] == (
+        "${coalesce(each.value.throttle_burst_limit, var.api_throttle_burst_limit)}"
+    )
     assert tf.variable_default("api_throttle_rate_limit") == 100
     assert tf.variable_default("api_throttle_burst_limit") == 200
     quota = tf.block(plan, "quota_settings")
-    assert (quota["limit"], quota["period"]) == ("${var.api_monthly_quota}", "MONTH")
-    assert tf.resources("aws_api_gateway_usage_plan_key")["citas"]["key_type"] == "API_KEY"
+    assert (quota["limit"], quota["period"]) == (
+        "${coalesce(each.value.quota_per_day, var.api_monthly_quota)}",
+        '${each.value.quota_per_day == null ? "MONTH" : "DAY"}',
+    )
+    assert tf.resources("aws_api_gateway_usage_plan_key")["clinic"]["key_type"] == "API_KEY"
     acl = tf.resources("aws_wafv2_web_acl")["api"]
     managed = {
         tf.block(tf.block(rule, "statement"), "managed_rule_group_statement")["name"]
@@ -649,6 +682,234 @@ def test_the_stage_is_logged_traced_throttled_and_behind_waf() -> None:
     permission = tf.resources("aws_lambda_permission")["api_gateway"]
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert function_keys_to_kinds(tf.lambda_keys(permission["function_name"])) == {"http_api"}
+
+
+# --- clinics ---------------------------------------------------------------------------------
+
+# The resources of which there is one per clinic (`for_each = var.clinics`).
+CLINIC_RESOURCES = (
+    "aws_api_gateway_api_key",
+    "aws_api_gateway_usage_plan",
+    "aws_api_gateway_usage_plan_key",
+    "aws_ssm_parameter",
+)
+CLINICS_TYPE = (
+    "${map(object({name = string, public_base_url = optional(string), "
+    "quota_per_day = optional(number), throttle_rate_limit = optional(number), "
+    "throttle_burst_limit = optional(number)}))}"
+)
+
+
+def clinics_validations() -> list[str]:
+    """The condition of each validation block of var.clinics."""
+    return [v["condition"] for v in tf.blocks(tf.tree()["variable"]["clinics"], "validation")]
+
+
+def terraform_regex(condition: str, argument: str) -> re.Pattern[str]:
+    """The pattern of `regex("<pattern>", <argument>)` in a condition, for Python's `re`.
+
+    Terraform's regex is RE2, whose `$` is the end of the text only; Python's `$` also
+    matches before a final newline, so it becomes `\\Z`.
+    """
+    found = re.findall(rf'regex\("((?:[^"\\]|\\.)*)", {re.escape(argument)}\)', condition)
+    assert len(found) == 1, condition
+    source = found[0].replace("\\\\", "\\")
+    assert source.endswith("$"), source
+    return re.compile(source[:-1] + r"\Z")
+
+
+def domain_accepts(clinic_id: str = "demo", name: str = "Clínica", url: str | None = None) -> bool:
+    try:
+        ClinicProfile(clinic_id, name, url)
+    except ValidationError:
+        return False
+    return True
+
+
+def test_the_default_clinic_is_the_demo_clinic_of_the_code() -> None:
+    variable = tf.tree()["variable"]["clinics"]
+    assert variable["type"] == CLINICS_TYPE
+    assert tf.variable_default("clinics") == {DEMO_CLINIC.clinic_id: {"name": DEMO_CLINIC.name}}
+
+
+def test_the_clinics_variable_needs_at_least_one_clinic() -> None:
+    assert "${length(var.clinics) > 0}" in clinics_validations()
+
+
+# Values each check must accept or refuse exactly as domain/clinics.py does.
+SAMPLE_IDS = (
+    *("demo", "clinica-sol", "c1", "--", "a" * 40, "a", "a" * 41, "", "Clinica", "clinica_sol"),
+    *("clínica", "sol\n", " sol", "sol/x", "sol.x", "\uff11\uff12"),
+)
+SAMPLE_NAMES = (
+    *("Clínica Sol", "x", "x" * 80, "x" * 81, "", "   ", "Clínica\nSol", "a\tb", "a\x85b"),
+    *("a\u2028b", "a\u2029b", " Clínica Sol "),
+)
+SAMPLE_URLS = (
+    *("https://sol.example", "http://x", "https://sol.example/citas?a=1", "ftp://x", "https://"),
+    *("https://a b", "https://sol.example/ñ", "HTTPS://x", "https://x\n", "sol.example"),
+)
+
+
+@pytest.mark.parametrize("clinic_id", SAMPLE_IDS)
+def test_the_clinics_variable_refuses_exactly_the_ids_the_code_refuses(clinic_id: str) -> None:
+    (condition,) = [c for c in clinics_validations() if "keys(var.clinics)" in c]
+    assert condition.startswith("${alltrue([for id in keys(var.clinics) : can(regex(")
+    accepted = terraform_regex(condition, "id").search(clinic_id) is not None
+    assert accepted == domain_accepts(clinic_id=clinic_id)
+
+
+@pytest.mark.parametrize("name", SAMPLE_NAMES)
+def test_the_clinics_variable_refuses_exactly_the_names_the_code_refuses(name: str) -> None:
+    assert MAX_CLINIC_NAME == 80
+    (condition,) = [c for c in clinics_validations() if "c.name" in c]
+    assert condition == (
+        "${alltrue([for c in values(var.clinics) : length(trimspace(c.name)) >= 1 && "
+        "length(c.name) <= 80 && "
+        '!can(regex("[\\\\p{Cc}\\\\p{Zl}\\\\p{Zp}]", c.name))])}'
+    )
+    # What that condition computes, in Python (\p{Cc} is U+0000-001F and U+007F-009F).
+    refused = re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", name) is not None
+    accepted = len(name.strip()) >= 1 and len(name) <= MAX_CLINIC_NAME and not refused
+    assert accepted == domain_accepts(name=name)
+
+
+@pytest.mark.parametrize("url", SAMPLE_URLS)
+def test_the_clinics_variable_refuses_exactly_the_urls_the_code_refuses(url: str) -> None:
+    (condition,) = [c for c in clinics_validations() if "c.public_base_url" in c]
+    assert condition.startswith(
+        "${alltrue([for c in values(var.clinics) : c.public_base_url == null || can(regex("
+    )
+    accepted = terraform_regex(condition, "c.public_base_url").search(url) is not None
+    assert accepted == domain_accepts(url=url)
+
+
+def test_the_clinics_variable_refuses_limits_api_gateway_refuses() -> None:
+    (condition,) = [c for c in clinics_validations() if "quota_per_day" in c]
+    for rule in (
+        "c.quota_per_day == null || try(c.quota_per_day >= 1 && "
+        "floor(c.quota_per_day) == c.quota_per_day, false)",
+        "c.throttle_rate_limit == null || try(c.throttle_rate_limit >= 0, false)",
+        "c.throttle_burst_limit == null || try(c.throttle_burst_limit >= 0 && "
+        "floor(c.throttle_burst_limit) == c.throttle_burst_limit, false)",
+    ):
+        assert rule in condition, rule
+
+
+def test_there_is_one_api_key_usage_plan_plan_key_and_parameter_per_clinic() -> None:
+    for type_name in CLINIC_RESOURCES:
+        declared = tf.resources(type_name)
+        if type_name == "aws_ssm_parameter":
+            # The page-token key is the other parameter (lambda.tf).
+            declared.pop("page_token_key")
+        assert set(declared) == {"clinic"}, (type_name, sorted(declared))
+        assert declared["clinic"]["for_each"] == "${var.clinics}", type_name
+    key = tf.resources("aws_api_gateway_api_key")["clinic"]
+    assert key["name"] == "${local.name_prefix}-${each.key}"
+    assert key["enabled"] is True
+    names = {"project": tf.variable_default("project"), "env": tf.variable_default("environment")}
+    assert tf.render(key["name"], {"each.key": "demo"}) == "{project}-{env}-demo".format(**names)
+    # Each clinic's key in its own plan, on the API's stage.
+    member = tf.resources("aws_api_gateway_usage_plan_key")["clinic"]
+    assert member["key_id"] == "${aws_api_gateway_api_key.clinic[each.key].id}"
+    assert member["usage_plan_id"] == "${aws_api_gateway_usage_plan.clinic[each.key].id}"
+    assert member["key_type"] == "API_KEY"
+    plan = tf.resources("aws_api_gateway_usage_plan")["clinic"]
+    assert tf.block(plan, "api_stages") == {
+        "api_id": "${aws_api_gateway_rest_api.citas.id}",
+        "stage": "${aws_api_gateway_stage.citas.stage_name}",
+    }
+
+
+def test_a_clinic_without_limits_of_its_own_gets_the_default_ones() -> None:
+    plan = tf.resources("aws_api_gateway_usage_plan")["clinic"]
+    limits = {**tf.block(plan, "throttle_settings"), **tf.block(plan, "quota_settings")}
+    expected = {
+        "rate_limit": ("throttle_rate_limit", "api_throttle_rate_limit"),
+        "burst_limit": ("throttle_burst_limit", "api_throttle_burst_limit"),
+        "limit": ("quota_per_day", "api_monthly_quota"),
+    }
+    for attribute, (own, default) in expected.items():
+        assert limits[attribute] == f"${{coalesce(each.value.{own}, var.{default})}}"
+    # A quota per day if the clinic has one, else the monthly default.
+    assert limits["period"] == '${each.value.quota_per_day == null ? "MONTH" : "DAY"}'
+    assert "quota_per_day" in CLINICS_TYPE and "api_monthly_quota" in tf.tree()["variable"]
+
+
+def test_the_stacks_one_key_plan_and_plan_key_become_the_demo_clinics() -> None:
+    moves = {
+        block["from"]: block["to"]
+        for block in tf_resources.parse_tf_file(tf.TF_DIR / "moved.tf")["moved"]
+    }
+    for type_name in CLINIC_RESOURCES[:3]:
+        assert moves[f"${{{type_name}.citas}}"] == f'${{{type_name}.clinic["demo"]}}'
+        assert "citas" not in tf.resources(type_name)
+    assert "demo" in tf.variable_default("clinics")
+
+
+def test_each_clinic_parameter_maps_the_id_of_its_own_api_key_to_the_clinic() -> None:
+    parameter = tf.resources("aws_ssm_parameter")["clinic"]
+    # One level under the path, which is what a non-recursive GetParametersByPath reads.
+    assert parameter["name"] == "${local.clinics_parameter_path}/${each.key}"
+    assert parameter["type"] == "String"
+    assert "value" not in parameter
+    value = tf.call_object(parameter["insecure_value"], "jsonencode")
+    assert value == {
+        "clinic_id": "${each.key}",
+        "name": "${each.value.name}",
+        "api_key_id": "${aws_api_gateway_api_key.clinic[each.key].id}",
+        "public_base_url": "${each.value.public_base_url}",
+    }
+    # That value, for the default clinic, is what the adapter reads.
+    (clinic_id, clinic), *_ = tf.variable_default("clinics").items()
+    written = {
+        "clinic_id": clinic_id,
+        "name": clinic["name"],
+        "api_key_id": "kqmbxvqkme",
+        "public_base_url": clinic.get("public_base_url"),
+    }
+    path = tf.render(tf.local("clinics_parameter_path"))
+    profile, key_id = parse_clinic_parameter(f"{path}/{clinic_id}", json.dumps(written))
+    assert (profile, key_id) == (ClinicProfile(clinic_id, clinic["name"]), "kqmbxvqkme")
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+def test_every_function_gets_the_clinics_parameter_path(function: str) -> None:
+    assert environment(function)["CITAS_CLINICS_PARAMETER_PATH"] == (
+        "${local.clinics_parameter_path}"
+    )
+    assert "CITAS_CLINICS_PARAMETER_PATH" in tf.local("function_environment")
+    project, env = tf.variable_default("project"), tf.variable_default("environment")
+    assert tf.render(tf.local("clinics_parameter_path")) == f"/{project}-{env}/clinics"
+
+
+@pytest.mark.parametrize("function", sorted(HANDLERS))
+def test_every_role_may_read_exactly_the_clinic_directory_path(function: str) -> None:
+    ssm = [
+        statement
+        for statement in tf.policy_statements(policy(function))
+        if any(a.startswith("ssm:") for a in statement["actions"])
+    ]
+    assert [(s["actions"], s["resources"]) for s in ssm] == [
+        (["ssm:GetParametersByPath"], ["${local.clinics_parameter_arn}"])
+    ]
+    assert "condition" not in ssm[0] and ssm[0].get("effect", "Allow") == "Allow"
+    # GetParametersByPath is authorised against the path as called, so the grant is the
+    # path's own ARN: no wildcard, no other parameter.
+    assert tf.local("clinics_parameter_arn") == (
+        "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:"
+        "${data.aws_caller_identity.current.account_id}:parameter${local.clinics_parameter_path}"
+    )
+    assert tf.render(tf.local("clinics_parameter_path")).startswith("/")
+
+
+def test_the_functions_wait_for_the_clinic_directory_without_a_cycle() -> None:
+    assert "${aws_ssm_parameter.clinic}" in function_resource()["depends_on"]
+    # Neither the keys nor the parameters depend on a function, so this adds no cycle.
+    for type_name in ("aws_api_gateway_api_key", "aws_ssm_parameter"):
+        assert not tf.references(tf.resources(type_name)["clinic"], "aws_lambda_function")
+    assert tf.references(tf.resources("aws_ssm_parameter")["clinic"], "aws_api_gateway_api_key")
+    assert not tf.references(tf.resources("aws_api_gateway_api_key")["clinic"], "aws_")
 
 
 # --- alarms and outputs ----------------------------------------------------------------------
@@ -752,7 +1013,13 @@ def test_every_function_and_every_dead_letter_queue_has_alarms() -> None:
 def test_the_outputs_name_the_api_the_key_the_table_and_the_queues() -> None:
     outputs = tf.tree()["output"]
     assert outputs["api_url"]["value"] == "${aws_api_gateway_stage.citas.invoke_url}"
-    assert outputs["api_key_id"]["value"] == "${aws_api_gateway_api_key.citas.id}"
+    assert outputs["clinic_api_key_ids"]["value"] == (
+        "${{for id, key in aws_api_gateway_api_key.clinic : id => key.id}}"
+    )
+    assert outputs["clinic_api_keys"]["value"] == (
+        "${{for id, key in aws_api_gateway_api_key.clinic : id => key.value}}"
+    )
+    assert outputs["clinic_api_keys"]["sensitive"] is True
     assert outputs["table_name"]["value"] == "${aws_dynamodb_table.citas.name}"
     for name in ("events_queue_url", "booking_queue_urls", "booking_queue_names"):
         assert name in outputs

@@ -110,18 +110,18 @@ class Repositories:
     def memory(cls) -> Repositories:
         store = MemoryStore()
         return cls(
-            InMemoryAppointmentRepository(store),
-            InMemoryDoctorRepository(store),
-            InMemoryBookingRequestRepository(store),
+            InMemoryAppointmentRepository(store, clinic_id="demo"),
+            InMemoryDoctorRepository(store, clinic_id="demo"),
+            InMemoryBookingRequestRepository(store, clinic_id="demo"),
             InMemoryEventOutbox(store),
         )
 
     @classmethod
     def dynamodb(cls, table: str, client: DynamoDBClient) -> Repositories:
         repos = cls(
-            DynamoDBAppointmentRepository(table, client),
-            DynamoDBDoctorRepository(table, client),
-            DynamoDBBookingRequestRepository(table, client),
+            DynamoDBAppointmentRepository(table, client, clinic_id="demo"),
+            DynamoDBDoctorRepository(table, client, clinic_id="demo"),
+            DynamoDBBookingRequestRepository(table, client, clinic_id="demo"),
             DynamoDBEventOutbox(table, client, retry_delay=0.001),
         )
         repos.client, repos.table = client, table
@@ -143,6 +143,7 @@ class World:
             self.clock,
             UuidV7Generator(),
             CountryCatalog(),
+            clinic_id="demo",
         )
         if register:
             self.clinic.register_doctor(
@@ -204,24 +205,22 @@ def items_by_prefix(
 
 
 def held_time(client: DynamoDBClient, table: str) -> dict[str, str]:
-    """Every cell the day guards hold, as `DOC|PAT#<doctor or patient key>#<UTC cell>` -> tag."""
+    """Every cell the day guards hold, as `<clinic>#DOC|PAT#<doctor or patient key>#<UTC cell>`."""
     held: dict[str, str] = {}
     for item in all_items(client, table):
         if is_guard(str(item["pk"])):
+            clinic = str(item["pk"]).split("#", 1)[0]
             role, owner, cells = read_guard(item)
             kind = "DOC" if role is Role.DOCTOR_GUARD else "PAT"
             for cell, tag in cells.items():
-                held[f"{kind}#{owner}#{cell:%Y-%m-%dT%H:%MZ}"] = tag
+                held[f"{clinic}#{kind}#{owner}#{cell:%Y-%m-%dT%H:%MZ}"] = tag
     return held
 
 
 def time_of(appointment: Appointment) -> dict[str, str]:
     """What `held_time` shows for one active appointment: its doctor's and patient's cells."""
     tag = owner_tag(appointment.appointment_id)
-    doctor = {
-        f"DOC#{appointment.doctor_id}#{c:%Y-%m-%dT%H:%MZ}" for c in appointment.doctor_cells()
-    }
-    patient = {
-        f"PAT#{appointment.patient.key}#{c:%Y-%m-%dT%H:%MZ}" for c in appointment.patient_cells()
-    }
+    clinic, doctor_id, key = appointment.clinic_id, appointment.doctor_id, appointment.patient.key
+    doctor = {f"{clinic}#DOC#{doctor_id}#{c:%Y-%m-%dT%H:%MZ}" for c in appointment.doctor_cells()}
+    patient = {f"{clinic}#PAT#{key}#{c:%Y-%m-%dT%H:%MZ}" for c in appointment.patient_cells()}
     return dict.fromkeys(doctor | patient, tag) if appointment.is_active else {}

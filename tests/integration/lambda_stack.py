@@ -278,7 +278,7 @@ class Stack:
 
     @property
     def clinic(self) -> Clinic:
-        return self.app.clinic
+        return self.app.for_clinic("demo")
 
     def rebuild(self, overrides: Mapping[Any, Any] | None = None) -> App:
         """A fresh app (as after a cold start) with some ports replaced; returns it."""

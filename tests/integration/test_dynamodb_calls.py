@@ -146,7 +146,7 @@ def test_a_refused_booking_is_one_call_that_says_who_holds_the_time(
     reasons = refusals[-1]["CancellationReasons"]
     doctor_guard = reasons[1]["Item"]
     assert reasons[1]["Code"] == "ConditionalCheckFailed"
-    assert doctor_guard["pk"] == {"S": "DOCDAY#rosa#2026-12-02"}
+    assert doctor_guard["pk"] == {"S": "demo#DOCDAY#rosa#2026-12-02"}
     assert doctor_guard["1530"] == {"S": owner_tag(first.appointment_id)}
 
 

@@ -73,7 +73,7 @@ def _appointments(client: DynamoDBClient, table: str) -> list[Appointment]:
     return [
         appointment_from_item(i)
         for i in all_items(client, table)
-        if str(i["pk"]).startswith("APPT#")
+        if str(i["pk"]).startswith("demo#APPT#")
     ]
 
 

@@ -105,7 +105,7 @@ def _snapshot(world: World) -> dict[str, Any]:
     return {
         f"{i['pk']}|{i['sk']}": i
         for i in all_items(world.repos.client, world.repos.table)
-        if not str(i["pk"]).startswith("DOCTOR#")
+        if not str(i["pk"]).startswith("demo#DOCTOR#")
     }
 
 

@@ -343,7 +343,7 @@ def assert_every_change_has_its_event(items: Mapping[str, Mapping[str, Any]]) ->
     appointments = {
         str(item["appointment_id"]): int(item["version"])
         for key, item in items.items()
-        if key.startswith("APPT#")
+        if key.startswith("demo#APPT#")
     }
     for appointment_id, version in appointments.items():
         versions = sorted(
@@ -354,14 +354,14 @@ def assert_every_change_has_its_event(items: Mapping[str, Mapping[str, Any]]) ->
         assert versions == list(range(1, version + 1)), (appointment_id, versions)
     for envelope in envelopes:
         if envelope["type"] == "BookingRequestRejected":
-            request = items[f"REQ#{envelope['data']['request_id']}|REQ"]
+            request = items[f"demo#REQ#{envelope['data']['request_id']}|REQ"]
             assert request["status"] == "rejected"
         else:
             assert envelope["appointment_id"] in appointments, envelope
     rejected = {
         str(item["request_id"])
         for key, item in items.items()
-        if key.startswith("REQ#") and item["status"] == "rejected"
+        if key.startswith("demo#REQ#") and item["status"] == "rejected"
     }
     assert rejected == {
         e["data"]["request_id"] for e in envelopes if e["type"] == "BookingRequestRejected"
@@ -427,7 +427,7 @@ def test_a_failed_call_answers_503_changes_nothing_and_a_retry_succeeds(
         # The same key again: the same appointment, and still only one.
         again = world.call(route)
         assert (again.status, again.json) == (201, retried.json)
-        booked = [k for k in world.dump() if k.startswith("APPT#")]
+        booked = [k for k in world.dump() if k.startswith("demo#APPT#")]
         assert len(booked) == 2  # the world's own appointment and this one
 
 
@@ -441,7 +441,7 @@ def test_a_request_that_cannot_be_queued_is_answered_503_and_not_left_pending(
     pending = [
         item
         for key, item in world.dump().items()
-        if key.startswith("REQ#") and item["status"] == "pending"
+        if key.startswith("demo#REQ#") and item["status"] == "pending"
     ]
     # Only the world's own request, which was queued, is pending.
     assert [item["request_id"] for item in pending] == [world.ids["request"]]
@@ -507,7 +507,7 @@ def test_a_request_that_was_never_queued_is_never_left_pending(
     pending = [
         item["request_id"]
         for key, item in world.dump().items()
-        if key.startswith("REQ#") and item["status"] == "pending"
+        if key.startswith("demo#REQ#") and item["status"] == "pending"
     ]
     # Only requests that were queued: the world's own, and one whose store failed after it
     # was queued (its answer lost), which the worker will book from the message.
@@ -564,7 +564,7 @@ def test_with_the_default_retries_one_transient_fault_is_absorbed(
     assert reply.status == 201, reply.text
     assert sent == ["TransactWriteItems", "TransactWriteItems"]
     items = world.dump()
-    assert len([k for k in items if k.startswith("APPT#")]) == 2
+    assert len([k for k in items if k.startswith("demo#APPT#")]) == 2
     assert_every_change_has_its_event(items)
 
 
@@ -590,7 +590,7 @@ def test_a_transaction_resent_after_its_answer_was_lost_books_once(
     assert resent == [1]
     assert reply.status == 201, reply.text
     diff = changed(before, world.dump())
-    assert len([k for k in diff["added"] if k.startswith("APPT#")]) == 1
+    assert len([k for k in diff["added"] if k.startswith("demo#APPT#")]) == 1
     assert_every_change_has_its_event(world.dump())
 
 

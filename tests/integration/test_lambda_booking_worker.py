@@ -42,7 +42,7 @@ def trigger(stack: Stack) -> QueueTrigger:
 
 
 def appointments(stack: Stack) -> dict[str, dict[str, Any]]:
-    return items_by_prefix(stack.dynamodb, stack.table, lambda pk: pk.startswith("APPT#"))
+    return items_by_prefix(stack.dynamodb, stack.table, lambda pk: pk.startswith("demo#APPT#"))
 
 
 def send_raw(stack: Stack, body: str, group: str, dedup: str) -> None:
@@ -72,7 +72,7 @@ def test_a_queued_request_is_booked_once_even_when_delivered_again(
 
     stored = stack.clinic.booking_request(request.request_id)
     assert stored.status is RequestStatus.BOOKED
-    assert list(appointments(stack)) == [f"APPT#{stored.appointment_id}"]
+    assert list(appointments(stack)) == [f"demo#APPT#{stored.appointment_id}"]
     assert peek(stack.sqs, stack.booking_url("PE")) == []
     messages_logged = [r["message"] for r in log_records(logs)]
     assert messages_logged.count("request processed") == 1
@@ -89,17 +89,22 @@ def test_a_request_that_cannot_be_booked_is_rejected_not_retried(
     stored = stack.clinic.booking_request(request.request_id)
     assert stored.status is RequestStatus.REJECTED
     assert (stored.error or {})["code"] == "slot_unavailable"
-    assert list(appointments(stack)) == [f"APPT#{taken.appointment_id}"]
+    assert list(appointments(stack)) == [f"demo#APPT#{taken.appointment_id}"]
 
 
 def test_a_failure_holds_back_only_its_doctors_later_requests(
     stack: Stack, trigger: QueueTrigger
 ) -> None:
-    send_raw(stack, "{not json", group="rosa", dedup="poison-1")
+    # The group the queue gives the clinic's doctor rosa (`<clinic>#<doctor>`).
+    send_raw(stack, "{not json", group="demo#rosa", dedup="poison-1")
     for_ana = stack.clinic.request_booking(booking(at(WED, "10:00"), who=1, doctor="ana"))
     for_rosa = stack.clinic.request_booking(booking(at(WED, "11:00"), who=2, doctor="rosa"))
     messages = trigger.receive()
-    assert [m["Attributes"]["MessageGroupId"] for m in messages] == ["rosa", "ana", "rosa"]
+    assert [m["Attributes"]["MessageGroupId"] for m in messages] == [
+        "demo#rosa",
+        "demo#ana",
+        "demo#rosa",
+    ]
 
     response = trigger.deliver(messages)
 
@@ -113,7 +118,7 @@ def test_a_busy_database_is_retried_on_the_next_delivery(
     stack: Stack, trigger: QueueTrigger
 ) -> None:
     request = stack.clinic.request_booking(booking(at(WED, "10:00")))
-    real: BookingRequestRepository = stack.app.clinic.requests
+    real: BookingRequestRepository = stack.app.for_clinic("demo").requests
 
     class BusyOnce:
         def __init__(self) -> None:
@@ -141,7 +146,12 @@ def test_a_busy_database_is_retried_on_the_next_delivery(
 def test_a_poison_message_ends_in_the_dlq_while_healthy_ones_are_booked(
     stack: Stack, trigger: QueueTrigger
 ) -> None:
-    send_raw(stack, json.dumps({"request_id": UNKNOWN}), group="rosa", dedup="poison-2")
+    send_raw(
+        stack,
+        json.dumps({"clinic_id": "demo", "request_id": UNKNOWN}),
+        group="rosa",
+        dedup="poison-2",
+    )
     healthy = stack.clinic.request_booking(booking(at(THU, "10:00"), doctor="ana"))
 
     with service_logs(worker.logger) as logs:
@@ -150,7 +160,7 @@ def test_a_poison_message_ends_in_the_dlq_while_healthy_ones_are_booked(
     # One failing delivery per receive allowed; the next receive moves it to the DLQ.
     assert polls == MAX_RECEIVE_COUNT
     (dead,) = peek(stack.sqs, stack.booking_dlq_url("PE"))
-    assert json.loads(dead["Body"]) == {"request_id": UNKNOWN}
+    assert json.loads(dead["Body"]) == {"clinic_id": "demo", "request_id": UNKNOWN}
     assert dead["Attributes"]["MessageGroupId"] == "rosa"
     assert peek(stack.sqs, stack.booking_url("PE")) == []
     assert stack.clinic.booking_request(healthy.request_id).status is RequestStatus.BOOKED
@@ -171,7 +181,12 @@ def test_a_body_without_a_request_id_is_poison(
 def test_a_worker_refuses_another_countrys_request(stack: Stack, trigger: QueueTrigger) -> None:
     chilean = stack.clinic.request_booking(booking(at(WED, "10:00"), doctor="matias"))
     # Misrouted onto Peru's queue, e.g. by a hand-made redrive.
-    send_raw(stack, json.dumps({"request_id": chilean.request_id}), group="matias", dedup="x")
+    send_raw(
+        stack,
+        json.dumps({"clinic_id": "demo", "request_id": chilean.request_id}),
+        group="matias",
+        dedup="x",
+    )
 
     with service_logs(worker.logger) as logs:
         assert len(failed(trigger.poll() or {})) == 1
@@ -190,7 +205,7 @@ def test_a_request_queued_but_never_stored_is_stored_and_booked_by_the_worker(
     # As if the PutItem after the SendMessage had failed: the message alone carries it.
     stack.dynamodb.delete_item(
         TableName=stack.table,
-        Key={"pk": {"S": request_pk(request.request_id)}, "sk": {"S": REQUEST_SK}},
+        Key={"pk": {"S": request_pk("demo", request.request_id)}, "sk": {"S": REQUEST_SK}},
     )
     messages = trigger.receive()
 
@@ -199,4 +214,4 @@ def test_a_request_queued_but_never_stored_is_stored_and_booked_by_the_worker(
 
     stored = stack.clinic.booking_request(request.request_id)
     assert stored.status is RequestStatus.BOOKED
-    assert list(appointments(stack)) == [f"APPT#{stored.appointment_id}"]
+    assert list(appointments(stack)) == [f"demo#APPT#{stored.appointment_id}"]

@@ -76,8 +76,8 @@ def test_a_booking_texts_the_patient_in_spanish_in_the_clinics_time(
     ((phone, text),) = stack.sms()
     assert phone == patient(1).phone
     assert text == (
-        "Hola, recibimos tu reserva con Dra. Rosa Quispe para el miércoles 2 de diciembre, "
-        "10:00 (hora de Lima). La clínica te confirmará la cita."
+        "Clínica Demo: Hola, recibimos tu reserva con Dra. Rosa Quispe para el miércoles 2 de "
+        "diciembre, 10:00 (hora de Lima). La clínica te confirmará la cita."
     )
     assert peek(stack.sqs, stack.events_url) == []
     logged = log_records(logs)
@@ -132,7 +132,7 @@ def test_a_failure_holds_back_only_that_appointments_later_events(
     texts = [text for phone, text in stack.sms() if phone == patient(1).phone]
     assert len(texts) == 2
     assert "recibimos tu reserva" in texts[0]  # in order: the booking, then its reminder
-    assert texts[1].startswith("Recordatorio")
+    assert texts[1].startswith("Clínica Demo: Recordatorio")
 
 
 def test_a_reschedule_texts_the_new_and_the_old_time(stack: Stack, trigger: QueueTrigger) -> None:

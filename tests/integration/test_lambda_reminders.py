@@ -66,10 +66,10 @@ def test_the_24_hours_are_real_hours_across_santiagos_dst_change(stack: Stack) -
 
     texts = deliver(stack)
     assert texts[-1] == (
-        "Recordatorio: tienes cita con Dra. Vera Rojas el domingo 6 de septiembre, "
+        "Clínica Demo: Recordatorio: tienes cita con Dra. Vera Rojas el domingo 6 de septiembre, "
         "10:00 (hora de Santiago). Si no puedes asistir, avisa a la clínica."
     )
-    assert sum(t.startswith("Recordatorio") for t in texts) == 1
+    assert sum(t.startswith("Clínica Demo: Recordatorio") for t in texts) == 1
     runs = [r for r in log_records(logs) if r["message"] == "reminders recorded"]
     assert [r["reminded"] for r in runs] == [0, 1, 0]
     assert all(r["correlation_id"] for r in runs)  # the EventBridge event id
@@ -81,14 +81,14 @@ def test_overlapping_runs_remind_once(stack: Stack) -> None:
     stack.clinic.book(booking(at(THU, "10:00")))
     assert fire(stack, at(WED, "10:00")) + fire(stack, at(WED, "10:00")) == 1
     texts = deliver(stack)
-    assert sum(t.startswith("Recordatorio") for t in texts) == 1
+    assert sum(t.startswith("Clínica Demo: Recordatorio") for t in texts) == 1
 
 
 def test_a_cancelled_appointment_gets_no_reminder(stack: Stack) -> None:
     appointment = stack.clinic.book(booking(at(THU, "10:00")))
     stack.clinic.cancel(CancelAppointment(appointment.appointment_id))
     assert fire(stack, at(WED, "10:00")) == 0
-    assert not any(t.startswith("Recordatorio") for t in deliver(stack))
+    assert not any(t.startswith("Clínica Demo: Recordatorio") for t in deliver(stack))
 
 
 def test_a_reminder_cancelled_before_it_is_sent_says_nothing(stack: Stack) -> None:
@@ -98,8 +98,8 @@ def test_a_reminder_cancelled_before_it_is_sent_says_nothing(stack: Stack) -> No
     texts = deliver(stack)
     # Neither the booking message nor the reminder still holds once cancelled.
     assert texts == [
-        "Hola, tu cita con Dra. Rosa Quispe del jueves 3 de diciembre, 10:00 (hora de Lima) "
-        "fue cancelada."
+        "Clínica Demo: Hola, tu cita con Dra. Rosa Quispe del jueves 3 de diciembre, 10:00 "
+        "(hora de Lima) fue cancelada."
     ]
 
 
@@ -111,9 +111,9 @@ def test_a_rescheduled_appointment_is_reminded_for_its_new_time_only(stack: Stac
     assert fire(stack, at(WED, "10:00")) == 0
     assert fire(stack, at(THU, "14:59")) == 0
     assert fire(stack, at(THU, "15:00")) == 1
-    reminders_sent = [t for t in deliver(stack) if t.startswith("Recordatorio")]
+    reminders_sent = [t for t in deliver(stack) if t.startswith("Clínica Demo: Recordatorio")]
     assert reminders_sent == [
-        "Recordatorio: tienes cita con Dra. Rosa Quispe el viernes 4 de diciembre, "
+        "Clínica Demo: Recordatorio: tienes cita con Dra. Rosa Quispe el viernes 4 de diciembre, "
         "15:00 (hora de Lima). Si no puedes asistir, avisa a la clínica."
     ]
 
@@ -125,12 +125,12 @@ def test_a_reminder_already_recorded_is_not_sent_after_a_reschedule(stack: Stack
     stack.clinic.reschedule(
         RescheduleAppointment(appointment.appointment_id, at(THU + timedelta(days=1), "15:00"))
     )
-    assert not any(t.startswith("Recordatorio") for t in deliver(stack))
+    assert not any(t.startswith("Clínica Demo: Recordatorio") for t in deliver(stack))
 
 
 def test_a_failed_run_raises_logs_no_message_and_the_next_run_catches_up(stack: Stack) -> None:
     appointment = stack.clinic.book(booking(at(THU, "10:00")))
-    real = stack.app.clinic.appointments
+    real = stack.app.for_clinic("demo").appointments
 
     class Unreachable:
         def __getattr__(self, name: str) -> Any:

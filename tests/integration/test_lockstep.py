@@ -184,6 +184,7 @@ class Side:
             self.clock,
             self.ids,
             CountryCatalog(),
+            clinic_id="demo",
         )
 
 
@@ -224,7 +225,7 @@ def cursor_position(cursor: Mapping[str, Any]) -> str:
     """The appointment id a cursor stops after, whatever the backend's cursor shape."""
     if set(cursor) == {"start", "id"}:
         return str(cursor["id"])
-    return str(cursor["pk"]).removeprefix("APPT#")
+    return str(cursor["pk"]).removeprefix("demo#APPT#")
 
 
 class LockstepMachine(RuleBasedStateMachine):
@@ -249,9 +250,9 @@ class LockstepMachine(RuleBasedStateMachine):
         self.table = fresh_table(self.client)
         self.store = MemoryStore()
         memory = Repositories(
-            InMemoryAppointmentRepository(self.store),
-            InMemoryDoctorRepository(self.store),
-            InMemoryBookingRequestRepository(self.store),
+            InMemoryAppointmentRepository(self.store, clinic_id="demo"),
+            InMemoryDoctorRepository(self.store, clinic_id="demo"),
+            InMemoryBookingRequestRepository(self.store, clinic_id="demo"),
             InMemoryEventOutbox(self.store),
         )
         self.memory = Side("memory", memory)
@@ -419,7 +420,7 @@ class LockstepMachine(RuleBasedStateMachine):
 
     def try_booking(self, command: BookAppointment, key: str | None) -> object:
         self.bookings.append((command, key))
-        known = set(self.store.appointments)
+        known = {i for _, i in self.store.appointments}
         booked, _ = self.both("book", lambda c: c.book(command, key))
         if isinstance(booked, CitasError) or booked.appointment_id in known:
             return multiple()  # refused, or a replay of a key's first booking
@@ -466,7 +467,7 @@ class LockstepMachine(RuleBasedStateMachine):
         slots: int | None,
         if_match: bool,
     ) -> None:
-        current = self.store.appointments[appointment_id]
+        current = self.store.appointments["demo", appointment_id]
         start = self.local_start(current.doctor_id, days, when)
         minutes = None if slots is None else self.duration(current.doctor_id, slots)
         version = current.version if if_match else None
@@ -489,7 +490,7 @@ class LockstepMachine(RuleBasedStateMachine):
         self, appointment_id: str, status: Status, reason: str | None, stale: bool
     ) -> None:
         # Now and then with an If-Match one version behind: a 412 on both sides.
-        current = self.store.appointments[appointment_id].version
+        current = self.store.appointments["demo", appointment_id].version
         version = current - 1 if stale and current > 1 else None
         self.both(
             "change_status",
@@ -514,7 +515,7 @@ class LockstepMachine(RuleBasedStateMachine):
     @rule(appointment_id=appointments, late=st.integers(0, 45))
     def advance_the_clock_past_a_start(self, appointment_id: str, late: int) -> None:
         self.stats["advance_clock"] += 1
-        target = self.store.appointments[appointment_id].start + timedelta(minutes=late)
+        target = self.store.appointments["demo", appointment_id].start + timedelta(minutes=late)
         if target > self.now():
             self.set_clock(target)
 
@@ -522,7 +523,7 @@ class LockstepMachine(RuleBasedStateMachine):
     def reach_a_reminder_mark_and_send_reminders(
         self, appointment_id: str, after_mark: int
     ) -> None:
-        start = self.store.appointments[appointment_id].start
+        start = self.store.appointments["demo", appointment_id].start
         target = start - timedelta(hours=24) + timedelta(minutes=after_mark)
         if target > self.now():
             self.set_clock(target)
@@ -618,7 +619,7 @@ class LockstepMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_appointment_reads_back_the_same_on_both_sides(self) -> None:
-        for appointment_id in self.store.appointments:
+        for _, appointment_id in self.store.appointments:
             first, second = (
                 side.clinic.get(appointment_id) for side in (self.memory, self.dynamodb)
             )
@@ -634,31 +635,35 @@ class LockstepMachine(RuleBasedStateMachine):
             "REQ": {},
         }
         for item in items:
-            kind = str(item["pk"]).split("#", 1)[0]
+            # `<clinic>#<KIND>#...`: every item here is the one clinic's.
+            kind = str(item["pk"]).removeprefix("demo#").split("#", 1)[0]
             if kind in by_kind:
                 by_kind[kind][str(item["pk"])] = item
         store = self.store
         assert {
             pk: appointment_from_item(item).snapshot() for pk, item in by_kind["APPT"].items()
-        } == {appointment_pk(a.appointment_id): a.snapshot() for a in store.appointments.values()}
+        } == {
+            appointment_pk(a.clinic_id, a.appointment_id): a.snapshot()
+            for a in store.appointments.values()
+        }
         # The day guards hold exactly the memory store's cells, each valued with its holder's tag.
         assert held_time(self.client, self.table) == {
-            f"{'DOC' if kind == 'doctor' else 'PAT'}#{owner}#{cell:%Y-%m-%dT%H:%MZ}": owner_tag(
-                holder
+            f"{clinic}#{'DOC' if kind == 'doctor' else 'PAT'}#{owner}#{cell:%Y-%m-%dT%H:%MZ}": (
+                owner_tag(holder)
             )
-            for (kind, owner, cell), holder in store.cells.items()
+            for (clinic, kind, owner, cell), holder in store.cells.items()
         }
         assert {
             pk: (item["fingerprint"], item["appointment_id"])
             for pk, item in by_kind["IDEM"].items()
         } == {
-            idempotency_pk(key): (record.fingerprint, record.appointment_id)
-            for key, record in store.idempotency.items()
+            idempotency_pk(clinic, key): (record.fingerprint, record.appointment_id)
+            for (clinic, key), record in store.idempotency.items()
         }
         assert {
             pk: (item["status"], item.get("appointment_id")) for pk, item in by_kind["REQ"].items()
         } == {
-            request_pk(r.request_id): (str(r.status), r.appointment_id)
+            request_pk(r.clinic_id, r.request_id): (str(r.status), r.appointment_id)
             for r in store.requests.values()
         }
         memory_outbox = [e.to_envelope() for e in store.outbox.values()]

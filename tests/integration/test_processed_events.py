@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters.aws.dynamodb import DynamoDBProcessedEvents
+from adapters.aws.dynamodb import DynamoDBProcessedEvents, DynamoDBRepositories
+from adapters.clinics import StaticClinicDirectory
 from adapters.memory.store import InMemoryNotifier
+from domain.clinics import DEMO_CLINIC
 from domain.errors import TemporarilyUnavailable
 from domain.use_cases import PatientMessenger
 from tests.integration.aws_world import (
@@ -119,8 +121,8 @@ def test_the_patient_messenger_sends_once_for_a_redelivered_event(
     (event,) = world.repos.outbox.pending(10)
     notifier = InMemoryNotifier()
     messenger = PatientMessenger(
-        world.repos.appointments,
-        world.repos.doctors,
+        StaticClinicDirectory([(DEMO_CLINIC, "local-demo")]),
+        DynamoDBRepositories(table, dynamodb_local_client),
         notifier,
         DynamoDBProcessedEvents(table, dynamodb_local_client),
     )

@@ -118,6 +118,7 @@ def test_doctor_put_tells_created_from_replaced_and_round_trips(world: World) ->
     assert not created_again
     stored = world.clinic.doctor("ana")
     assert stored == Doctor(
+        "demo",
         "ana",
         "Dra. Ana Pérez",
         "CL",
@@ -141,7 +142,9 @@ def test_book_stores_the_appointment_and_its_event(world: World) -> None:
     (event,) = world.repos.outbox.pending(10)
     assert event.type == "AppointmentRequested"
     assert event.appointment_id == booked.appointment_id
-    assert dict(event.data) == booked.snapshot()
+    # The clinic travels in the envelope; the published payload is the contract's v1 one.
+    assert event.clinic_id == "demo"
+    assert dict(event.data) == {k: v for k, v in booked.snapshot().items() if k != "clinic_id"}
     with pytest.raises(NotFound):
         world.clinic.get("0190a000-0000-7000-8000-000000000000")
 
@@ -629,14 +632,14 @@ def test_cells_follow_the_appointment_exactly(world: World) -> None:
     key = patient(1).key
     wanted = {
         f"{who}#2026-12-02T15:{m:02d}Z"
-        for who in ("DOC#rosa", f"PAT#{key}")
+        for who in ("demo#DOC#rosa", f"demo#PAT#{key}")
         for m in range(0, 60, 5)
     }
     assert _cells_of(world) == dict.fromkeys(wanted, owner_tag(aid))
     world.clinic.reschedule(RescheduleAppointment(aid, at(WED, "10:30"), 30))
     assert set(_cells_of(world)) == {
         f"{who}#2026-12-02T15:{m:02d}Z"
-        for who in ("DOC#rosa", f"PAT#{key}")
+        for who in ("demo#DOC#rosa", f"demo#PAT#{key}")
         for m in range(30, 60, 5)
     }
     world.clinic.cancel(CancelAppointment(aid))
@@ -656,7 +659,7 @@ def test_an_evening_visit_across_midnight_utc_holds_one_guard_per_party(world: W
     world.clinic.register_doctor(RegisterDoctor("noche", "Dra. Noche", "PE", evening))
     booked = world.clinic.book(booking(at(WED, "18:00"), minutes=120, doctor="tarde"))
     key = patient(1).key
-    assert _guards(world) == {"DOCDAY#tarde#2026-12-02", f"PATDAY#{key}#2026-12-02"}
+    assert _guards(world) == {"demo#DOCDAY#tarde#2026-12-02", f"demo#PATDAY#{key}#2026-12-02"}
     assert _cells_of(world) == time_of(booked)
     with pytest.raises(SlotUnavailable):
         world.clinic.book(booking(at(WED, "19:30"), who=2, doctor="tarde"))
@@ -676,10 +679,10 @@ def test_a_night_visit_across_0600_utc_holds_two_guard_days_of_each_party(world:
     booked = world.clinic.book(booking(at(WED, "00:30"), minutes=60, doctor="guardia"))
     key = patient(1).key
     assert _guards(world) == {
-        "DOCDAY#guardia#2026-12-01",
-        "DOCDAY#guardia#2026-12-02",
-        f"PATDAY#{key}#2026-12-01",
-        f"PATDAY#{key}#2026-12-02",
+        "demo#DOCDAY#guardia#2026-12-01",
+        "demo#DOCDAY#guardia#2026-12-02",
+        f"demo#PATDAY#{key}#2026-12-01",
+        f"demo#PATDAY#{key}#2026-12-02",
     }
     assert _cells_of(world) == time_of(booked)
     for start in ("00:00", "01:00"):  # an hour that overlaps it in one guard day each
@@ -697,23 +700,28 @@ def test_items_carry_ttls_and_never_the_phone(world: World) -> None:
     client, table = _dynamo(world)
     booked = world.clinic.book(booking(at(WED, "10:00")), idempotency_key="ttl-1")
     items = {str(i["pk"]): i for i in all_items(client, table)}
-    guard = items["DOCDAY#rosa#2026-12-02"]
+    guard = items["demo#DOCDAY#rosa#2026-12-02"]
     # The guard day's end (Thursday 06:00 UTC) + 1 day.
     assert int(guard["expires_at"]) == int(datetime(2026, 12, 4, 6, tzinfo=UTC).timestamp())
     assert guard["1525"] == owner_tag(booked.appointment_id)
-    idem = items["IDEM#ttl-1"]
+    idem = items["demo#IDEM#ttl-1"]
     assert int(idem["expires_at"]) == int(NOW.timestamp()) + 86400
     assert idem["appointment_id"] == booked.appointment_id
     (event,) = [i for pk, i in items.items() if pk.startswith("OUTBOX#")]
     assert (int(event["outbox"]), event["gsi1pk"]) == (1, "OUTBOX")
-    appointment = items[f"APPT#{booked.appointment_id}"]
-    assert appointment["gsi1pk"] == "DOCTOR#rosa"
-    assert appointment["gsi2pk"] == "COUNTRY#PE#STATUS#requested"
+    appointment = items[f"demo#APPT#{booked.appointment_id}"]
+    assert appointment["gsi1pk"] == "demo#DOCTOR#rosa"
+    assert appointment["gsi2pk"] == "demo#COUNTRY#PE#STATUS#requested"
     assert appointment["gsi1sk"] == f"2026-12-02T15:00:00.000000Z#{booked.appointment_id}"
     phone = patient(1).phone
     assert not any(phone in str(i["pk"]) for i in items.values())
     # Only appointments and outbox events are in an index: guards cost no index writes.
-    indexed = {pk.split("#")[0] for pk, i in items.items() if "gsi1pk" in i or "gsi2pk" in i}
+    # A clinic's key names its kind after the clinic; the outbox is the deployment's own.
+    indexed = {
+        pk.removeprefix("demo#").split("#")[0]
+        for pk, i in items.items()
+        if "gsi1pk" in i or "gsi2pk" in i
+    }
     assert indexed == {"APPT", "OUTBOX"}
 
 
@@ -728,7 +736,7 @@ def test_a_cursor_of_another_doctor_is_refused(world: World) -> None:
     outside = {**page.cursor}
     with pytest.raises(InvalidCursor):
         world.repos.appointments.list_by_doctor("rosa", NOW + _DAYS, NOW + 2 * _DAYS, 2, outside)
-    swapped = {**page.cursor, "pk": "APPT#someone-else"}
+    swapped = {**page.cursor, "pk": "demo#APPT#someone-else"}
     with pytest.raises(InvalidCursor):
         world.repos.appointments.list_by_doctor("rosa", NOW, NOW + _DAYS, 2, swapped)
     json.dumps(page.cursor)  # JSON-able, as the token needs

@@ -20,7 +20,7 @@ from domain.booking_request import BookingRequest, RequestStatus
 from domain.errors import TemporarilyUnavailable
 from domain.events import AppointmentRequested, event_from_envelope
 from ports.messaging import BookingRequestQueue, EventPublisher
-from ports.repositories import AppointmentRepository, EventOutbox
+from ports.repositories import ClinicRepositories, EventOutbox
 from tests.integration.aws_world import NOW, REGION, WED, Repositories, World, at, booking
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def _receive(sqs: SQSClient, url: str) -> list[dict[str, Any]]:
 def _event() -> AppointmentRequested:
     return AppointmentRequested(
         event_id="0190a000-0000-7000-8000-000000000001",
+        clinic_id="demo",
         appointment_id="0190a000-0000-7000-8000-0000000000aa",
         version=1,
         occurred_at=NOW.astimezone(UTC),
@@ -78,6 +79,7 @@ def test_publisher_sends_the_envelope_grouped_by_appointment(aws: Any) -> None:
 
 def _request(country: str = "PE") -> BookingRequest:
     return BookingRequest(
+        clinic_id="demo",
         request_id="0190a000-0000-7000-8000-0000000000bb",
         country=country,
         command=booking(at(WED, "10:00")),
@@ -94,13 +96,14 @@ def test_booking_requests_go_to_their_countrys_queue_in_doctor_order(aws: Any) -
     (message,) = _receive(sqs, urls[names.booking_queues["PE"]])
     # The whole request: the worker stores it if its own store failed after the send.
     assert json.loads(message["Body"]) == {
+        "clinic_id": "demo",
         "request_id": _request().request_id,
         "country": "PE",
         "created_at": NOW.isoformat(),
         "command": _request().command.to_dict(),
     }
     assert BookingRequest.from_message(json.loads(message["Body"])) == _request()
-    assert message["Attributes"]["MessageGroupId"] == "rosa"
+    assert message["Attributes"]["MessageGroupId"] == "demo#rosa"
     assert message["Attributes"]["MessageDeduplicationId"] == _request().request_id
     assert _receive(sqs, urls[names.booking_queues["CL"]]) == []
     with pytest.raises(LookupError):
@@ -130,7 +133,7 @@ def test_a_throttled_queue_is_temporarily_unavailable_and_nothing_is_stored(
     # Queued first: a request that could not be queued was never stored, nor pending.
     assert world.repos.outbox.pending(10) == []
     items = dynamodb.scan(TableName=names.table, ConsistentRead=True)["Items"]
-    assert [i for i in items if i["pk"]["S"].startswith("REQ#")] == []
+    assert [i for i in items if i["pk"]["S"].startswith("demo#REQ#")] == []
     with pytest.raises(TemporarilyUnavailable):
         SQSEventPublisher(urls[names.events_queue], sqs).publish(_event())
 
@@ -138,8 +141,7 @@ def test_a_throttled_queue_is_temporarily_unavailable_and_nothing_is_stored(
 def test_registering_builds_no_client_and_the_container_books(
     aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from domain.use_cases import Clinic
-    from entrypoints.bootstrap import build_container
+    from entrypoints.bootstrap import ClinicServices, build_container
     from entrypoints.config import Settings
 
     _, _, urls = aws
@@ -172,13 +174,14 @@ def test_registering_builds_no_client_and_the_container_books(
     assert isinstance(container.resolve(BookingRequestQueue), SQSBookingRequestQueue)
     assert built == []
 
-    app: Clinic = container.resolve(Clinic)
+    app = container.resolve(ClinicServices)("demo")
     world = World(
         Repositories(app.appointments, app.doctors, app.requests, container.resolve(EventOutbox))
     )
     assert built == ["dynamodb"]  # one client, shared by every repository
     booked = world.clinic.book(booking(at(WED, "10:00")))
-    assert container.resolve(AppointmentRepository).get(booked.appointment_id) is not None
+    repositories = container.resolve(ClinicRepositories)
+    assert repositories.appointments("demo").get(booked.appointment_id) is not None
     request = app.request_booking(booking(at(WED, "11:00"), who=2))
     assert built == ["dynamodb", "sqs"]
     assert request.status is RequestStatus.PENDING

@@ -18,6 +18,8 @@ from entrypoints.context import LocalContext
 
 OPENAPI = Path(__file__).resolve().parents[2] / "api" / "openapi.yaml"
 API_KEY = "local-dev-key"
+# The id the default `demo` clinic's key has (`entrypoints.config.LocalClinic.api_key_id`).
+API_KEY_ID = "local-demo"
 STAGE = "prod"
 API_ID = "a1b2c3d4e5"
 
@@ -95,7 +97,7 @@ def event(
             "httpMethod": method,
             "identity": {
                 "apiKey": api_key,
-                "apiKeyId": "k1",
+                "apiKeyId": API_KEY_ID,
                 "sourceIp": "203.0.113.7",
                 "userAgent": "pytest",
             },

@@ -39,13 +39,14 @@ class World:
         self.queue = InMemoryBookingRequestQueue()
         self.outbox = InMemoryEventOutbox(self.store)
         self.clinic = Clinic(
-            InMemoryAppointmentRepository(self.store),
-            InMemoryDoctorRepository(self.store),
-            InMemoryBookingRequestRepository(self.store),
+            InMemoryAppointmentRepository(self.store, clinic_id="demo"),
+            InMemoryDoctorRepository(self.store, clinic_id="demo"),
+            InMemoryBookingRequestRepository(self.store, clinic_id="demo"),
             self.queue,
             self.clock,
             UuidV7Generator(),
             CountryCatalog(),
+            clinic_id="demo",
         )
         self.clinic.register_doctor(
             RegisterDoctor("rosa", "Dra. Rosa Quispe", "PE", WEEKDAY_HOURS, slot_minutes=30)

@@ -87,4 +87,4 @@ def booked(api: Api) -> dict[str, Any]:
 
 
 def the_clinic(container: App) -> Clinic:
-    return container.clinic
+    return container.for_clinic("demo")

@@ -48,7 +48,7 @@ def test_a_worker_that_crashed_after_booking_finds_its_booking_on_retry(world: W
     request = world.clinic.request_booking(booking(at(WED, "09:30")))
     # The booking was made, but the outcome was never stored: the request is still pending.
     world.clinic.process_booking_request(request.request_id)
-    world.store.requests[request.request_id] = request
+    world.store.requests["demo", request.request_id] = request
 
     done = world.clinic.process_booking_request(request.request_id)
 

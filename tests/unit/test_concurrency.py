@@ -53,15 +53,16 @@ class Harness:
     ) -> None:
         self.store = MemoryStore()
         self.clock = FixedClock(NOW)
-        self.appointments = repository(self.store)
+        self.appointments = repository(self.store, clinic_id="demo")
         self.clinic = Clinic(
             self.appointments,
-            InMemoryDoctorRepository(self.store),
-            InMemoryBookingRequestRepository(self.store),
+            InMemoryDoctorRepository(self.store, clinic_id="demo"),
+            InMemoryBookingRequestRepository(self.store, clinic_id="demo"),
             InMemoryBookingRequestQueue(),
             self.clock,
             UuidV7Generator(),
             CountryCatalog(),
+            clinic_id="demo",
         )
         for n in range(doctors):
             self.clinic.register_doctor(
@@ -70,16 +71,16 @@ class Harness:
 
     def stored(self) -> list[Appointment]:
         with self.store.lock:
-            ids = list(self.store.appointments)
+            ids = [appointment_id for _, appointment_id in self.store.appointments]
         return [self.clinic.get(appointment_id) for appointment_id in ids]
 
     def assert_cells_are_exactly_those_of_active_appointments(self) -> None:
-        held: dict[tuple[str, str, datetime], str] = {}
+        held: dict[tuple[str, str, str, datetime], str] = {}
         for a in self.stored():
             if a.is_active:
                 for cell in cells(a.start, a.end):
-                    held[("doctor", a.doctor_id, cell)] = a.appointment_id
-                    held[("patient", a.patient.key, cell)] = a.appointment_id
+                    held[(a.clinic_id, "doctor", a.doctor_id, cell)] = a.appointment_id
+                    held[(a.clinic_id, "patient", a.patient.key, cell)] = a.appointment_id
         with self.store.lock:
             assert dict(self.store.cells) == held
 
@@ -296,8 +297,8 @@ def test_fifty_threads_booking_overlapping_spans_leave_no_overlap_behind() -> No
 class PausingRepository(InMemoryAppointmentRepository):
     """Holds the first `update` until the test lets it go, so a race is played in order."""
 
-    def __init__(self, store: MemoryStore) -> None:
-        super().__init__(store)
+    def __init__(self, store: MemoryStore, *, clinic_id: str) -> None:
+        super().__init__(store, clinic_id=clinic_id)
         self.holding = threading.Event()
         self.release = threading.Event()
         self._first = True

@@ -36,6 +36,7 @@ lengths = st.integers(min_value=1, max_value=MAX_DURATION_MINUTES // CELL_MINUTE
 def _visit(start: datetime, minutes: int, phone: str = "+51987654321") -> Appointment:
     # Built field by field: the booking rules (hours, the future) are not what is tested here.
     return Appointment(
+        clinic_id="demo",
         appointment_id=f"a-{start:%d%H%M}-{minutes}-{phone[-2:]}",
         doctor_id="rosa",
         country="PE",

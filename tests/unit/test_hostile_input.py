@@ -218,8 +218,8 @@ def test_a_value_stored_before_the_rules_cannot_break_a_response(
 ) -> None:
     # Data written by an older version: the record holds a lone surrogate.
     store = container.memory.store
-    stored = store.appointments[booked["appointment_id"]]
-    store.appointments[stored.appointment_id] = attrs.evolve(stored, notes="x\ud800")
+    stored = store.appointments["demo", booked["appointment_id"]]
+    store.appointments["demo", stored.appointment_id] = attrs.evolve(stored, notes="x\ud800")
     one = api.get(f"/appointments/{booked['appointment_id']}")
     assert one.status == 200
     assert one.json["notes"] == "x\ud800"  # escaped on the wire, the same value read back

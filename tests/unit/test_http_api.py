@@ -38,10 +38,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 def test_the_app_holds_the_clinic_and_the_in_memory_pieces_the_local_server_drives() -> None:
     fixed = FixedClock(NOW)
     built = build_app(Settings(), clock=fixed)
-    assert isinstance(built.clinic, Clinic)
-    assert built.clinic is built.clinic
+    assert isinstance(built.for_clinic("demo"), Clinic)
+    assert built.for_clinic("demo") is built.for_clinic("demo")
     assert built.clock is fixed
-    assert built.clinic.clock is fixed
+    assert built.for_clinic("demo").clock is fixed
     assert built.memory is not None
     assert built.request_queue is built.memory.request_queue
     assert isinstance(built.request_queue, InMemoryBookingRequestQueue)

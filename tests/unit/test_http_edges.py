@@ -197,7 +197,7 @@ def test_settings_default_to_the_local_memory_backend() -> None:
     settings = Settings.from_env({})
     assert settings.backend == "memory"
     assert sorted(settings.countries) == ["CL", "PE"]
-    assert (settings.table_name, settings.api_key) == ("citas-local", "local-dev-key")
+    assert (settings.table_name, settings.clinics[0].api_key) == ("citas-local", "local-dev-key")
     assert (settings.events_queue_url, dict(settings.booking_queue_urls)) == (None, {})
 
 
@@ -218,7 +218,7 @@ def test_settings_read_every_variable() -> None:
     assert settings.table_name == "citas-prod"
     assert settings.events_queue_url is not None
     assert dict(settings.booking_queue_urls) == {"PE": "http://localhost:9324/1/pe.fifo"}
-    assert settings.api_key == "s3cret"
+    assert settings.clinics[0].api_key == "s3cret"
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.clinics import StaticClinicDirectory
 from adapters.memory.store import (
-    InMemoryAppointmentRepository,
-    InMemoryDoctorRepository,
     InMemoryNotifier,
     InMemoryProcessedEvents,
+    InMemoryRepositories,
 )
 from domain import events as ev
 from domain.appointment import Status
+from domain.clinics import DEMO_CLINIC
 from domain.commands import CancelAppointment, ChangeStatus, RescheduleAppointment
 from domain.messages import local_when, message_for
 from domain.use_cases import PatientMessenger
@@ -22,7 +23,7 @@ SCL_START = "2026-12-07T13:00:00+00:00"  # 10:00 en Santiago (verano, -03)
 
 
 def _event(kind: type[ev.Event], **data: str) -> ev.Event:
-    return kind("e1", "a1", 2, datetime(2026, 12, 1, tzinfo=UTC), data)
+    return kind("e1", "sol", "a1", 2, datetime(2026, 12, 1, tzinfo=UTC), data)
 
 
 def test_local_time_is_written_in_spanish_with_the_clinics_city() -> None:
@@ -105,7 +106,11 @@ def test_santiago_in_winter_and_summer_shows_the_same_wall_time_for_different_of
 def test_each_message_reads_exactly_so(
     kind: type[ev.Event], data: dict[str, str], zone: str, expected: str
 ) -> None:
-    assert message_for(_event(kind, **data), doctor_name="Dra. Rosa", time_zone=zone) == expected
+    text = message_for(
+        _event(kind, **data), clinic_name="Clínica Sol", doctor_name="Dra. Rosa", time_zone=zone
+    )
+    # The clinic's name first: one number may write for many clinics.
+    assert text == f"Clínica Sol: {expected}"
 
 
 @pytest.mark.parametrize(
@@ -114,7 +119,12 @@ def test_each_message_reads_exactly_so(
 )
 def test_other_changes_send_no_message(kind: type[ev.Event]) -> None:
     assert (
-        message_for(_event(kind, start=LIMA_START), doctor_name="x", time_zone="America/Lima")
+        message_for(
+            _event(kind, start=LIMA_START),
+            clinic_name="Clínica Sol",
+            doctor_name="x",
+            time_zone="America/Lima",
+        )
         is None
     )
 
@@ -124,8 +134,8 @@ class Messaging:
         self.world = world
         self.notifier = InMemoryNotifier()
         self.messenger = PatientMessenger(
-            InMemoryAppointmentRepository(world.store),
-            InMemoryDoctorRepository(world.store),
+            StaticClinicDirectory([(DEMO_CLINIC, "local-demo")]),
+            InMemoryRepositories(world.store),
             self.notifier,
             InMemoryProcessedEvents(world.store),
         )
@@ -141,8 +151,8 @@ def test_a_booking_sends_one_message_to_the_patients_phone(world: World) -> None
     appointment = world.clinic.book(booking(at(WED, "10:00")))
 
     assert messaging.deliver_all() == [
-        "Hola, recibimos tu reserva con Dra. Rosa Quispe para el miércoles 2 de diciembre, "
-        "10:00 (hora de Lima). La clínica te confirmará la cita."
+        "Clínica Demo: Hola, recibimos tu reserva con Dra. Rosa Quispe para el miércoles 2 de "
+        "diciembre, 10:00 (hora de Lima). La clínica te confirmará la cita."
     ]
     assert messaging.notifier.sent[0][0] == appointment.patient.phone
 
@@ -166,7 +176,7 @@ def test_a_reminder_for_a_cancelled_appointment_is_not_sent(world: World) -> Non
 
     texts = messaging.deliver_all()
 
-    assert not any(t.startswith("Recordatorio") for t in texts)
+    assert not any(t.startswith("Clínica Demo: Recordatorio") for t in texts)
     assert texts[-1].endswith("fue cancelada.")
 
 
@@ -178,14 +188,14 @@ def test_a_stale_reminder_after_a_reschedule_is_not_sent_and_the_new_one_is(worl
     later = at(THU + timedelta(days=1), "10:00")
     world.clinic.reschedule(RescheduleAppointment(appointment.appointment_id, later))
     texts = messaging.deliver_all()
-    assert not any(t.startswith("Recordatorio") for t in texts)
+    assert not any(t.startswith("Clínica Demo: Recordatorio") for t in texts)
 
     world.clock.set(at(THU, "10:00"))
     world.clinic.send_reminders()
     texts = messaging.deliver_all()
     assert texts[-1] == (
-        "Recordatorio: tienes cita con Dra. Rosa Quispe el viernes 4 de diciembre, 10:00 "
-        "(hora de Lima). Si no puedes asistir, avisa a la clínica."
+        "Clínica Demo: Recordatorio: tienes cita con Dra. Rosa Quispe el viernes 4 de "
+        "diciembre, 10:00 (hora de Lima). Si no puedes asistir, avisa a la clínica."
     )
 
 
@@ -215,8 +225,8 @@ def test_a_booking_message_arriving_after_the_cancellation_is_not_sent(world: Wo
     messaging.messenger.handle(requested)
 
     assert [text for _, text, _ in messaging.notifier.sent] == [
-        "Hola, tu cita con Dra. Rosa Quispe del miércoles 2 de diciembre, 10:00 (hora de Lima) "
-        "fue cancelada."
+        "Clínica Demo: Hola, tu cita con Dra. Rosa Quispe del miércoles 2 de diciembre, 10:00 "
+        "(hora de Lima) fue cancelada."
     ]
 
 

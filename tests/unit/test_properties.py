@@ -105,13 +105,14 @@ def build_system(now: datetime) -> System:
     store = MemoryStore()
     clock = FixedClock(now)
     clinic = Clinic(
-        InMemoryAppointmentRepository(store),
-        InMemoryDoctorRepository(store),
-        InMemoryBookingRequestRepository(store),
+        InMemoryAppointmentRepository(store, clinic_id="demo"),
+        InMemoryDoctorRepository(store, clinic_id="demo"),
+        InMemoryBookingRequestRepository(store, clinic_id="demo"),
         InMemoryBookingRequestQueue(),
         clock,
         UuidV7Generator(),
         CountryCatalog(),
+        clinic_id="demo",
     )
     return System(store, clock, clinic)
 
@@ -154,17 +155,17 @@ def assert_history_rebuilds(system: System, appointment_id: str) -> list[ev.Even
 
 def active_appointments(system: System) -> list[Appointment]:
     with system.store.lock:
-        ids = list(system.store.appointments)
+        ids = [appointment_id for _, appointment_id in system.store.appointments]
     found = [system.clinic.get(appointment_id) for appointment_id in ids]
     return [a for a in found if a.is_active]
 
 
-def expected_cells(appointments: list[Appointment]) -> dict[tuple[str, str, datetime], str]:
-    held: dict[tuple[str, str, datetime], str] = {}
+def expected_cells(appointments: list[Appointment]) -> dict[tuple[str, str, str, datetime], str]:
+    held: dict[tuple[str, str, str, datetime], str] = {}
     for a in appointments:
         for cell in cells(a.start, a.end):
-            held[("doctor", a.doctor_id, cell)] = a.appointment_id
-            held[("patient", a.patient.key, cell)] = a.appointment_id
+            held[(a.clinic_id, "doctor", a.doctor_id, cell)] = a.appointment_id
+            held[(a.clinic_id, "patient", a.patient.key, cell)] = a.appointment_id
     return held
 
 
@@ -462,7 +463,7 @@ class ClinicMachine(RuleBasedStateMachine):
     @invariant()
     def stored_appointments_are_what_the_model_expects(self) -> None:
         with self.system.store.lock:
-            assert set(self.system.store.appointments) == set(self.expected)
+            assert {i for _, i in self.system.store.appointments} == set(self.expected)
         for appointment_id, known in self.expected.items():
             stored = self.clinic.get(appointment_id)
             assert stored.version >= self.last_version.get(appointment_id, 1)

@@ -40,7 +40,7 @@ def test_rescheduling_frees_the_old_time_and_holds_only_the_new(world: World) ->
 
     world.clinic.reschedule(RescheduleAppointment(appointment.appointment_id, at(THU, "15:00")))
 
-    held = {cell for (_, _, cell) in world.store.cells}
+    held = {cell for (_, _, _, cell) in world.store.cells}
     assert held == set(cells(at(THU, "15:00"), at(THU, "15:30")))
     world.clinic.book(booking(at(WED, "09:30"), who=2))
 

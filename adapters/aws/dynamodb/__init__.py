@@ -1,22 +1,26 @@
 """DynamoDB adapters: one table, every guard a condition inside one transaction.
 
-Items (`pk` / `sk` are the table keys; `gsi1*` / `gsi2*` the two GSIs of `dynamodb.tf`):
+Items (`pk` / `sk` are the table keys; `gsi1*` / `gsi2*` the two GSIs of `dynamodb.tf`). Every
+key of a clinic's data, in the table and in both indexes, starts with `<clinic>#` (`keys`):
 
-- appointment `APPT#<id>` / `APPT`: the snapshot with `version`; `gsi1pk=DOCTOR#<doctor>`,
-  `gsi1sk=<start>#<id>` (a doctor's days) and `gsi2pk=COUNTRY#<cc>#STATUS#<status>`,
-  `gsi2sk=<start>#<id>` (country-status lists).
-- doctor day guard `DOCDAY#<doctor>#<YYYY-MM-DD>` / `DAY` (24 h from 06:00 UTC of that date,
-  see `guards`): one attribute `HHMM` per 5-minute cell an active appointment holds, valued
-  with the owner's 4-character tag; `expires_at` (TTL, the day's end + 1 day).
-- patient day guard `PATDAY#<patient key>#<YYYY-MM-DD>` / `DAY`: the same; the key is a hash
-  of the phone, never the phone.
-- idempotency key `IDEM#<key>` / `IDEM`: `fingerprint`, `appointment_id`, `expires_at`
-  (booking + 24 h; DynamoDB deletes within a day or two after, so a key holds at least 24 h).
-- outbox event `OUTBOX#<event id>` / `EVENT`: `envelope` (the JSON envelope), `outbox=1` (a
-  marker; the relay's stream filter matches INSERTs whose `pk` starts `OUTBOX#`),
-  `gsi1pk=OUTBOX`, `gsi1sk=<occurred_at>#<event id>` (pending events oldest first, no Scan).
-- doctor `DOCTOR#<id>` / `PROFILE`; booking request `REQ#<id>` / `REQ`.
-- handled-event marker `DONE#<consumer>:<event id>` / `DONE`: `expires_at` (a week later).
+- appointment `<clinic>#APPT#<id>` / `APPT`: the snapshot with `version` and `clinic_id`;
+  `gsi1pk=<clinic>#DOCTOR#<doctor>`, `gsi1sk=<start>#<id>` (a doctor's days) and
+  `gsi2pk=<clinic>#COUNTRY#<cc>#STATUS#<status>`, `gsi2sk=<start>#<id>` (country-status lists).
+- doctor day guard `<clinic>#DOCDAY#<doctor>#<YYYY-MM-DD>` / `DAY` (24 h from 06:00 UTC of that
+  date, see `guards`): one attribute `HHMM` per 5-minute cell an active appointment holds,
+  valued with the owner's 4-character tag; `expires_at` (TTL, the day's end + 1 day).
+- patient day guard `<clinic>#PATDAY#<patient key>#<YYYY-MM-DD>` / `DAY`: the same; the key is
+  a hash of the phone, never the phone. Per clinic: a phone is one patient within a clinic.
+- idempotency key `<clinic>#IDEM#<key>` / `IDEM`: `fingerprint`, `appointment_id`,
+  `expires_at` (booking + 24 h; DynamoDB deletes within a day or two after).
+- doctor `<clinic>#DOCTOR#<id>` / `PROFILE`; booking request `<clinic>#REQ#<id>` / `REQ`.
+- outbox event `OUTBOX#<event id>` / `EVENT`: `envelope` (the JSON envelope, with its
+  `clinic_id`), `clinic_id`, `outbox=1` (a marker; the relay's stream filter matches INSERTs
+  whose `pk` starts `OUTBOX#`), `gsi1pk=OUTBOX`, `gsi1sk=<occurred_at>#<event id>` (pending
+  events oldest first, no Scan). The deployment's own work list, shared by every clinic:
+  event ids are globally unique, and only the relay reads it.
+- handled-event marker `DONE#<consumer>:<event id>` / `DONE`: `expires_at` (a week later);
+  the consumers' ledger, keyed by the globally unique event id like the outbox.
 
 Instants in sort keys are fixed-width UTC (`2026-12-02T14:00:00.000000Z`) so that string
 order is time order and `<start>#<id>` sorts after the bare `<start>` used as a bound.
@@ -92,6 +96,7 @@ from adapters.aws.dynamodb.repositories import (
     DynamoDBDoctorRepository,
     DynamoDBEventOutbox,
     DynamoDBProcessedEvents,
+    DynamoDBRepositories,
 )
 from adapters.aws.dynamodb.table import default_client
 
@@ -116,6 +121,7 @@ __all__ = [
     "DynamoDBDoctorRepository",
     "DynamoDBEventOutbox",
     "DynamoDBProcessedEvents",
+    "DynamoDBRepositories",
     "LazyClient",
     "appointment_from_item",
     "appointment_pk",

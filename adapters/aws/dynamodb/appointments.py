@@ -31,6 +31,7 @@ from adapters.aws.dynamodb.keys import (
 from adapters.aws.dynamodb.table import Table, check_cursor
 from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction, cancelled_item
 from domain.appointment import Appointment, Status
+from domain.clinics import require_clinic
 from domain.errors import (
     IdempotencyKeyTaken,
     PatientDoubleBooked,
@@ -46,8 +47,9 @@ if TYPE_CHECKING:
 class DynamoDBAppointmentRepository:
     """Appointments, their day guards, idempotency keys and outbox events in one table."""
 
-    def __init__(self, table_name: str, client: TableClient = None) -> None:
+    def __init__(self, table_name: str, client: TableClient = None, *, clinic_id: str) -> None:
         self._table = Table(table_name, client)
+        self._clinic = clinic_id
 
     @property
     def table_name(self) -> str:
@@ -56,12 +58,13 @@ class DynamoDBAppointmentRepository:
 
     def add(self, appointment: Appointment, idempotency: IdempotencyRecord | None) -> None:
         """Store a new appointment with its guards, key and events in one transaction."""
+        require_clinic(self._clinic, appointment.clinic_id, "an appointment")
         tx = Transaction(self._table.table_name)
         if idempotency is not None:
             # First: if a twin with this key booked the same time, its key must be what we
             # report, not the cells it holds.
             tx.put(
-                idempotency_to_item(idempotency, appointment.created_at),
+                idempotency_to_item(self._clinic, idempotency, appointment.created_at),
                 Role.IDEMPOTENCY,
                 "attribute_not_exists(pk)",
             )
@@ -77,6 +80,7 @@ class DynamoDBAppointmentRepository:
 
     def update(self, previous: Appointment, current: Appointment) -> None:
         """Replace `previous` by `current` on an unchanged version, moving its time atomically."""
+        require_clinic(self._clinic, current.clinic_id, "an appointment")
         tx = Transaction(self._table.table_name)
         _versioned_update(tx, previous, current)
         guards = GuardChanges()
@@ -90,25 +94,26 @@ class DynamoDBAppointmentRepository:
 
     def get(self, appointment_id: str) -> Appointment | None:
         """The appointment (strongly consistent read), or None."""
-        item = self._table.get(appointment_pk(appointment_id), APPOINTMENT_SK)
+        item = self._table.get(appointment_pk(self._clinic, appointment_id), APPOINTMENT_SK)
         return appointment_from_item(item) if item is not None else None
 
     def get_idempotency(self, key: str) -> IdempotencyRecord | None:
         """The record stored under `key` (strongly consistent read), or None."""
-        item = self._table.get(idempotency_pk(key), IDEMPOTENCY_SK)
+        item = self._table.get(idempotency_pk(self._clinic, key), IDEMPOTENCY_SK)
         return idempotency_from_item(item) if item is not None else None
 
     def list_by_doctor(
         self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
     ) -> Page:
         """A doctor's appointments with start in [start_from, start_to): one Query on gsi1."""
-        return self._list("gsi1", doctor_partition(doctor_id), start_from, start_to, limit, cursor)
+        partition = doctor_partition(self._clinic, doctor_id)
+        return self._list("gsi1", partition, start_from, start_to, limit, cursor)
 
     def list_by_country_status(
         self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
     ) -> Page:
         """Appointments of a country in a status, start in the window: one Query on gsi2."""
-        partition = country_status_partition(country, status)
+        partition = country_status_partition(self._clinic, country, status)
         return self._list("gsi2", partition, window.start_from, window.start_to, limit, cursor)
 
     def _list(
@@ -136,7 +141,7 @@ class DynamoDBAppointmentRepository:
             return False  # nothing to record
         tx = Transaction(self._table.table_name)
         tx.update(
-            appointment_pk(current.appointment_id),
+            appointment_pk(current.clinic_id, current.appointment_id),
             APPOINTMENT_SK,
             Role.APPOINTMENT,
             "SET #reminded = :start",
@@ -204,7 +209,7 @@ def _versioned_update(tx: Transaction, previous: Appointment, current: Appointme
     names["#version"] = "version"
     values[":expected"] = previous.version
     tx.update(
-        appointment_pk(current.appointment_id),
+        appointment_pk(current.clinic_id, current.appointment_id),
         APPOINTMENT_SK,
         Role.APPOINTMENT,
         expression,

@@ -66,14 +66,17 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC) + GUARD_DAY_START
 
 
-def doctor_guard_pk(doctor_id: str, day: date) -> str:
+def doctor_guard_pk(clinic_id: str, doctor_id: str, day: date) -> str:
     """The partition key of a doctor's guard of one guard day."""
-    return f"DOCDAY#{doctor_id}#{day.isoformat()}"
+    return f"{clinic_id}#DOCDAY#{doctor_id}#{day.isoformat()}"
 
 
-def patient_guard_pk(patient_key: str, day: date) -> str:
-    """The partition key of a patient's guard of one guard day (the key hashes the phone)."""
-    return f"PATDAY#{patient_key}#{day.isoformat()}"
+def patient_guard_pk(clinic_id: str, patient_key: str, day: date) -> str:
+    """The partition key of a patient's guard of one guard day (the key hashes the phone).
+
+    Per clinic: a patient is a phone within one clinic, so two clinics never block each other.
+    """
+    return f"{clinic_id}#PATDAY#{patient_key}#{day.isoformat()}"
 
 
 def cell_name(cell: datetime) -> str:
@@ -99,21 +102,26 @@ class Guard:
 Held = dict[Guard, frozenset[str]]
 
 
-def _by_day(role: Role, owner: str, cells: Iterable[datetime]) -> Held:
+def _by_day(role: Role, clinic_id: str, owner: str, cells: Iterable[datetime]) -> Held:
     days: dict[date, set[str]] = {}
     for cell in cells:
         days.setdefault(guard_day(cell), set()).add(cell_name(cell))
     pk = doctor_guard_pk if role is Role.DOCTOR_GUARD else patient_guard_pk
-    return {Guard(role, day, pk(owner, day)): frozenset(names) for day, names in days.items()}
+    return {
+        Guard(role, day, pk(clinic_id, owner, day)): frozenset(names) for day, names in days.items()
+    }
 
 
 def held(appointment: Appointment) -> Held:
     """Every guard item the appointment holds cells in, with those cells; none when final."""
     if not appointment.is_active:
         return {}
-    return _by_day(Role.DOCTOR_GUARD, appointment.doctor_id, appointment.doctor_cells()) | _by_day(
-        Role.PATIENT_GUARD, appointment.patient.key, appointment.patient_cells()
+    clinic = appointment.clinic_id
+    doctor = _by_day(Role.DOCTOR_GUARD, clinic, appointment.doctor_id, appointment.doctor_cells())
+    patient = _by_day(
+        Role.PATIENT_GUARD, clinic, appointment.patient.key, appointment.patient_cells()
     )
+    return doctor | patient
 
 
 class GuardChanges:
@@ -178,11 +186,11 @@ def _update(
 GUARD_PREFIXES: Final = {"DOCDAY": Role.DOCTOR_GUARD, "PATDAY": Role.PATIENT_GUARD}
 
 
-def parse_guard_pk(pk: str) -> tuple[Role, str, date]:
-    """Whose guard a partition key names (role, doctor id or patient key) and its day."""
-    prefix, rest = pk.split("#", 1)
+def parse_guard_pk(pk: str) -> tuple[str, Role, str, date]:
+    """Whose guard a partition key names (clinic, role, doctor id or patient key) and its day."""
+    clinic, prefix, rest = pk.split("#", 2)
     owner, day_text = rest.rsplit("#", 1)
-    return GUARD_PREFIXES[prefix], owner, date.fromisoformat(day_text)
+    return clinic, GUARD_PREFIXES[prefix], owner, date.fromisoformat(day_text)
 
 
 def stored_cells(item: Mapping[str, Any]) -> dict[str, str]:
@@ -192,7 +200,7 @@ def stored_cells(item: Mapping[str, Any]) -> dict[str, str]:
 
 def read_guard(item: Mapping[str, Any]) -> tuple[Role, str, dict[datetime, str]]:
     """A stored guard item as (whose: role and doctor id or patient key, cell -> owner tag)."""
-    role, owner, day = parse_guard_pk(str(item["pk"]))
+    _, role, owner, day = parse_guard_pk(str(item["pk"]))
     begins = day_start(day)
     cells = {}
     for name, tag in stored_cells(item).items():
@@ -204,4 +212,5 @@ def read_guard(item: Mapping[str, Any]) -> tuple[Role, str, dict[datetime, str]]
 
 def is_guard(pk: str) -> bool:
     """Whether a partition key names a day guard."""
-    return pk.split("#", 1)[0] in GUARD_PREFIXES
+    parts = pk.split("#", 2)
+    return len(parts) == 3 and parts[1] in GUARD_PREFIXES

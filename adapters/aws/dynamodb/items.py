@@ -82,13 +82,14 @@ def from_attribute_value(value: Any) -> Any:
 def appointment_to_item(appointment: Appointment) -> dict[str, Any]:
     """The appointment item: its snapshot plus the keys of the table and both indexes."""
     order = f"{instant(appointment.start)}#{appointment.appointment_id}"
+    clinic = appointment.clinic_id
     return {
         **appointment.snapshot(),
-        "pk": appointment_pk(appointment.appointment_id),
+        "pk": appointment_pk(clinic, appointment.appointment_id),
         "sk": APPOINTMENT_SK,
-        "gsi1pk": doctor_partition(appointment.doctor_id),
+        "gsi1pk": doctor_partition(clinic, appointment.doctor_id),
         "gsi1sk": order,
-        "gsi2pk": country_status_partition(appointment.country, appointment.status),
+        "gsi2pk": country_status_partition(clinic, appointment.country, appointment.status),
         "gsi2sk": order,
     }
 
@@ -98,10 +99,10 @@ def appointment_from_item(item: Mapping[str, Any]) -> Appointment:
     return Appointment.from_snapshot({k: v for k, v in item.items() if k not in KEY_ATTRIBUTES})
 
 
-def idempotency_to_item(record: IdempotencyRecord, now: datetime) -> dict[str, Any]:
-    """The idempotency item, expiring a day after the booking."""
+def idempotency_to_item(clinic_id: str, record: IdempotencyRecord, now: datetime) -> dict[str, Any]:
+    """The idempotency item of a clinic, expiring a day after the booking."""
     return {
-        "pk": idempotency_pk(record.key),
+        "pk": idempotency_pk(clinic_id, record.key),
         "sk": IDEMPOTENCY_SK,
         "key": record.key,
         "fingerprint": record.fingerprint,
@@ -123,6 +124,7 @@ def event_to_item(event: Event) -> dict[str, Any]:
         "pk": outbox_pk(event.event_id),
         "sk": EVENT_SK,
         "outbox": 1,
+        "clinic_id": event.clinic_id,
         "envelope": json.dumps(event.to_envelope(), separators=(",", ":"), sort_keys=True),
         # One index partition lists the pending events oldest first without a Scan.
         "gsi1pk": OUTBOX_PARTITION,
@@ -141,7 +143,7 @@ def event_from_item(item: Mapping[str, Any]) -> Event:
 def doctor_to_item(doctor: Doctor) -> dict[str, Any]:
     """The doctor's profile item."""
     return {
-        "pk": doctor_pk(doctor.doctor_id),
+        "pk": doctor_pk(doctor.clinic_id, doctor.doctor_id),
         "sk": DOCTOR_SK,
         **doctor.snapshot(),
     }
@@ -155,8 +157,9 @@ def doctor_from_item(item: Mapping[str, Any]) -> Doctor:
 def request_to_item(request: BookingRequest) -> dict[str, Any]:
     """The booking request item (its events go to the outbox, not here)."""
     return {
-        "pk": request_pk(request.request_id),
+        "pk": request_pk(request.clinic_id, request.request_id),
         "sk": REQUEST_SK,
+        "clinic_id": request.clinic_id,
         "request_id": request.request_id,
         "country": request.country,
         "command": request.command.to_dict(),
@@ -171,6 +174,7 @@ def request_to_item(request: BookingRequest) -> dict[str, Any]:
 def request_from_item(item: Mapping[str, Any]) -> BookingRequest:
     """Inverse of `request_to_item`."""
     return BookingRequest(
+        clinic_id=item["clinic_id"],
         request_id=item["request_id"],
         country=item["country"],
         command=BookAppointment.from_dict(item["command"]),

@@ -1,4 +1,11 @@
-"""The table's key space: partition and sort keys of every item kind, and key-safe instants."""
+"""The table's key space: partition and sort keys of every item kind, and key-safe instants.
+
+Every key of a clinic's data, in the table and in both indexes, starts with `<clinic id>#`:
+ids are per clinic, and a read built for one clinic cannot name another's item. Clinic ids
+are lower case, the fixed prefixes upper case (`APPT#`, `OUTBOX#`), so the two never meet.
+The outbox and the handled-event markers are the deployment's own ledgers, keyed by globally
+unique event ids; the events in them name their clinic.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from domain.appointment import Status
+from domain.clinics import CLINIC_ID
+from domain.text import matches
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -49,24 +58,24 @@ def key(pk: str, sk: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
-def appointment_pk(appointment_id: str) -> str:
+def appointment_pk(clinic_id: str, appointment_id: str) -> str:
     """The partition key of an appointment item."""
-    return f"APPT#{appointment_id}"
+    return f"{clinic_id}#APPT#{appointment_id}"
 
 
-def doctor_partition(doctor_id: str) -> str:
+def doctor_partition(clinic_id: str, doctor_id: str) -> str:
     """The gsi1 partition of a doctor's appointments."""
-    return f"DOCTOR#{doctor_id}"
+    return f"{clinic_id}#DOCTOR#{doctor_id}"
 
 
-def country_status_partition(country: str, status: Status) -> str:
-    """The gsi2 partition of a country's appointments in one status."""
-    return f"COUNTRY#{country}#STATUS#{status}"
+def country_status_partition(clinic_id: str, country: str, status: Status) -> str:
+    """The gsi2 partition of a clinic's appointments of a country in one status."""
+    return f"{clinic_id}#COUNTRY#{country}#STATUS#{status}"
 
 
-def idempotency_pk(key: str) -> str:
-    """The partition key of an idempotency record."""
-    return f"IDEM#{key}"
+def idempotency_pk(clinic_id: str, key: str) -> str:
+    """The partition key of an idempotency record: keys are per clinic."""
+    return f"{clinic_id}#IDEM#{key}"
 
 
 def outbox_pk(event_id: str) -> str:
@@ -74,14 +83,21 @@ def outbox_pk(event_id: str) -> str:
     return f"OUTBOX#{event_id}"
 
 
-def doctor_pk(doctor_id: str) -> str:
+def doctor_pk(clinic_id: str, doctor_id: str) -> str:
     """The partition key of a doctor's profile (the same text as its gsi1 partition)."""
-    return f"DOCTOR#{doctor_id}"
+    return f"{clinic_id}#DOCTOR#{doctor_id}"
 
 
-def request_pk(request_id: str) -> str:
+def request_pk(clinic_id: str, request_id: str) -> str:
     """The partition key of a booking request."""
-    return f"REQ#{request_id}"
+    return f"{clinic_id}#REQ#{request_id}"
+
+
+def clinic_of(pk: str) -> str | None:
+    """The clinic a partition key belongs to, or None for the deployment's own ledgers."""
+    head, sep, _ = pk.partition("#")
+    # Fixed prefixes are upper case; clinic ids never are.
+    return head if sep and matches(CLINIC_ID, head) else None
 
 
 def processed_pk(key: str) -> str:

@@ -10,6 +10,7 @@ import attrs
 from botocore.exceptions import ClientError
 
 from adapters.aws.client import BATCH_RETRY, is_condition_failure
+from adapters.aws.dynamodb.appointments import DynamoDBAppointmentRepository
 from adapters.aws.dynamodb.items import (
     attribute_values,
     doctor_from_item,
@@ -36,6 +37,7 @@ from adapters.aws.dynamodb.keys import (
 from adapters.aws.dynamodb.table import Table
 from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction
 from domain.booking_request import BookingRequest, RequestStatus
+from domain.clinics import require_clinic
 from domain.errors import ZoneChanged
 from domain.events import Event
 from domain.schedule import Doctor
@@ -45,10 +47,11 @@ if TYPE_CHECKING:
 
 
 class DynamoDBDoctorRepository:
-    """Doctors' profiles, one item each."""
+    """One clinic's doctors' profiles, one item each."""
 
-    def __init__(self, table_name: str, client: TableClient = None) -> None:
+    def __init__(self, table_name: str, client: TableClient = None, *, clinic_id: str) -> None:
         self._table = Table(table_name, client)
+        self._clinic = clinic_id
 
     def put(self, doctor: Doctor, *, keep_zone: bool = False) -> bool:
         """Create or replace in one PutItem; True if there was no profile before.
@@ -56,6 +59,7 @@ class DynamoDBDoctorRepository:
         `keep_zone`: the put is conditioned on a new doctor or the same time zone, else
         ZoneChanged (nothing written).
         """
+        require_clinic(self._clinic, doctor.clinic_id, "a doctor")
         condition: dict[str, Any] = {}
         if keep_zone:
             condition = {
@@ -72,18 +76,20 @@ class DynamoDBDoctorRepository:
 
     def get(self, doctor_id: str) -> Doctor | None:
         """The doctor (strongly consistent read), or None."""
-        item = self._table.get(doctor_pk(doctor_id), DOCTOR_SK)
+        item = self._table.get(doctor_pk(self._clinic, doctor_id), DOCTOR_SK)
         return doctor_from_item(item) if item is not None else None
 
 
 class DynamoDBBookingRequestRepository:
-    """Asynchronous booking requests; an outcome is stored only over a pending request."""
+    """One clinic's booking requests; an outcome is stored only over a pending request."""
 
-    def __init__(self, table_name: str, client: TableClient = None) -> None:
+    def __init__(self, table_name: str, client: TableClient = None, *, clinic_id: str) -> None:
         self._table = Table(table_name, client)
+        self._clinic = clinic_id
 
     def add(self, request: BookingRequest) -> None:
         """Store a new request; an id already taken by another request is an error."""
+        require_clinic(self._clinic, request.clinic_id, "a booking request")
         item = request_to_item(request)
         try:
             self._table.put(
@@ -102,11 +108,12 @@ class DynamoDBBookingRequestRepository:
 
     def get(self, request_id: str) -> BookingRequest | None:
         """The request (strongly consistent read), or None."""
-        item = self._table.get(request_pk(request_id), REQUEST_SK)
+        item = self._table.get(request_pk(self._clinic, request_id), REQUEST_SK)
         return request_from_item(item) if item is not None else None
 
     def save(self, request: BookingRequest) -> None:
         """Store the outcome (with its events, in one transaction) while still pending."""
+        require_clinic(self._clinic, request.clinic_id, "a booking request")
         condition = "#status = :pending"
         names = {"#status": "status"}
         values = {":pending": str(RequestStatus.PENDING)}
@@ -189,3 +196,23 @@ class DynamoDBProcessedEvents:
     def remember(self, key: str) -> None:
         """Record `key` as handled; writing it twice is harmless (PutItem replaces)."""
         self._table.put(processed_to_item(key, self._now()))
+
+
+class DynamoDBRepositories:
+    """The repositories of each clinic, over one table and one client."""
+
+    def __init__(self, table_name: str, client: TableClient = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    def appointments(self, clinic_id: str) -> DynamoDBAppointmentRepository:
+        """The clinic's appointments."""
+        return DynamoDBAppointmentRepository(self.table_name, self._client, clinic_id=clinic_id)
+
+    def doctors(self, clinic_id: str) -> DynamoDBDoctorRepository:
+        """The clinic's doctors."""
+        return DynamoDBDoctorRepository(self.table_name, self._client, clinic_id=clinic_id)
+
+    def requests(self, clinic_id: str) -> DynamoDBBookingRequestRepository:
+        """The clinic's booking requests."""
+        return DynamoDBBookingRequestRepository(self.table_name, self._client, clinic_id=clinic_id)

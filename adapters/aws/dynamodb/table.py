@@ -27,7 +27,7 @@ from adapters.aws.dynamodb.items import (
     from_attribute_value,
     from_attribute_values,
 )
-from adapters.aws.dynamodb.keys import APPOINTMENT_SK, TRANSACTION_LIMIT, key
+from adapters.aws.dynamodb.keys import APPOINTMENT_SK, TRANSACTION_LIMIT, appointment_pk, key
 from adapters.aws.dynamodb.transaction import (
     CONDITION_FAILED_REASON,
     TRANSIENT_REASONS,
@@ -212,9 +212,11 @@ def check_cursor(
     pk, sk, order = cursor["pk"], cursor["sk"], cursor[sk_name]
     if cursor[pk_name] != partition:
         raise InvalidCursor("the cursor belongs to another list")
-    if not pk.startswith("APPT#") or sk != APPOINTMENT_SK:
+    # Every list partition starts with its clinic, and so must the appointment it names.
+    prefix = appointment_pk(partition.split("#", 1)[0], "")
+    if not pk.startswith(prefix) or sk != APPOINTMENT_SK:
         raise InvalidCursor("the cursor does not name an appointment")
-    if not order.endswith("#" + pk.removeprefix("APPT#")):
+    if not order.endswith("#" + pk.removeprefix(prefix)):
         raise InvalidCursor("the cursor's position does not match its appointment")
     if (low is not None and order < low) or (high is not None and order >= high):
         raise InvalidCursor("the cursor lies outside the requested range")
