@@ -10,11 +10,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 
 from adapters.clinics import StaticClinicDirectory
 from domain.clinics import ClinicProfile
-from domain.errors import ValidationError
+from domain.errors import TemporarilyUnavailable, ValidationError
 from entrypoints import messages
 from entrypoints.bootstrap import App, build_app
 from entrypoints.config import (
@@ -195,3 +196,29 @@ def test_the_use_cases_of_a_clinic_not_served_cannot_be_had(two: App) -> None:
 def test_a_directory_refuses_a_clinic_or_key_given_twice() -> None:
     with pytest.raises(ValueError, match="given twice"):
         StaticClinicDirectory([(SOL.profile, "k"), (LUNA.profile, "k")])
+
+
+class _Unreachable:
+    """A clinic directory whose store is down (Parameter Store throttled, say)."""
+
+    def get(self, clinic_id: str) -> None:
+        raise TemporarilyUnavailable("throttled", service="ssm", retry_after_seconds=2)
+
+    by_api_key_id = get
+
+    def all(self) -> list[ClinicProfile]:
+        raise TemporarilyUnavailable("throttled", service="ssm", retry_after_seconds=2)
+
+
+def test_clinics_that_cannot_be_read_are_a_503_and_nothing_runs() -> None:
+    SLOT.app = attrs.evolve(build_app(Settings(clinics=(SOL,))), clinics=_Unreachable())
+    try:
+        raw = event("PUT", "/doctors/dr-lima", body=LIMA_DOCTOR)
+        raw["requestContext"]["identity"]["apiKeyId"] = SOL.api_key_id
+        response = handler(raw, None)
+        assert response["statusCode"] == 503
+        assert response["headers"]["Retry-After"] == "2"
+        assert json.loads(response["body"])["error"]["code"] == "temporarily_unavailable"
+        assert SLOT.app.memory is not None and SLOT.app.memory.store.doctors == {}
+    finally:
+        SLOT.app = None
