@@ -190,6 +190,7 @@ class InMemoryAppointmentRepository:
 
     def record_reminder(self, previous: Appointment, current: Appointment) -> bool:
         """Store the reminder flag once per start time, unless the appointment changed."""
+        require_clinic(self._clinic, current.clinic_id, "an appointment")
         s = self._store
         with s.lock:
             stored = s.appointments.get((self._clinic, current.appointment_id))

@@ -41,7 +41,13 @@ class ListUseCases:
         _check_limit(command.limit)
         doctor = self._doctors.doctor(command.doctor_id)
         start, end = doctor.day_bounds(command.day)
-        query = {"doctor_id": command.doctor_id, "date": command.day.isoformat()}
+        # The clinic is part of the query a token is signed for: a token one clinic got is
+        # never good for another's list, on any backend.
+        query = {
+            "clinic_id": self._ports.clinic_id,
+            "doctor_id": command.doctor_id,
+            "date": command.day.isoformat(),
+        }
         appointments = self._ports.appointments
         return self._page(
             query,
@@ -62,6 +68,7 @@ class ListUseCases:
         if start_from is not None and start_to is not None and start_to < start_from:
             raise ValidationError("to must not be before from", field="to")
         query = {
+            "clinic_id": self._ports.clinic_id,
             "country": command.country,
             "status": str(command.status),
             "from": start_from.isoformat() if start_from else None,

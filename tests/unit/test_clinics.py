@@ -26,7 +26,7 @@ from entrypoints.config import (
     parse_clinic_option,
 )
 from tests.unit.apigw import event
-from tests.unit.http_world import LIMA_DOCTOR, SLOT, booking, handler
+from tests.unit.http_world import LIMA_DOCTOR, MON, SLOT, booking, handler
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -37,7 +37,9 @@ LUNA = LocalClinic(ClinicProfile("luna", "Clínica Luna"), "luna-key")
 @pytest.fixture
 def two() -> Iterator[App]:
     """The HTTP handler's app serving two clinics on one memory store."""
-    SLOT.app = build_app(Settings(clinics=(SOL, LUNA), notifier="memory"))
+    # One page-token key for the deployment, as Terraform gives every function.
+    settings = Settings(clinics=(SOL, LUNA), notifier="memory", page_token_key=b"k" * 32)
+    SLOT.app = build_app(settings)
     yield SLOT.app
     SLOT.app = None
 
@@ -222,3 +224,27 @@ def test_clinics_that_cannot_be_read_are_a_503_and_nothing_runs() -> None:
         assert SLOT.app.memory is not None and SLOT.app.memory.store.doctors == {}
     finally:
         SLOT.app = None
+
+
+def test_a_page_token_of_one_clinic_is_refused_by_another(two: App) -> None:
+    for clinic in (SOL, LUNA):
+        call("PUT", "/doctors/dr-lima", clinic.api_key_id, LIMA_DOCTOR)
+        for hour, who in (("09:00", "+51987650001"), ("10:00", "+51987650002")):
+            start = f"{MON}T{hour}:00-05:00"
+            patient = {"name": "Ana", "phone": who}
+            assert (
+                call("POST", "/appointments", clinic.api_key_id, booking(start, patient=patient))[0]
+                == 201
+            )
+    day = {"doctor_id": "dr-lima", "date": MON, "limit": "1"}
+    status, page = call("GET", "/appointments", SOL.api_key_id, query=day)
+    assert status == 200 and page["next_token"]
+    # The same list in the other clinic: a token signed for sol's is no token there.
+    status, body = call(
+        "GET", "/appointments", LUNA.api_key_id, query={**day, "next_token": page["next_token"]}
+    )
+    assert (status, body["error"]["code"]) == (400, "validation_error")
+    status, more = call(
+        "GET", "/appointments", SOL.api_key_id, query={**day, "next_token": page["next_token"]}
+    )
+    assert status == 200 and len(more["items"]) == 1

@@ -136,12 +136,13 @@ class DynamoDBAppointmentRepository:
 
     def record_reminder(self, previous: Appointment, current: Appointment) -> bool:
         """Store `reminded_start` and the ReminderDue event once per start, in one transaction."""
+        require_clinic(self._clinic, current.clinic_id, "an appointment")
         start = current.snapshot().get("reminded_start")
         if start is None:
             return False  # nothing to record
         tx = Transaction(self._table.table_name)
         tx.update(
-            appointment_pk(current.clinic_id, current.appointment_id),
+            appointment_pk(self._clinic, current.appointment_id),
             APPOINTMENT_SK,
             Role.APPOINTMENT,
             "SET #reminded = :start",
