@@ -8,14 +8,20 @@ infra/terraform (`aws_ssm_parameter.clinic`) writes, for each clinic, the String
 where `api_key_id` is the id (not the value) of the clinic's API Gateway key: the
 `requestContext.identity.apiKeyId` of every request sent with that key. The directory reads
 every parameter right under `path` in one paginated GetParametersByPath, keeps them, and reads
-them again when a lookup misses, at most once per `refresh_seconds`: a clinic added by
-`terraform apply` works on warm containers within that interval, and a stream of unknown keys
-costs one read per interval, not one per request.
+them again when a lookup misses, or `all()` finds them older than `refresh_seconds`, at most
+once per `refresh_seconds`: a clinic added by `terraform apply` works on warm containers within
+that interval (the reminder sweep included), and a stream of unknown keys costs one read per
+interval, not one per request.
+
+A parameter that cannot be read as a clinic (bad JSON, a bad id or name; two naming one key)
+is left out and logged by name, never its value: one bad entry must not take every other clinic
+of the deployment down with it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
 
 SERVICE: Final = "ssm"
 DEFAULT_REFRESH_SECONDS: Final = 60.0
+log = logging.getLogger(__name__)
 
 
 def default_client() -> SSMClient:
@@ -83,8 +90,10 @@ class SSMClinicDirectory:
         return self._lookup(lambda snapshot: snapshot.by_api_key_id.get(api_key_id))
 
     def all(self) -> Sequence[ClinicProfile]:
-        """Every clinic, in id order."""
+        """Every clinic, in id order, read again first when the last read is an interval old."""
         snapshot = self._current()
+        # No miss ever tells a sweep over every clinic that one was added: age does.
+        snapshot = self._reread_if_due(snapshot) or snapshot
         return tuple(snapshot.by_id[clinic_id] for clinic_id in sorted(snapshot.by_id))
 
     # --- reading -------------------------------------------------------------------------
@@ -126,7 +135,7 @@ class SSMClinicDirectory:
             return self._snapshot
 
     def _read(self) -> _Snapshot:
-        """Every parameter right under the path, parsed; raises ValueError on a bad one."""
+        """Every parameter right under the path that reads as a clinic; the others are logged."""
         by_id: dict[str, ClinicProfile] = {}
         by_key: dict[str, ClinicProfile] = {}
         key_owner: dict[str, str] = {}
@@ -138,16 +147,25 @@ class SSMClinicDirectory:
                 for page in paginator.paginate(Path=self.path, Recursive=False)
                 for p in page.get("Parameters", [])
             ]
+        shared: set[str] = set()
         for name, value in parameters:
-            profile, api_key_id = parse_clinic_parameter(name, value)
+            try:
+                profile, api_key_id = parse_clinic_parameter(name, value)
+            except ValueError as e:
+                log.error("clinic parameter left out", extra={"reason": str(e)})
+                continue
             if api_key_id in key_owner:
-                raise ValueError(
-                    f"clinic parameters {key_owner[api_key_id]} and {name} both name API key "
-                    f"{api_key_id!r}: a key belongs to exactly one clinic"
+                # A key must choose one clinic: neither of the two is answered for it.
+                log.error(
+                    "clinic parameters share one API key id; the key is left out",
+                    extra={"parameters": [key_owner[api_key_id], name]},
                 )
+                shared.add(api_key_id)
             key_owner[api_key_id] = name
             by_id[profile.clinic_id] = profile
             by_key[api_key_id] = profile
+        for api_key_id in shared:
+            del by_key[api_key_id]
         return _Snapshot(MappingProxyType(by_id), MappingProxyType(by_key))
 
 
