@@ -34,7 +34,7 @@ from adapters.memory.store import (
 )
 from adapters.system import SystemClock, UuidV7Generator
 from domain.countries import CountryCatalog
-from domain.errors import ValidationError
+from domain.errors import TemporarilyUnavailable
 from domain.pagination import PageTokens
 from domain.use_cases import Clinic, PatientMessenger
 from entrypoints.config import Settings
@@ -84,15 +84,18 @@ class ClinicServices:
         self._lock = threading.Lock()
 
     def __call__(self, clinic_id: str) -> Clinic:
-        """The use cases of `clinic_id`; ValidationError if this deployment does not serve it."""
+        """The use cases of `clinic_id`; TemporarilyUnavailable if it is not served (yet)."""
         with self._lock:
             found = self._built.get(clinic_id)
         if found is not None:
             return found
         if self._clinics.get(clinic_id) is None:
-            # Only a message can name a clinic (the HTTP edge maps keys): one no longer
-            # served is refused, so its work goes to the dead-letter queue, not elsewhere.
-            raise ValidationError("this deployment does not serve that clinic", field="clinic_id")
+            # Only a message can name a clinic (the HTTP edge maps keys). A clinic just added
+            # may not be in this container's directory yet: the message is tried again, and
+            # one of a clinic no longer served ends in the dead-letter queue, never elsewhere.
+            raise TemporarilyUnavailable(
+                "this deployment does not serve that clinic (yet)", service="clinics"
+            )
         queue, clock, ids, countries, tokens = self._shared
         repositories = self._repositories
         clinic = Clinic(

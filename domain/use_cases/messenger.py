@@ -6,6 +6,7 @@ from datetime import datetime
 
 from domain import events as ev
 from domain.appointment import Appointment
+from domain.errors import TemporarilyUnavailable
 from domain.messages import message_for
 from ports.clinics import ClinicDirectory
 from ports.messaging import Notifier
@@ -33,11 +34,15 @@ class PatientMessenger:
         if event.appointment_id is None or self.processed.seen(key):
             return False
         clinic = self.clinics.get(event.clinic_id)
+        if clinic is None:
+            # Not known here yet (just added, this container's directory is older) or no
+            # longer served: tried again, and in the dead-letter queue if it never comes.
+            raise TemporarilyUnavailable(
+                "the event's clinic is not served here (yet)", service="clinics"
+            )
         # Read through the event's own clinic: its ids mean nothing in any other.
-        appointments = self.repositories.appointments(event.clinic_id)
-        appointment = appointments.get(event.appointment_id) if clinic is not None else None
-        if clinic is None or appointment is None or not self._still_true(event, appointment):
-            # A clinic no longer served gets no message in its name.
+        appointment = self.repositories.appointments(event.clinic_id).get(event.appointment_id)
+        if appointment is None or not self._still_true(event, appointment):
             self.processed.remember(key)
             return False
         doctor = self.repositories.doctors(event.clinic_id).get(appointment.doctor_id)

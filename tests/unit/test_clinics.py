@@ -15,7 +15,7 @@ import pytest
 
 from adapters.clinics import StaticClinicDirectory
 from domain.clinics import ClinicProfile
-from domain.errors import TemporarilyUnavailable, ValidationError
+from domain.errors import TemporarilyUnavailable
 from entrypoints import messages
 from entrypoints.bootstrap import App, build_app
 from entrypoints.config import (
@@ -114,6 +114,9 @@ def test_the_clinics_parameter_path_is_an_ssm_path() -> None:
     assert settings.clinics_parameter_path == "/citas-dev/clinics"
     with pytest.raises(ValueError, match="CITAS_CLINICS_PARAMETER_PATH"):
         Settings.from_env({"CITAS_CLINICS_PARAMETER_PATH": "citas clinics"})
+    # A deployed function does not read the local server's clinics at all.
+    deployed = {"CITAS_CLINICS_PARAMETER_PATH": "/p/clinics", "CITAS_API_KEY": "not a key"}
+    assert Settings.from_env({**deployed, "CITAS_CLINICS": "bad"}).clinics == ()
 
 
 # The key chooses the clinic ----------------------------------------------------------------
@@ -176,12 +179,28 @@ def test_a_patient_message_starts_with_its_clinics_name(two: App) -> None:
 # Messages name their clinic ----------------------------------------------------------------
 
 
-def test_a_queued_request_of_a_clinic_no_longer_served_goes_to_the_dead_letter_queue(
+def test_a_queued_request_of_a_clinic_not_served_is_tried_again_not_dropped(
     two: App,
 ) -> None:
+    # Just added and not yet in this container's directory, or removed: SQS delivers it
+    # again, and after the last try moves it to the dead-letter queue.
     body = json.dumps({"clinic_id": "gone", "request_id": "r-1"})
-    with pytest.raises(messages.PoisonMessage):
+    with pytest.raises(TemporarilyUnavailable):
         messages.book_request(two, body, {})
+
+
+def test_an_event_of_a_clinic_not_served_is_tried_again_and_sent_once_it_is(two: App) -> None:
+    call("PUT", "/doctors/dr-lima", LUNA.api_key_id, LIMA_DOCTOR)
+    call("POST", "/appointments", LUNA.api_key_id, booking())
+    (event_,) = two.outbox.pending(10)
+    known = two.messenger.clinics
+    two.messenger.clinics = StaticClinicDirectory([(SOL.profile, SOL.api_key_id)])
+    with pytest.raises(TemporarilyUnavailable):
+        two.messenger.handle(event_)
+    assert two.messenger.notifier.sent == []  # type: ignore[attr-defined]
+    two.messenger.clinics = known  # the directory has learned the clinic
+    assert two.messenger.handle(event_)
+    assert len(two.messenger.notifier.sent) == 1  # type: ignore[attr-defined]
 
 
 def test_a_queued_request_without_a_clinic_is_poison(two: App) -> None:
@@ -191,7 +210,7 @@ def test_a_queued_request_without_a_clinic_is_poison(two: App) -> None:
 
 def test_the_use_cases_of_a_clinic_not_served_cannot_be_had(two: App) -> None:
     assert two.for_clinic("sol") is two.for_clinic("sol")
-    with pytest.raises(ValidationError):
+    with pytest.raises(TemporarilyUnavailable):
         two.for_clinic("gone")
 
 
