@@ -103,7 +103,8 @@ def parse_clinic_option(value: str) -> LocalClinic:
     """`id:key[:Display name]`, the value of `citas serve --clinic`."""
     clinic_id, sep, rest = value.partition(":")
     if not sep:
-        raise ValueError(f"--clinic is id:key[:Display name], got {clinic_id!r} without a key")
+        # Not quoted: a value without ':' may well be the key alone.
+        raise ValueError("--clinic is id:key[:Display name]; a value was given without a key")
     api_key, sep, name = rest.partition(":")
     return local_clinic(
         clinic_id.strip(), api_key.strip(), name.strip() if sep else None, "--clinic"
@@ -152,14 +153,16 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Read the settings from `environ`; raise ValueError naming a malformed variable."""
         countries = _countries(_get(environ, "CITAS_COUNTRIES") or DEFAULT_COUNTRIES)
+        path = _parameter_path(_get(environ, "CITAS_CLINICS_PARAMETER_PATH"))
         return cls(
             backend=_backend(_get(environ, "CITAS_BACKEND") or "memory"),
             countries=countries,
             table_name=_table_name(_get(environ, "CITAS_TABLE_NAME") or DEFAULT_TABLE_NAME),
             events_queue_url=_optional_url(environ, "CITAS_EVENTS_QUEUE_URL"),
             booking_queue_urls=_queue_urls(_get(environ, "CITAS_BOOKING_QUEUE_URLS"), countries),
-            clinics=_clinics(environ),
-            clinics_parameter_path=_parameter_path(_get(environ, "CITAS_CLINICS_PARAMETER_PATH")),
+            # A deployed function reads its clinics from SSM: the local ones are not read.
+            clinics=_clinics(environ) if path is None else (),
+            clinics_parameter_path=path,
             notifier=_notifier(_get(environ, "CITAS_NOTIFIER") or "console"),
             worker_country=_worker_country(_get(environ, "CITAS_WORKER_COUNTRY"), countries),
             page_token_key=_page_token_key(_get(environ, "CITAS_PAGE_TOKEN_KEY")),
@@ -177,11 +180,12 @@ def _clinics(environ: Mapping[str, str]) -> tuple[LocalClinic, ...]:
         key = _get(environ, "CITAS_API_KEY") or DEFAULT_API_KEY
         return (local_clinic(DEMO_CLINIC_ID, key, DEMO_CLINIC_NAME, "CITAS_API_KEY"),)
     clinics = []
-    for part in value.split(","):
+    for number, part in enumerate(value.split(","), start=1):
         clinic_id, sep, key = (p.strip() for p in part.partition("="))
         if not sep or not clinic_id or not key:
+            # Named by position, not quoted: the part may be a key.
             raise ValueError(
-                f"CITAS_CLINICS is a comma-separated list of id=key, got {clinic_id!r}"
+                f"CITAS_CLINICS is a comma-separated list of id=key; part {number} is not"
             )
         clinics.append(local_clinic(clinic_id, key, None, "CITAS_CLINICS"))
     return check_clinics(tuple(clinics), "CITAS_CLINICS")

@@ -176,6 +176,9 @@ def _notifications(server: RunningServer, wanted: set[str]) -> dict[str, str]:
         ([], {"CITAS_CLINICS": "sol=k-1,luna=k-1"}, "shares its key"),
         ([], {"CITAS_CLINICS": "sol"}, "CITAS_CLINICS is a comma-separated list of id=key"),
         ([], {"CITAS_CLINICS": "x=k-1"}, "clinic id 'x'"),
+        # A key given where an id:key belongs is never echoed.
+        (["--clinic", "s3cret-key"], {}, "without a key"),
+        ([], {"CITAS_CLINICS": "sol:s3cret-key"}, "part 1 is not"),
     ],
 )
 def test_a_malformed_clinic_stops_the_server_with_a_clear_message(
@@ -194,6 +197,7 @@ def test_a_malformed_clinic_stops_the_server_with_a_clear_message(
     assert "Traceback" not in done.stderr
     # A key is a secret: no start-up error quotes one.
     assert "k-2" not in done.stderr and "bad key" not in done.stderr
+    assert "s3cret" not in done.stderr
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
