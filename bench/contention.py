@@ -9,12 +9,12 @@ read back: double bookings (overlapping active appointments of the doctor or a p
 guard mismatches (a cell of a doctor's or a patient's day guard missing, foreign or orphan)
 must be 0.
 
-Every booking and cancel of the doctor's day updates the same guard item, `DOCDAY#<doctor>#
-<day>`, so concurrent transactions cancel each other with `TransactionConflict`; the adapter
-retries those (`TRANSACTION_RETRY`) and answers 503 when the last attempt still conflicts.
-What that hot item costs is counted with a botocore `after-call` hook on
-TransactWriteItems: every answer whose cancellation reasons include `TransactionConflict` is
-one conflicted attempt (retried, or a 503 if it was the last).
+Every booking and cancel of the doctor's day updates the same guard item,
+`<clinic>#DOCDAY#<doctor>#<day>`, so concurrent transactions cancel each other with
+`TransactionConflict`; the adapter retries those (`TRANSACTION_RETRY`) and answers 503 when
+the last attempt still conflicts. What that hot item costs is counted with a botocore
+`after-call` hook on TransactWriteItems: every answer whose cancellation reasons include
+`TransactionConflict` is one conflicted attempt (retried, or a 503 if it was the last).
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_a_cancelled_appointment_gets_no_reminder(stack: Stack) -> None:
     appointment = stack.clinic.book(booking(at(THU, "10:00")))
     stack.clinic.cancel(CancelAppointment(appointment.appointment_id))
     assert fire(stack, at(WED, "10:00")) == 0
-    assert not any(t.startswith("Clínica Demo: Recordatorio") for t in deliver(stack))
+    assert not any("Recordatorio:" in t for t in deliver(stack))
 
 
 def test_a_reminder_cancelled_before_it_is_sent_says_nothing(stack: Stack) -> None:
@@ -125,7 +125,7 @@ def test_a_reminder_already_recorded_is_not_sent_after_a_reschedule(stack: Stack
     stack.clinic.reschedule(
         RescheduleAppointment(appointment.appointment_id, at(THU + timedelta(days=1), "15:00"))
     )
-    assert not any(t.startswith("Clínica Demo: Recordatorio") for t in deliver(stack))
+    assert not any("Recordatorio:" in t for t in deliver(stack))
 
 
 def test_a_failed_run_raises_logs_no_message_and_the_next_run_catches_up(stack: Stack) -> None:

@@ -2,9 +2,9 @@
 
 Uniqueness never rests on a GSI (they are eventually consistent). The time an active
 appointment holds is a set of 5-minute grid cells; each lives in the guard item of its guard
-day, `DOCDAY#<doctor>#<YYYY-MM-DD>` or `PATDAY#<patient key>#<YYYY-MM-DD>` (sort key `DAY`;
-the patient key is a hash of the phone, never the phone), as the attribute `HHMM` (the cell's
-UTC start) whose value is the owner's tag.
+day, `<clinic>#DOCDAY#<doctor>#<YYYY-MM-DD>` or `<clinic>#PATDAY#<patient key>#<YYYY-MM-DD>`
+(sort key `DAY`; the patient key is a hash of the phone, never the phone), as the attribute
+`HHMM` (the cell's UTC start) whose value is the owner's tag.
 
 A guard day is 24 hours of UTC from 06:00 UTC, named by its UTC date: fixed instants, never a
 local date, because a patient's two doctors may live in different zones and a doctor's zone
