@@ -72,7 +72,7 @@ from adapters.memory.store import (
     MemoryStore,
 )
 from adapters.system import FixedClock
-from domain.appointment import Appointment, Patient, Status
+from domain.appointment import Appointment, Status
 from domain.booking_request import BookingRequest, RequestStatus
 from domain.commands import (
     BookAppointment,
@@ -92,6 +92,23 @@ from domain.use_cases.requests import ProcessedRequest
 from entrypoints.http_responses import booking_request_json
 from ports.repositories import ClinicRepositories, EventOutbox
 from tests.integration.aws_world import all_items, fresh_table, local_client
+from tests.integration.histories import (
+    DOCTORS,
+    ID_EPOCH_MS,
+    IDEMPOTENCY_KEYS,
+    LIMA,
+    LONG_DAYS,
+    OFFICE,
+    PATIENTS,
+    START,
+    days_ahead,
+    doctor_ids,
+    outcome_of,
+    patients,
+    registered_doctor_ids,
+    slot_counts,
+    whens,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -104,30 +121,6 @@ CLINICS = ("sol", "luna")
 # The node bits of each clinic's ids; 0 is the node of the ids both clinics may share.
 NODES = {"sol": 0x501, "luna": 0x1A7}
 
-LIMA = ZoneInfo("America/Lima")
-SANTIAGO = ZoneInfo("America/Santiago")
-# Tuesday 08:00 in Lima, 10:00 in Santiago; neither zone changes offset for months.
-START = datetime(2026, 12, 1, 13, 0, tzinfo=UTC)
-ID_EPOCH_MS = int(START.timestamp() * 1000)
-
-OFFICE = {d: [["09:00", "13:00"], ["14:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
-LONG_DAYS = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}
-# The same doctor ids in both clinics; "luz" starts unregistered in both, so a rule may make
-# her exist in one clinic only.
-DOCTORS: dict[str, tuple[str, ZoneInfo]] = {
-    "rosa": ("PE", LIMA),
-    "matias": ("CL", SANTIAGO),
-    "luz": ("PE", LIMA),
-}
-# The same phones in both clinics: a patient is a phone within a clinic.
-PATIENTS = (
-    Patient("Ana Quispe", "+51987650001"),
-    Patient("Bruno Díaz", "+51987650002", "DNI-45871236"),
-    Patient("Carla Soto", "+56987650003"),
-    Patient("Diego Rojas", "+56987650004"),
-)
-IDEMPOTENCY_KEYS = (None, None, "clave-1", "clave-2", "clave-3")
-
 # (max_examples, stateful_step_count) per backend: DynamoDB Local stays under a minute on two
 # cores; memory is cheap, so it explores more and longer histories.
 BUDGET = {"memory": (40, 25), "dynamodb_local": (35, 20)}
@@ -135,21 +128,6 @@ BUDGET = {"memory": (40, 25), "dynamodb_local": (35, 20)}
 clinics = st.sampled_from(CLINICS)
 # Whose id a command names: mostly the acting clinic's own, now and then the other's.
 whose = st.sampled_from(["own", "own", "own", "other"])
-doctor_ids = st.sampled_from(sorted(DOCTORS))
-registered_doctor_ids = st.sampled_from(["rosa", "rosa", "matias", "matias", "luz"])
-patients = st.integers(0, len(PATIENTS) - 1)
-days_ahead = st.one_of(st.just(1), st.integers(0, 3))
-wall_minutes = st.one_of(
-    st.integers(9 * 6, 18 * 6).map(lambda n: n * 10),
-    st.integers(7 * 12, 21 * 12).map(lambda n: n * 5),
-)
-# Mostly the n-th slot of a weekday morning or afternoon, else a raw wall time on any day.
-whens = st.one_of(
-    st.tuples(st.sampled_from(["am", "pm"]), st.integers(0, 7)),
-    st.tuples(st.sampled_from(["am", "pm"]), st.integers(0, 7)),
-    st.tuples(st.just("wall"), wall_minutes),
-)
-slot_counts = st.one_of(st.integers(1, 3), st.just(0))  # 0: as long as the doctor allows
 
 
 def counter_id(n: int, node: int) -> str:
@@ -212,14 +190,6 @@ def test_the_two_clinics_ids_meet_only_where_they_are_shared() -> None:
 
 
 # Answers ------------------------------------------------------------------------------
-
-
-def outcome_of(action: Callable[[], T]) -> T | CitasError:
-    """A use case's answer; a domain error is an answer, anything else fails the test."""
-    try:
-        return action()
-    except CitasError as error:
-        return error
 
 
 def request_view(request: BookingRequest) -> tuple[object, ...]:
