@@ -98,7 +98,12 @@ def client(
 
 
 def clinic_on(client: Any, table: str) -> tuple[Any, Any]:
-    """A `Clinic` on the DynamoDB adapters over `client`, its clock at NOW; and the outbox."""
+    """A `Clinic` on the DynamoDB adapters over `client`, its clock at NOW; and the outbox.
+
+    With the national holidays of the library, as `entrypoints.bootstrap` builds it: the
+    rules judge a booking as in production. Each call is a new container: its cache of
+    doctors' schedules starts empty (the first booking of a doctor reads the profile).
+    """
     import datetime as dt
 
     from adapters.aws.dynamodb import (
@@ -107,6 +112,7 @@ def clinic_on(client: Any, table: str) -> tuple[Any, Any]:
         DynamoDBDoctorRepository,
         DynamoDBEventOutbox,
     )
+    from adapters.holidays import LibraryHolidayCalendar
     from adapters.memory.store import InMemoryBookingRequestQueue
     from adapters.system import FixedClock, UuidV7Generator
     from bench.common import NOW
@@ -123,6 +129,7 @@ def clinic_on(client: Any, table: str) -> tuple[Any, Any]:
         UuidV7Generator(),
         CountryCatalog(),
         clinic_id="demo",
+        holidays=LibraryHolidayCalendar(),
     )
     return clinic, outbox
 

@@ -7,20 +7,23 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from attrs import define, evolve, field, frozen
 
 from domain import events as ev
-from domain.errors import InvalidTransition, StartInPast, ValidationError
-from domain.schedule import MAX_DURATION_MINUTES, Doctor, cells
+from domain.errors import InvalidTransition, ValidationError
+from domain.schedule import MAX_DURATION_MINUTES, cells
 from domain.text import MAX_NAME, MAX_TEXT, check_text, matches, pattern
 
 # Canonical E.164 only: a '+', a country code that does not start with 0, at most 15 digits,
 # ASCII, nothing before or after. One spelling per phone, so one patient per phone.
 _E164 = pattern(r"\+[1-9][0-9]{7,14}")
 _DOCUMENT_ID = pattern(r"[A-Za-z0-9-]{1,30}")
+if TYPE_CHECKING:
+    from domain.rules import Rules
+
 REMINDER_LEAD = timedelta(hours=24)
 # The fields `AppointmentRequested` publishes (payload version 1), and of them the patient's;
 # optional ones (notes, scheduled_at, document_id) only when set. Enough to rebuild the
@@ -161,20 +164,19 @@ class Appointment:
         cls,
         *,
         appointment_id: str,
-        doctor: Doctor,
+        rules: Rules,
         patient: Patient,
         start: datetime,
         duration_minutes: int,
         notes: str | None,
-        now: datetime,
         event_id: str,
     ) -> Appointment:
         """Book a new appointment in status `requested`, checking every booking rule."""
         start = require_aware(start, "start")
         _check_text(notes, None, "notes", MAX_TEXT)
         _check_duration(duration_minutes)
-        _check_future(start, now)
-        doctor.check_bookable(start, duration_minutes)
+        rules.check(start, duration_minutes)
+        doctor, now = rules.doctor, rules.now
         appointment = cls(
             # A doctor books only in its own clinic: the visit belongs where the doctor does.
             clinic_id=doctor.clinic_id,
@@ -252,10 +254,9 @@ class Appointment:
     def reschedule(
         self,
         *,
-        doctor: Doctor,
+        rules: Rules,
         start: datetime,
         duration_minutes: int | None,
-        now: datetime,
         event_id: str,
     ) -> None:
         """Move to a new future time of the same doctor; the status goes back to requested."""
@@ -263,11 +264,13 @@ class Appointment:
             raise InvalidTransition(
                 f"a {self.status} appointment cannot be rescheduled", status=str(self.status)
             )
+        if rules.doctor.doctor_id != self.doctor_id:
+            raise ValueError("an appointment moves only within its own doctor's schedule")
         start = require_aware(start, "start")
         minutes = self.duration_minutes if duration_minutes is None else duration_minutes
         _check_duration(minutes)
-        _check_future(start, now)
-        doctor.check_bookable(start, minutes)
+        rules.check(start, minutes)
+        now = rules.now
         data = {
             "previous_start": _iso(self.start),
             "previous_end": _iso(self.end),
@@ -432,8 +435,3 @@ def _check_duration(minutes: int) -> None:
         raise ValidationError(
             f"duration_minutes is 1-{MAX_DURATION_MINUTES}", field="duration_minutes"
         )
-
-
-def _check_future(start: datetime, now: datetime) -> None:
-    if start <= now:
-        raise StartInPast("the start time has already passed", now=now.isoformat())

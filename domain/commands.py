@@ -22,6 +22,40 @@ class RegisterDoctor:
     working_hours: Mapping[str, Sequence[Sequence[str]]]
     time_zone: str | None = None
     slot_minutes: int = 30
+    buffer_minutes: int = 0
+    min_notice_minutes: int = 60
+    booking_horizon_days: int = 90
+    works_on_holidays: bool = False
+
+
+@frozen
+class PutTimeOff:
+    """Create or replace one block of a doctor's time off."""
+
+    doctor_id: str
+    time_off_id: str
+    start: datetime
+    end: datetime
+    reason: str | None = None
+
+
+@frozen
+class RemoveTimeOff:
+    """Delete one block of a doctor's time off."""
+
+    doctor_id: str
+    time_off_id: str
+
+
+@frozen
+class ListTimeOff:
+    """A doctor's time off overlapping local dates [from_day, to_day] (both included)."""
+
+    doctor_id: str
+    from_day: date
+    to_day: date
+    limit: int = DEFAULT_PAGE
+    next_token: str | None = None
 
 
 @frozen

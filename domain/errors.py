@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 
@@ -88,6 +88,42 @@ class OutsideWorkingHours(CitasError):
     code = "outside_working_hours"
 
 
+class TooSoon(CitasError):
+    """The start is sooner than the doctor's minimum notice allows."""
+
+    code = "too_soon"
+
+
+class TooFar(CitasError):
+    """The start lies beyond the doctor's booking horizon."""
+
+    code = "too_far"
+
+
+class DoctorUnavailable(CitasError):
+    """The doctor is on time off then."""
+
+    code = "doctor_unavailable"
+
+
+class TimeOffConflict(CitasError):
+    """Time off would cover active appointments; `details.appointment_ids` names them."""
+
+    code = "time_off_conflict"
+    # How many appointments the error names; `count` says how many there are.
+    listed: ClassVar[int] = 50
+
+    @classmethod
+    def covering(cls, appointment_ids: Sequence[str]) -> Self:
+        """The refusal every backend raises for time off over these active appointments."""
+        ids = list(appointment_ids)
+        return cls(
+            f"the time off covers {len(ids)} active appointments; move or cancel them first",
+            appointment_ids=ids[: cls.listed],
+            count=len(ids),
+        )
+
+
 class InvalidSlot(CitasError):
     """The time is not on a slot boundary or the duration is not a multiple of the slot."""
 
@@ -126,6 +162,14 @@ class ZoneChanged(Exception):
     """Raised by a doctor repository asked to keep the zone when the stored doctor has another.
 
     Internal signal: the use case then checks whether the change is allowed.
+    """
+
+
+class ScheduleChanged(Exception):
+    """Raised by a repository when the doctor's schedule version is not the one checked.
+
+    Internal signal: the use case reloads the doctor's schedule, checks the rules again and
+    retries once. Nothing was written.
     """
 
 

@@ -28,8 +28,12 @@ class Event:
 
     @property
     def group_key(self) -> str:
-        """What orders the event: its appointment, or its booking request when there is none."""
-        return self.appointment_id or str(self.data["request_id"])
+        """What orders the event: its appointment, else its booking request, else its doctor."""
+        if self.appointment_id:
+            return self.appointment_id
+        if "request_id" in self.data:
+            return str(self.data["request_id"])
+        return f"doctor-{self.data['doctor_id']}"
 
     def to_envelope(self) -> dict[str, Any]:
         """The contract's JSON envelope."""
@@ -84,6 +88,16 @@ class ReminderDue(Event):
     """The appointment is about a day away: remind the patient, once."""
 
 
+@frozen
+class TimeOffAdded(Event):
+    """A doctor's time off was created or replaced; `version` is the doctor's schedule version."""
+
+
+@frozen
+class TimeOffRemoved(Event):
+    """A doctor's time off was removed; its time is bookable again."""
+
+
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -95,6 +109,8 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         AppointmentMarkedNoShow,
         BookingRequestRejected,
         ReminderDue,
+        TimeOffAdded,
+        TimeOffRemoved,
     )
 }
 

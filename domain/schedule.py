@@ -12,7 +12,11 @@ from attrs import field, frozen, validators
 
 from domain.clinics import check_clinic_id
 from domain.countries import load_zone
-from domain.errors import InvalidSlot, OutsideWorkingHours, ValidationError
+from domain.errors import (
+    InvalidSlot,
+    OutsideWorkingHours,
+    ValidationError,
+)
 from domain.text import MAX_NAME, check_text, matches, pattern
 
 ALLOWED_SLOT_MINUTES: tuple[int, ...] = (10, 15, 20, 30, 60)
@@ -32,6 +36,10 @@ LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
 CELL_MINUTES = 5
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
+# The contract's ranges of the schedule rules, (lowest, highest, default).
+BUFFER_MINUTES = (0, 60, 0)
+MIN_NOTICE_MINUTES = (0, 10080, 60)
+BOOKING_HORIZON_DAYS = (1, 365, 90)
 
 _HHMM = pattern(r"([01][0-9]|2[0-3]):([0-5][0-9])|(24):(00)")
 DOCTOR_ID = pattern(r"[A-Za-z0-9_-]{1,64}")
@@ -173,6 +181,26 @@ def _valid_zone(_: object, __: object, value: str) -> None:
     load_zone(value)
 
 
+def check_bounded(value: object, name: str, bounds: tuple[int, int, int]) -> int:
+    """`value` if it is an integer (not a boolean) within `bounds` (lowest, highest, default)."""
+    low, high, _ = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"{name} is an integer from {low} to {high}", field=name)
+    return value
+
+
+def _bounded(name: str, bounds: tuple[int, int, int]) -> Any:
+    def check(_: object, __: object, value: int) -> None:
+        check_bounded(value, name, bounds)
+
+    return field(default=bounds[2], validator=check)
+
+
+def _valid_flag(_: object, attribute: Any, value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{attribute.name} is true or false", field=attribute.name)
+
+
 @frozen
 class Doctor:
     """A doctor's bookable schedule: where they work, in which zone, in which slot length."""
@@ -184,6 +212,11 @@ class Doctor:
     time_zone: str = field(validator=_valid_zone)
     working_hours: WorkingHours
     slot_minutes: int = field(default=30, validator=_valid_slot_minutes)
+    # Time kept free before and after each of this doctor's appointments (see `Schedule`).
+    buffer_minutes: int = _bounded("buffer_minutes", BUFFER_MINUTES)
+    min_notice_minutes: int = _bounded("min_notice_minutes", MIN_NOTICE_MINUTES)
+    booking_horizon_days: int = _bounded("booking_horizon_days", BOOKING_HORIZON_DAYS)
+    works_on_holidays: bool = field(default=False, validator=_valid_flag)
 
     def snapshot(self) -> dict[str, Any]:
         """The stored form: everything needed to rebuild the doctor, JSON-ready."""
@@ -195,14 +228,25 @@ class Doctor:
             "time_zone": self.time_zone,
             "slot_minutes": self.slot_minutes,
             "working_hours": self.working_hours.to_dict(),
+            "buffer_minutes": self.buffer_minutes,
+            "min_notice_minutes": self.min_notice_minutes,
+            "booking_horizon_days": self.booking_horizon_days,
+            "works_on_holidays": self.works_on_holidays,
         }
 
     @classmethod
     def from_snapshot(cls, raw: Mapping[str, Any]) -> Doctor:
-        """Inverse of `snapshot`."""
+        """Inverse of `snapshot`; a doctor stored before a rule existed gets its default."""
         profile = {k: raw[k] for k in ("clinic_id", "doctor_id", "name", "country", "time_zone")}
-        hours = WorkingHours.parse(raw["working_hours"])
-        return cls(**profile, working_hours=hours, slot_minutes=int(raw["slot_minutes"]))
+        return cls(
+            **profile,
+            working_hours=WorkingHours.parse(raw["working_hours"]),
+            slot_minutes=int(raw["slot_minutes"]),
+            buffer_minutes=int(raw.get("buffer_minutes", BUFFER_MINUTES[2])),
+            min_notice_minutes=int(raw.get("min_notice_minutes", MIN_NOTICE_MINUTES[2])),
+            booking_horizon_days=int(raw.get("booking_horizon_days", BOOKING_HORIZON_DAYS[2])),
+            works_on_holidays=bool(raw.get("works_on_holidays", False)),
+        )
 
     @property
     def zone(self) -> ZoneInfo:

@@ -23,6 +23,7 @@ import punq
 
 from adapters.clinics import StaticClinicDirectory
 from adapters.console import ConsoleNotifier
+from adapters.holidays import LibraryHolidayCalendar
 from adapters.memory.store import (
     InMemoryBookingRequestQueue,
     InMemoryEventOutbox,
@@ -39,6 +40,7 @@ from domain.pagination import PageTokens
 from domain.use_cases import Clinic, PatientMessenger
 from entrypoints.config import Settings
 from ports.clinics import ClinicDirectory
+from ports.holidays import HolidayCalendar
 from ports.messaging import BookingRequestQueue, EventPublisher, Notifier
 from ports.repositories import (
     AppointmentRepository,
@@ -75,10 +77,12 @@ class ClinicServices:
         clock: Clock,
         ids: IdGenerator,
         countries: CountryCatalog,
+        holidays: HolidayCalendar,
         page_tokens: PageTokens | None = None,
     ) -> None:
         self._clinics = clinics
         self._repositories = repositories
+        self._holidays = holidays
         self._shared = (request_queue, clock, ids, countries, page_tokens)
         self._built: dict[str, Clinic] = {}
         self._lock = threading.Lock()
@@ -108,6 +112,7 @@ class ClinicServices:
             countries,
             tokens,
             clinic_id=clinic_id,
+            holidays=self._holidays,
         )
         with self._lock:
             return self._built.setdefault(clinic_id, clinic)
@@ -258,6 +263,8 @@ def _wire(
     container.register(CountryCatalog, instance=settings.countries)
     container.register(Clock, instance=clock if clock is not None else SystemClock())
     container.register(IdGenerator, instance=ids if ids is not None else UuidV7Generator())
+    # One calendar per container: it keeps each country's year once it has been asked for.
+    container.register(HolidayCalendar, instance=LibraryHolidayCalendar())
     if settings.backend == "memory":
         memory = _register_memory(container)
     elif settings.backend == "aws":

@@ -19,20 +19,27 @@ from domain.commands import (
     ChangeStatus,
     ListByCountryStatus,
     ListDoctorDay,
+    ListTimeOff,
+    PutTimeOff,
     RegisterDoctor,
+    RemoveTimeOff,
     RescheduleAppointment,
 )
 from domain.countries import COUNTRY_CODE
 from domain.errors import ValidationError
 from domain.pagination import DEFAULT_PAGE, MAX_PAGE
 from domain.schedule import (
+    BOOKING_HORIZON_DAYS,
+    BUFFER_MINUTES,
     MAX_DURATION_MINUTES,
     MAX_RANGES_PER_DAY,
     MIN_DURATION_MINUTES,
+    MIN_NOTICE_MINUTES,
     WEEKDAYS,
     check_slot_minutes,
 )
 from domain.text import MAX_NAME, MAX_TEXT, matches, pattern
+from domain.time_off import MAX_REASON, TIME_OFF_ID
 from entrypoints.http_request import (
     HttpRequest,
     PayloadTooLarge,
@@ -62,8 +69,11 @@ from entrypoints.http_responses import (
     error_json,
     error_status,
     etag,
+    holidays_json,
     list_json,
     request_accepted_json,
+    time_off_json,
+    time_off_list_json,
 )
 
 __all__ = [
@@ -87,14 +97,22 @@ __all__ = [
     "error_json",
     "error_status",
     "etag",
+    "holidays_json",
+    "holidays_query",
     "idempotency_key",
     "if_match",
     "list_json",
     "list_query",
+    "list_time_off",
     "no_query",
+    "put_time_off",
     "register_doctor",
+    "remove_time_off",
     "request_accepted_json",
     "reschedule",
+    "time_off_id",
+    "time_off_json",
+    "time_off_list_json",
     "uuid_id",
 ]
 
@@ -111,7 +129,7 @@ def register_doctor(doctor: str, request: HttpRequest) -> RegisterDoctor:
         json_object(request),
         "",
         required=("name", "country", "working_hours"),
-        optional=("time_zone", "slot_minutes"),
+        optional=("time_zone", "slot_minutes", *_RULE_FIELDS, "works_on_holidays"),
     )
     slot_minutes = check_slot_minutes(body.get("slot_minutes", 30))
     # Present means a zone: null is as wrong here as for any other field.
@@ -125,7 +143,27 @@ def register_doctor(doctor: str, request: HttpRequest) -> RegisterDoctor:
         working_hours=_working_hours(body["working_hours"]),
         time_zone=time_zone,
         slot_minutes=slot_minutes,
+        works_on_holidays=_flag(body, "works_on_holidays"),
+        **{
+            name: integer(body.get(name, default), name, minimum=low, maximum=high)
+            for name, (low, high, default) in _RULE_FIELDS.items()
+        },
     )
+
+
+# The doctor's booking rules: field -> (lowest, highest, default), as the contract gives them.
+_RULE_FIELDS = {
+    "buffer_minutes": BUFFER_MINUTES,
+    "min_notice_minutes": MIN_NOTICE_MINUTES,
+    "booking_horizon_days": BOOKING_HORIZON_DAYS,
+}
+
+
+def _flag(body: Mapping[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        invalid(f"{name} must be true or false", name)
+    return value
 
 
 def _working_hours(raw: object) -> dict[str, list[list[str]]]:
@@ -299,3 +337,67 @@ def _limit(value: str | None) -> int:
     if not matches(_LIMIT, value) or not 1 <= int(value) <= MAX_PAGE:
         invalid(f"limit must be an integer 1-{MAX_PAGE}", "limit")
     return int(value)
+
+
+# Time off and holidays ----------------------------------------------------------------------
+
+_HOLIDAY_YEAR = pattern(r"[0-9]{4}")
+
+
+def time_off_id(value: object) -> str:
+    """A time-off id: 1-64 letters, digits, '-' or '_'."""
+    return string(value, "time_off_id", max_length=64, form=TIME_OFF_ID)
+
+
+def put_time_off(doctor: str, block: str, request: HttpRequest) -> PutTimeOff:
+    """`PUT /doctors/{doctor_id}/time-off/{time_off_id}` → PutTimeOff."""
+    doctor, block = doctor_id(doctor), time_off_id(block)
+    no_query(request)
+    body = object_fields(json_object(request), "", ("start", "end"), ("reason",))
+    # Present means a reason: null is as wrong here as for any other field.
+    reason = string(body["reason"], "reason", max_length=MAX_REASON) if "reason" in body else None
+    return PutTimeOff(
+        doctor_id=doctor,
+        time_off_id=block,
+        start=instant(body["start"], "start"),
+        end=instant(body["end"], "end"),
+        reason=reason,
+    )
+
+
+def remove_time_off(doctor: str, block: str, request: HttpRequest) -> RemoveTimeOff:
+    """`DELETE /doctors/{doctor_id}/time-off/{time_off_id}` → RemoveTimeOff."""
+    doctor, block = doctor_id(doctor), time_off_id(block)
+    no_query(request)
+    return RemoveTimeOff(doctor, block)
+
+
+def list_time_off(doctor: str, request: HttpRequest) -> ListTimeOff:
+    """`GET /doctors/{doctor_id}/time-off?from=&to=[&limit=&next_token=]` → ListTimeOff."""
+    doctor = doctor_id(doctor)
+    query = query_params(request, _RANGE | _PAGING)
+    for name in ("from", "to"):
+        if name not in query:
+            invalid(f"missing query parameter {name}", name)
+    token = query.get("next_token")
+    if token is not None and not token:
+        invalid("next_token must not be empty", "next_token")
+    return ListTimeOff(
+        doctor_id=doctor,
+        from_day=local_date(query["from"], "from"),
+        to_day=local_date(query["to"], "to"),
+        limit=_limit(query.get("limit")),
+        next_token=token,
+    )
+
+
+def holidays_query(country: str, request: HttpRequest) -> tuple[str, int | None]:
+    """`GET /holidays/{country}?year=YYYY` → the country and the year (None: this year)."""
+    code = string(country, "country", max_length=2, form=COUNTRY_CODE)
+    query = query_params(request, ("year",))
+    year = query.get("year")
+    if year is None:
+        return code, None
+    if not matches(_HOLIDAY_YEAR, year):
+        invalid("year must be a year YYYY", "year")
+    return code, int(year)

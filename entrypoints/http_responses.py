@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from domain.booking_request import BookingRequest
 from domain.errors import CitasError
 from domain.schedule import Doctor
 from domain.text import is_scalar_text
+from domain.time_off import TimeOff
 from domain.use_cases import Availability, ListResult
 
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -29,11 +30,15 @@ STATUS_OF_CODE: Mapping[str, int] = {
     "patient_double_booked": 409,
     "invalid_transition": 409,
     "time_zone_conflict": 409,
+    "doctor_unavailable": 409,
+    "time_off_conflict": 409,
     "version_conflict": 412,
     "payload_too_large": 413,
     "start_in_past": 422,
     "outside_working_hours": 422,
     "invalid_slot": 422,
+    "too_soon": 422,
+    "too_far": 422,
     "idempotency_key_reused": 422,
     "temporarily_unavailable": 503,
 }
@@ -68,6 +73,10 @@ def doctor_json(doctor: Doctor) -> dict[str, Any]:
         "time_zone": doctor.time_zone,
         "slot_minutes": doctor.slot_minutes,
         "working_hours": doctor.working_hours.to_dict(),
+        "buffer_minutes": doctor.buffer_minutes,
+        "min_notice_minutes": doctor.min_notice_minutes,
+        "booking_horizon_days": doctor.booking_horizon_days,
+        "works_on_holidays": doctor.works_on_holidays,
     }
 
 
@@ -81,6 +90,36 @@ def availability_json(availability: Availability) -> dict[str, Any]:
         "slots": [
             {"start": _local(s.start, zone), "end": _local(s.end, zone)} for s in availability.slots
         ],
+    }
+
+
+def time_off_json(block: TimeOff, doctor: Doctor) -> dict[str, Any]:
+    """The API shape of a block of time off, in the doctor's local time."""
+    out: dict[str, Any] = {
+        "time_off_id": block.time_off_id,
+        "doctor_id": block.doctor_id,
+        "start": _local(block.start, doctor.zone),
+        "end": _local(block.end, doctor.zone),
+    }
+    if block.reason is not None:
+        out["reason"] = block.reason
+    return out
+
+
+def time_off_list_json(doctor: Doctor, result: ListResult[TimeOff]) -> dict[str, Any]:
+    """A page of a doctor's time off."""
+    return {
+        "items": [time_off_json(b, doctor) for b in result.items],
+        "next_token": result.next_token,
+    }
+
+
+def holidays_json(country: str, year: int, holidays: list[tuple[date, str]]) -> dict[str, Any]:
+    """The national holidays of a country in a year."""
+    return {
+        "country": country,
+        "year": year,
+        "holidays": [{"date": day.isoformat(), "name": name} for day, name in holidays],
     }
 
 
@@ -118,7 +157,7 @@ def etag(appointment: Appointment) -> str:
     return f'"{appointment.version}"'
 
 
-def list_json(result: ListResult) -> dict[str, Any]:
+def list_json(result: ListResult[Appointment]) -> dict[str, Any]:
     """The API shape of a page of appointments."""
     return {
         "items": [appointment_json(a) for a in result.items],

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from attrs import frozen
 
 from domain.appointment import Appointment, Status
 from domain.booking_request import BookingRequest
 from domain.events import Event
+from domain.rules import Schedule
 from domain.schedule import Doctor
+from domain.time_off import TimeOff
+
+T = TypeVar("T")
 
 
 @frozen
@@ -36,29 +40,40 @@ class Window:
 
 
 @frozen
-class Page:
+class Page(Generic[T]):
     """One page of a list; `cursor` is None on the last page."""
 
-    items: Sequence[Appointment]
+    items: Sequence[T]
     cursor: Cursor
 
 
 class AppointmentRepository(Protocol):
     """Appointments with their doctor and patient time locks, versions and outbox events."""
 
-    def add(self, appointment: Appointment, idempotency: IdempotencyRecord | None) -> None:
+    def add(
+        self,
+        appointment: Appointment,
+        idempotency: IdempotencyRecord | None,
+        schedule: Schedule,
+    ) -> None:
         """Store a new appointment, lock its cells, keep the key and its events, all or nothing.
 
-        Raises SlotUnavailable, PatientDoubleBooked or IdempotencyKeyTaken; on any error
-        nothing was written.
+        `schedule` is what the booking rules were checked against: the write commits only
+        while the doctor is still at `schedule.version`, and only if no active appointment of
+        the doctor lies within `schedule.buffer` of it. Raises ScheduleChanged,
+        SlotUnavailable, PatientDoubleBooked or IdempotencyKeyTaken; on any error nothing
+        was written.
         """
         ...
 
-    def update(self, previous: Appointment, current: Appointment) -> None:
+    def update(
+        self, previous: Appointment, current: Appointment, schedule: Schedule | None = None
+    ) -> None:
         """Replace `previous` by `current` if nobody changed it since, moving or freeing locks.
 
         Raises VersionConflict if the stored version is not `previous.version`, and
         SlotUnavailable or PatientDoubleBooked if new time is taken; then nothing changed.
+        A change that moves the time passes the `schedule` it was checked against, as `add`.
         """
         ...
 
@@ -72,7 +87,7 @@ class AppointmentRepository(Protocol):
 
     def list_by_doctor(
         self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
-    ) -> Page:
+    ) -> Page[Appointment]:
         """A doctor's appointments with start in [start_from, start_to), by start time.
 
         Raises InvalidCursor for a cursor it did not make.
@@ -81,7 +96,7 @@ class AppointmentRepository(Protocol):
 
     def list_by_country_status(
         self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
-    ) -> Page:
+    ) -> Page[Appointment]:
         """Appointments of a country in a status with start in the window, by start time."""
         ...
 
@@ -95,10 +110,10 @@ class AppointmentRepository(Protocol):
 
 
 class DoctorRepository(Protocol):
-    """Doctors' profiles and schedules."""
+    """Doctors' profiles, their time off, and the schedule version both share."""
 
     def put(self, doctor: Doctor, *, keep_zone: bool = False) -> bool:
-        """Create or replace; True if the doctor is new.
+        """Create or replace, bumping the schedule version; True if the doctor is new.
 
         With `keep_zone`, only create, or replace a doctor of the same time zone: otherwise
         nothing is written and `ZoneChanged` is raised.
@@ -107,6 +122,44 @@ class DoctorRepository(Protocol):
 
     def get(self, doctor_id: str) -> Doctor | None:
         """The doctor, or None."""
+        ...
+
+    def schedule(self, doctor_id: str, since: datetime) -> Schedule | None:
+        """The doctor, its schedule version and its time off ending after `since`; or None.
+
+        Strongly consistent and atomic (never half of a concurrent change): what a booking
+        is checked against.
+        """
+        ...
+
+    def get_time_off(self, doctor_id: str, time_off_id: str) -> TimeOff | None:
+        """One block of time off, or None."""
+        ...
+
+    def put_time_off(self, block: TimeOff, schedule: Schedule, event: Event) -> None:
+        """Create or replace a block, bump the version and keep `event`, all or nothing.
+
+        `schedule` is the doctor's, as just read: the change commits only while the doctor
+        is still at its version, and only if no active appointment of the doctor overlaps
+        the block, even against concurrent bookings. Raises ScheduleChanged or
+        TimeOffConflict (naming the appointments); then nothing changed.
+        """
+        ...
+
+    def remove_time_off(self, block: TimeOff, schedule: Schedule, event: Event) -> None:
+        """Delete a block, bump the version and keep `event`, while at `schedule.version`.
+
+        Raises ScheduleChanged otherwise (nothing changed).
+        """
+        ...
+
+    def list_time_off(
+        self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
+    ) -> Page[TimeOff]:
+        """A doctor's blocks that overlap [start_from, start_to), by start.
+
+        Raises InvalidCursor for a cursor it did not make.
+        """
         ...
 
 

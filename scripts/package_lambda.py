@@ -55,6 +55,7 @@ LOCAL_ONLY_PATHS = (
 )
 
 # The Lambda Python runtime ships boto3 and these; packaging them would only shadow its copies.
+# holidays (a core dependency) runs on the runtime's python-dateutil and six, botocore's.
 PROVIDED_BY_RUNTIME = frozenset(
     canonicalize_name(n)
     for n in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six")

@@ -8,7 +8,7 @@ import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import evolve
 
@@ -19,13 +19,18 @@ from domain.errors import (
     IdempotencyKeyTaken,
     InvalidCursor,
     PatientDoubleBooked,
+    ScheduleChanged,
     SlotUnavailable,
     VersionConflict,
-    ZoneChanged,
 )
 from domain.events import Event
-from domain.schedule import Doctor
+from domain.rules import Schedule
+from domain.schedule import Doctor, cells
+from domain.time_off import TimeOff
 from ports.repositories import Cursor, IdempotencyRecord, Page, Window
+
+if TYPE_CHECKING:
+    from adapters.memory.doctors import InMemoryDoctorRepository
 
 # (clinic, "doctor" or "patient", doctor id or patient key, cell start)
 CellKey = tuple[str, str, str, datetime]
@@ -44,6 +49,9 @@ class MemoryStore:
         # The relay's work list, shared by every clinic; each event names its own.
         self.outbox: collections.OrderedDict[str, Event] = collections.OrderedDict()
         self.doctors: dict[Key, Doctor] = {}
+        # (clinic, doctor) -> the schedule version every profile or time-off change bumps.
+        self.schedule_versions: dict[Key, int] = {}
+        self.time_off: dict[tuple[str, str, str], TimeOff] = {}
         self.requests: dict[Key, BookingRequest] = {}
         self.processed: set[str] = set()
 
@@ -62,7 +70,29 @@ def _patient_cells(appointment: Appointment) -> set[CellKey]:
     return {(clinic, "patient", patient, c) for c in appointment.patient_cells()}
 
 
-def _sort_key(appointment: Appointment) -> tuple[datetime, str]:
+def _buffer_cells(appointment: Appointment, schedule: Schedule | None) -> set[CellKey]:
+    """The doctor's cells within the buffer around `appointment`: they must be free, not held."""
+    if schedule is None or not appointment.is_active or not schedule.doctor.buffer_minutes:
+        return set()
+    pad = schedule.buffer
+    start, end = appointment.start, appointment.end
+    clinic, doctor = appointment.clinic_id, appointment.doctor_id
+    around = cells(start - pad, start) + cells(end, end + pad)
+    return {(clinic, "doctor", doctor, c) for c in around} - _doctor_cells(appointment)
+
+
+def _check_schedule(store: MemoryStore, appointment: Appointment, schedule: Schedule) -> None:
+    """ScheduleChanged unless the doctor is still at the version the rules were checked on."""
+    doctor = (appointment.clinic_id, appointment.doctor_id)
+    if (
+        schedule.doctor.doctor_id != appointment.doctor_id
+        or store.schedule_versions.get(doctor) != schedule.version
+    ):
+        raise ScheduleChanged(appointment.doctor_id)
+
+
+def sort_key(appointment: Appointment) -> tuple[datetime, str]:
+    """The order of lists: by start, then id."""
     return appointment.start, appointment.appointment_id
 
 
@@ -73,14 +103,24 @@ class InMemoryAppointmentRepository:
         self._store = store
         self._clinic = clinic_id
 
-    def add(self, appointment: Appointment, idempotency: IdempotencyRecord | None) -> None:
+    def add(
+        self,
+        appointment: Appointment,
+        idempotency: IdempotencyRecord | None,
+        schedule: Schedule,
+    ) -> None:
         """Store a new appointment with its locks, key and events, all or nothing."""
         require_clinic(self._clinic, appointment.clinic_id, "an appointment")
         s = self._store
         with s.lock:
             if idempotency is not None and (self._clinic, idempotency.key) in s.idempotency:
                 raise IdempotencyKeyTaken(idempotency.key)
-            self._claim(appointment.appointment_id, _doctor_cells(appointment), set())
+            _check_schedule(s, appointment, schedule)
+            self._claim(
+                appointment.appointment_id,
+                _doctor_cells(appointment) | _buffer_cells(appointment, schedule),
+                set(),
+            )
             self._claim(appointment.appointment_id, set(), _patient_cells(appointment))
             for cell in _doctor_cells(appointment) | _patient_cells(appointment):
                 s.cells[cell] = appointment.appointment_id
@@ -89,7 +129,9 @@ class InMemoryAppointmentRepository:
             s.appointments[self._clinic, appointment.appointment_id] = appointment.copy()
             self._keep(appointment.collect_new_events())
 
-    def update(self, previous: Appointment, current: Appointment) -> None:
+    def update(
+        self, previous: Appointment, current: Appointment, schedule: Schedule | None = None
+    ) -> None:
         """Replace the stored appointment if its version is still `previous.version`."""
         require_clinic(self._clinic, current.clinic_id, "an appointment")
         s = self._store
@@ -101,9 +143,12 @@ class InMemoryAppointmentRepository:
                     expected=previous.version,
                     actual=None if stored is None else stored.version,
                 )
+            if schedule is not None:
+                _check_schedule(s, current, schedule)
             old = _doctor_cells(stored) | _patient_cells(stored)
             new_doctor, new_patient = _doctor_cells(current), _patient_cells(current)
-            self._claim(current.appointment_id, new_doctor - old, new_patient - old)
+            around = _buffer_cells(current, schedule)
+            self._claim(current.appointment_id, (new_doctor | around) - old, new_patient - old)
             for cell in old - (new_doctor | new_patient):
                 if s.cells.get(cell) == current.appointment_id:
                     del s.cells[cell]
@@ -141,7 +186,7 @@ class InMemoryAppointmentRepository:
 
     def list_by_doctor(
         self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
-    ) -> Page:
+    ) -> Page[Appointment]:
         """A doctor's appointments with start in [start_from, start_to), by start."""
         return self._page(
             lambda a: a.doctor_id == doctor_id and start_from <= a.start < start_to,
@@ -151,7 +196,7 @@ class InMemoryAppointmentRepository:
 
     def list_by_country_status(
         self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
-    ) -> Page:
+    ) -> Page[Appointment]:
         """Appointments of a country in a status with start in the window, by start."""
         low, high = window.start_from, window.start_to
         return self._page(
@@ -170,14 +215,14 @@ class InMemoryAppointmentRepository:
         keep: Callable[[Appointment], bool],
         limit: int,
         cursor: Cursor,
-    ) -> Page:
-        after = _parse_cursor(cursor) if cursor is not None else None
+    ) -> Page[Appointment]:
+        after = parse_cursor(cursor) if cursor is not None else None
         with self._store.lock:
             # Only this clinic's keys: the memory twin of a GSI partition that starts with it.
             mine = (a for (c, _), a in self._store.appointments.items() if c == self._clinic)
-            matches = sorted((a for a in mine if keep(a)), key=_sort_key)
+            matches = sorted((a for a in mine if keep(a)), key=sort_key)
         if after is not None:
-            matches = [a for a in matches if _sort_key(a) > after]
+            matches = [a for a in matches if sort_key(a) > after]
         items = [a.copy() for a in matches[:limit]]
         more = len(matches) > limit
         last = items[-1] if items else None
@@ -205,7 +250,8 @@ class InMemoryAppointmentRepository:
             return True
 
 
-def _parse_cursor(cursor: Mapping[str, Any]) -> tuple[datetime, str]:
+def parse_cursor(cursor: Mapping[str, Any]) -> tuple[datetime, str]:
+    """The (start, id) a memory cursor points after, or InvalidCursor."""
     try:
         start = datetime.fromisoformat(cursor["start"])
         appointment_id = cursor["id"]
@@ -222,29 +268,6 @@ def _parse_cursor(cursor: Mapping[str, Any]) -> tuple[datetime, str]:
     ):
         raise InvalidCursor("unexpected cursor shape")
     return start, appointment_id
-
-
-class InMemoryDoctorRepository:
-    """One clinic's doctors in a `MemoryStore`."""
-
-    def __init__(self, store: MemoryStore, *, clinic_id: str) -> None:
-        self._store = store
-        self._clinic = clinic_id
-
-    def put(self, doctor: Doctor, *, keep_zone: bool = False) -> bool:
-        """Create or replace; True if new. `keep_zone`: ZoneChanged instead of a new zone."""
-        require_clinic(self._clinic, doctor.clinic_id, "a doctor")
-        with self._store.lock:
-            before = self._store.doctors.get((self._clinic, doctor.doctor_id))
-            if keep_zone and before is not None and before.time_zone != doctor.time_zone:
-                raise ZoneChanged(before.time_zone)
-            self._store.doctors[self._clinic, doctor.doctor_id] = doctor
-            return before is None
-
-    def get(self, doctor_id: str) -> Doctor | None:
-        """The doctor, or None."""
-        with self._store.lock:
-            return self._store.doctors.get((self._clinic, doctor_id))
 
 
 class InMemoryBookingRequestRepository:
@@ -397,6 +420,9 @@ class InMemoryRepositories:
 
     def doctors(self, clinic_id: str) -> InMemoryDoctorRepository:
         """The clinic's doctors."""
+        # Imported here: the doctors' module builds on this one.
+        from adapters.memory.doctors import InMemoryDoctorRepository
+
         return InMemoryDoctorRepository(self.store, clinic_id=clinic_id)
 
     def requests(self, clinic_id: str) -> InMemoryBookingRequestRepository:

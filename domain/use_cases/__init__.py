@@ -8,8 +8,8 @@ handles events by hand.
 from domain.pagination import MAX_PAGE
 from domain.use_cases.booking import fingerprint
 from domain.use_cases.clinic import Clinic
+from domain.use_cases.context import ListResult
 from domain.use_cases.doctors import Availability
-from domain.use_cases.lists import ListResult
 from domain.use_cases.messenger import PatientMessenger
 from domain.use_cases.requests import ProcessedRequest
 

@@ -9,12 +9,14 @@ from collections.abc import Callable
 from domain.appointment import Appointment, Status, require_aware
 from domain.commands import BookAppointment, CancelAppointment, ChangeStatus, RescheduleAppointment
 from domain.errors import (
+    CitasError,
     IdempotencyKeyReused,
     IdempotencyKeyTaken,
     NotFound,
     ValidationError,
     VersionConflict,
 )
+from domain.rules import Rules
 from domain.text import matches, pattern
 from domain.use_cases.context import Ports
 from domain.use_cases.doctors import DoctorUseCases
@@ -51,36 +53,45 @@ class BookingUseCases:
     def book_under(self, command: BookAppointment, stored_key: str | None) -> Appointment:
         """Book under `stored_key`: a client's checked key, or one of citas's own."""
         appointments = self._ports.appointments
-        record = None
-        if stored_key is not None:
-            digest = fingerprint(command)
-            seen = appointments.get_idempotency(stored_key)
-            if seen is not None:
-                return self._replay(seen, digest)
-        doctor = self._doctors.doctor(command.doctor_id)
+        # No read of the key first: a booking is one write. A key seen before makes that
+        # write fail (IdempotencyKeyTaken, or a rule the first booking now breaks), and only
+        # then is the stored answer read.
+        digest = fingerprint(command) if stored_key is not None else ""
         ids = self._ports.ids
-        minutes = command.duration_minutes
-        appointment = Appointment.request(
-            appointment_id=ids.new_id(),
-            doctor=doctor,
-            patient=command.patient,
-            start=command.start,
-            duration_minutes=doctor.slot_minutes if minutes is None else minutes,
-            notes=command.notes,
-            now=self._ports.now(),
-            event_id=ids.new_id(),
-        )
-        if stored_key is not None:
-            record = IdempotencyRecord(stored_key, digest, appointment.appointment_id)
+
+        def write(rules: Rules) -> Appointment:
+            minutes = command.duration_minutes
+            appointment = Appointment.request(
+                appointment_id=ids.new_id(),
+                rules=rules,
+                patient=command.patient,
+                start=command.start,
+                duration_minutes=rules.doctor.slot_minutes if minutes is None else minutes,
+                notes=command.notes,
+                event_id=ids.new_id(),
+            )
+            record = None
+            if stored_key is not None:
+                record = IdempotencyRecord(stored_key, digest, appointment.appointment_id)
+            appointments.add(appointment, record, rules.schedule)
+            return appointment
+
         try:
-            appointments.add(appointment, record)
+            return self._doctors.with_schedule(command.doctor_id, write)
         except IdempotencyKeyTaken:
-            # A concurrent twin with the same key won; answer as it did.
+            # A twin with the same key booked first (concurrently, or this is a retry of a
+            # request that succeeded): answer as it did.
             seen = appointments.get_idempotency(stored_key or "")
             if seen is None:
                 raise
             return self._replay(seen, digest)
-        return appointment
+        except CitasError:
+            # A retry of a request that booked may now break a rule (its slot is taken by
+            # itself, or is no longer far enough ahead): the first answer still stands.
+            seen = appointments.get_idempotency(stored_key) if stored_key is not None else None
+            if seen is None:
+                raise
+            return self._replay(seen, digest)
 
     def _replay(self, record: IdempotencyRecord, digest: str) -> Appointment:
         if record.fingerprint != digest:
@@ -101,17 +112,31 @@ class BookingUseCases:
     def reschedule(self, command: RescheduleAppointment) -> Appointment:
         """Move an appointment: the new time is taken and the old one freed in one step."""
         start = require_aware(command.start, "start")
+        for attempt in range(_RETRIES_ON_RACE):
+            current = self.get(command.appointment_id)
+            expected = command.expected_version
+            if expected is not None and current.version != expected:
+                raise _version_conflict(expected, current.version)
 
-        def change(appointment: Appointment) -> None:
-            appointment.reschedule(
-                doctor=self._doctors.doctor(appointment.doctor_id),
-                start=start,
-                duration_minutes=command.duration_minutes,
-                now=self._ports.now(),
-                event_id=self._ports.ids.new_id(),
-            )
+            def write(rules: Rules, previous: Appointment = current) -> Appointment:
+                # A fresh copy per attempt: a retry on a newer schedule starts over.
+                moved = previous.copy()
+                moved.reschedule(
+                    rules=rules,
+                    start=start,
+                    duration_minutes=command.duration_minutes,
+                    event_id=self._ports.ids.new_id(),
+                )
+                self._ports.appointments.update(previous, moved, rules.schedule)
+                return moved
 
-        return self._modify(command.appointment_id, command.expected_version, change)
+            try:
+                return self._doctors.with_schedule(current.doctor_id, write)
+            except VersionConflict:
+                # With If-Match the caller asked to fail; without it, re-read and re-apply.
+                if expected is not None or attempt == _RETRIES_ON_RACE - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def change_status(self, command: ChangeStatus) -> Appointment:
         """Apply a status change the status machine allows."""

@@ -8,6 +8,7 @@ every use case at once.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Generic, TypeVar, overload
 
 from domain.clinics import check_clinic_id
@@ -19,11 +20,20 @@ from domain.use_cases.doctors import DoctorUseCases
 from domain.use_cases.lists import ListUseCases
 from domain.use_cases.reminders import ReminderUseCases
 from domain.use_cases.requests import BookingRequestUseCases
+from ports.holidays import HolidayCalendar
 from ports.messaging import BookingRequestQueue
 from ports.repositories import AppointmentRepository, BookingRequestRepository, DoctorRepository
 from ports.system import Clock, IdGenerator
 
 T = TypeVar("T")
+
+
+class NoHolidays:
+    """A holiday calendar without holidays."""
+
+    def holidays(self, country: str, year: int) -> dict[date, str]:
+        """None, for every country and year."""
+        return {}
 
 
 class _Port(Generic[T]):
@@ -54,6 +64,7 @@ class Clinic:
     ids = _Port[IdGenerator]()
     countries = _Port[CountryCatalog]()
     page_tokens = _Port[PageTokens]()
+    holidays = _Port[HolidayCalendar]()
 
     @property
     def clinic_id(self) -> str:
@@ -72,6 +83,7 @@ class Clinic:
         page_tokens: PageTokens | None = None,
         *,
         clinic_id: str,
+        holidays: HolidayCalendar | None = None,
     ) -> None:
         self.ports = Ports(
             clinic_id=check_clinic_id(clinic_id),
@@ -85,6 +97,9 @@ class Clinic:
             # Every process of a deployment must share one key (bootstrap passes the
             # configured one); a random key is right only where one process answers every page.
             page_tokens=page_tokens if page_tokens is not None else PageTokens.ephemeral(),
+            # None is a calendar without holidays: for embedders that bring no holiday data.
+            # Every entrypoint passes the maintained library's (`adapters.holidays`).
+            holidays=holidays if holidays is not None else NoHolidays(),
         )
         doctor_cases = DoctorUseCases(self.ports)
         booking = BookingUseCases(self.ports, doctor_cases)
@@ -95,6 +110,10 @@ class Clinic:
         self.register_doctor = doctor_cases.register_doctor
         self.doctor = doctor_cases.doctor
         self.availability = doctor_cases.availability
+        self.put_time_off = doctor_cases.put_time_off
+        self.remove_time_off = doctor_cases.remove_time_off
+        self.list_time_off = doctor_cases.list_time_off
+        self.national_holidays = doctor_cases.national_holidays
         self.book = booking.book
         self.get = booking.get
         self.reschedule = booking.reschedule

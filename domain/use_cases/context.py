@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
-from attrs import define
+from attrs import define, frozen
 
-from domain.appointment import Appointment, require_aware
+from domain.appointment import require_aware
 from domain.countries import CountryCatalog
-from domain.pagination import PageTokens
+from domain.errors import InvalidCursor, ValidationError
+from domain.pagination import MAX_PAGE, PageTokens
+from ports.holidays import HolidayCalendar
 from ports.messaging import BookingRequestQueue
 from ports.repositories import (
     AppointmentRepository,
@@ -19,6 +22,8 @@ from ports.repositories import (
     Page,
 )
 from ports.system import Clock, IdGenerator
+
+T = TypeVar("T")
 
 
 @define
@@ -38,6 +43,7 @@ class Ports:
     ids: IdGenerator
     countries: CountryCatalog
     page_tokens: PageTokens
+    holidays: HolidayCalendar
 
     def now(self) -> datetime:
         """The current instant in UTC."""
@@ -45,7 +51,7 @@ class Ports:
         return require_aware(self.clock.now(), "now")
 
 
-def all_pages(fetch: Callable[[Cursor], Page]) -> Iterator[Appointment]:
+def all_pages(fetch: Callable[[Cursor], Page[T]]) -> Iterator[T]:
     """Every item of a paginated query, page after page."""
     cursor: Cursor = None
     while True:
@@ -54,3 +60,34 @@ def all_pages(fetch: Callable[[Cursor], Page]) -> Iterator[Appointment]:
         if page.cursor is None:
             return
         cursor = page.cursor
+
+
+@frozen
+class ListResult(Generic[T]):
+    """A page of a list and the token of the next page."""
+
+    items: list[T]
+    next_token: str | None
+
+
+def check_limit(limit: int) -> None:
+    """Raise ValidationError unless `limit` is a page size the API admits."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(f"limit is 1-{MAX_PAGE}", field="limit")
+
+
+def signed_page(
+    tokens: PageTokens,
+    query: Mapping[str, Any],
+    token: str | None,
+    fetch: Callable[[Cursor], Page[T]],
+) -> ListResult[T]:
+    """One page of `fetch`, its cursor in and out as a token signed for `query`."""
+    cursor = tokens.decode(token, query) if token is not None else None
+    try:
+        page = fetch(cursor)
+    except InvalidCursor as e:
+        raise ValidationError("next_token is not valid", field="next_token") from e
+    after = page.cursor
+    next_token = tokens.encode(query, after) if after is not None else None
+    return ListResult(list(page.items), next_token)

@@ -5,28 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from attrs import frozen
-
 from domain.appointment import Appointment, require_aware
 from domain.commands import ListByCountryStatus, ListDoctorDay
-from domain.errors import InvalidCursor, ValidationError
-from domain.pagination import MAX_PAGE
-from domain.use_cases.context import Ports
+from domain.errors import ValidationError
+from domain.use_cases.context import ListResult, Ports, check_limit, signed_page
 from domain.use_cases.doctors import DoctorUseCases
 from ports.repositories import Cursor, Page, Window
-
-
-@frozen
-class ListResult:
-    """A page of appointments and the token of the next page."""
-
-    items: list[Appointment]
-    next_token: str | None
-
-
-def _check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise ValidationError(f"limit is 1-{MAX_PAGE}", field="limit")
 
 
 class ListUseCases:
@@ -36,9 +20,9 @@ class ListUseCases:
         self._ports = ports
         self._doctors = doctors
 
-    def list_doctor_day(self, command: ListDoctorDay) -> ListResult:
+    def list_doctor_day(self, command: ListDoctorDay) -> ListResult[Appointment]:
         """A doctor's appointments of one local date, by start time."""
-        _check_limit(command.limit)
+        check_limit(command.limit)
         doctor = self._doctors.doctor(command.doctor_id)
         start, end = doctor.day_bounds(command.day)
         # The clinic is part of the query a token is signed for: a token one clinic got is
@@ -57,9 +41,9 @@ class ListUseCases:
             ),
         )
 
-    def list_by_country_status(self, command: ListByCountryStatus) -> ListResult:
+    def list_by_country_status(self, command: ListByCountryStatus) -> ListResult[Appointment]:
         """Appointments of a country in a status, optionally within [from, to), by start."""
-        _check_limit(command.limit)
+        check_limit(command.limit)
         self._ports.countries.require(command.country)
         start_from = (
             require_aware(command.start_from, "from") if command.start_from is not None else None
@@ -91,14 +75,6 @@ class ListUseCases:
         self,
         query: Mapping[str, Any],
         token: str | None,
-        fetch: Callable[[Cursor], Page],
-    ) -> ListResult:
-        tokens = self._ports.page_tokens
-        cursor = tokens.decode(token, query) if token is not None else None
-        try:
-            page = fetch(cursor)
-        except InvalidCursor as e:
-            raise ValidationError("next_token is not valid", field="next_token") from e
-        after = page.cursor
-        next_token = tokens.encode(query, after) if after is not None else None
-        return ListResult(list(page.items), next_token)
+        fetch: Callable[[Cursor], Page[Appointment]],
+    ) -> ListResult[Appointment]:
+        return signed_page(self._ports.page_tokens, query, token, fetch)

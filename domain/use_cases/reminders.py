@@ -26,7 +26,9 @@ class ReminderUseCases:
         for country in self._ports.countries:
             for status in sorted(ACTIVE_STATUSES):
 
-                def fetch(cursor: Cursor, c: str = country, s: Status = status) -> Page:
+                def fetch(
+                    cursor: Cursor, c: str = country, s: Status = status
+                ) -> Page[Appointment]:
                     return appointments.list_by_country_status(
                         c, s, Window(start_from, start_to), MAX_PAGE, cursor
                     )

@@ -37,7 +37,8 @@ class BookingRequestUseCases:
     def request_booking(self, command: BookAppointment) -> BookingRequest:
         """Accept a booking for the doctor's country worker; it is booked later, in order."""
         require_aware(command.start, "start")
-        doctor = self._doctors.doctor(command.doctor_id)
+        # The cached schedule: only the doctor's country (its worker) is needed here.
+        doctor = self._doctors.schedule(command.doctor_id).doctor
         now = self._ports.now()
         request = BookingRequest(
             clinic_id=self._ports.clinic_id,

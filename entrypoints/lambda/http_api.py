@@ -12,13 +12,11 @@ status and error code only: never a request body, a patient's name, phone or doc
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
 
-import attrs
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -32,8 +30,19 @@ from domain.use_cases import Clinic
 from entrypoints import http_mapping as http
 from entrypoints.bootstrap import AppSource, LazyApp
 from entrypoints.context import LocalContext
+from entrypoints.http_routes import (
+    ROUTES,
+    Route,
+    log_request,
+    route_fields,
+    route_rule,
+    template,
+)
 from entrypoints.observability import SERVICE as SERVICE
 from entrypoints.observability import logger, metrics
+
+# `citas serve` names each request's route in its access log with `route_fields`.
+__all__ = ["ROUTES", "app", "handler", "make_handler", "route_fields", "served_routes"]
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # debug=False explicitly: POWERTOOLS_DEV would otherwise print whole events (patient data
@@ -61,26 +70,12 @@ def _clinic() -> Clinic:
     return source().for_clinic(profile.clinic_id)
 
 
-# Our own route table, for the 405 and the logs' route names: Powertools keeps its own private.
-@attrs.frozen
-class Route:
-    """One served operation: its method, its path rule and the pattern that matches paths."""
-
-    method: str
-    path: str
-    rule: re.Pattern[str]
-
-
-# The pattern Powertools compiles for an APIGatewayRestResolver rule: `<name>` matches one
-# segment of URI characters, and trailing slashes are ignored.
-_SEGMENT = r"(?P\1[-._~()'!*:@,;=+&$%<> \[\]{}|^\\w]+)"
-ROUTES: list[Route] = []
 _Handler = TypeVar("_Handler", bound=Callable[..., Response[str]])
 
 
 def _route(method: str, path: str) -> Callable[[_Handler], _Handler]:
     """Register a route with the resolver and in `ROUTES`."""
-    rule = re.compile("^{}/*$".format(re.sub(r"(<\w+>)", _SEGMENT, path)))
+    rule = route_rule(path)
 
     def register(function: _Handler) -> _Handler:
         ROUTES.append(Route(method, path, rule))
@@ -160,6 +155,40 @@ def get_availability(doctor_id: str) -> Response[str]:
     doctor_id = http.doctor_id(doctor_id)
     day = http.availability_date(_request())
     return _json(200, http.availability_json(_clinic().availability(doctor_id, day)))
+
+
+# Time off and national holidays -------------------------------------------------------------
+
+
+@_route("PUT", "/doctors/<doctor_id>/time-off/<time_off_id>")
+def put_time_off(doctor_id: str, time_off_id: str) -> Response[str]:
+    """Create (201) or replace (200) a block of a doctor's time off."""
+    result = _clinic().put_time_off(http.put_time_off(doctor_id, time_off_id, _request()))
+    # The doctor the change was judged on: no read after the write, which could fail.
+    body = http.time_off_json(result.block, result.doctor)
+    return _json(201 if result.created else 200, body)
+
+
+@_route("GET", "/doctors/<doctor_id>/time-off")
+def list_time_off(doctor_id: str) -> Response[str]:
+    """A doctor's time off overlapping a range of local dates."""
+    doctor, page = _clinic().list_time_off(http.list_time_off(doctor_id, _request()))
+    return _json(200, http.time_off_list_json(doctor, page))
+
+
+@_route("DELETE", "/doctors/<doctor_id>/time-off/<time_off_id>")
+def remove_time_off(doctor_id: str, time_off_id: str) -> Response[str]:
+    """Remove a block of time off: its time is bookable again."""
+    result = _clinic().remove_time_off(http.remove_time_off(doctor_id, time_off_id, _request()))
+    return _json(200, http.time_off_json(result.block, result.doctor))
+
+
+@_route("GET", "/holidays/<country>")
+def get_holidays(country: str) -> Response[str]:
+    """The national public holidays citas applies for a country in a year."""
+    code, year = http.holidays_query(country, _request())
+    found_year, holidays = _clinic().national_holidays(code, year)
+    return _json(200, http.holidays_json(code, found_year, holidays))
 
 
 # Appointments ------------------------------------------------------------------------------
@@ -280,12 +309,7 @@ def on_no_route(_: NotFoundError) -> Response[str]:
 
 def served_routes() -> set[tuple[str, str]]:
     """Every (method, path template) the resolver serves, templates as in OpenAPI (`{id}`)."""
-    return {(r.method, _template(r.path)) for r in ROUTES}
-
-
-def _template(rule: str) -> str:
-    """`/doctors/<doctor_id>` as OpenAPI and API Gateway write it: `/doctors/{doctor_id}`."""
-    return re.sub(r"<(\w+)>", r"{\1}", rule)
+    return {(r.method, template(r.path)) for r in ROUTES}
 
 
 # Handler -----------------------------------------------------------------------------------
@@ -365,75 +389,8 @@ def _finish(event: Mapping[str, Any], response: dict[str, Any]) -> dict[str, Any
     # callers that only read the single-value form (API Gateway merges the two).
     multi = response.get("multiValueHeaders") or {}
     response["headers"] = {name: ", ".join(values) for name, values in multi.items()}
-    _log_request(event, response)
+    log_request(event, response)
     return response
-
-
-def _log_request(event: Mapping[str, Any], response: Mapping[str, Any]) -> None:
-    """One line per request: route, status, ids and error code; nothing a patient told us."""
-    status = int(response.get("statusCode", 500))
-    fields: dict[str, Any] = {
-        **route_fields(str(event.get("httpMethod", "")), str(event.get("path", ""))),
-        "status": status,
-    }
-    if status >= 400:
-        error = _response_payload(response).get("error")
-        fields["error_code"] = error.get("code") if isinstance(error, dict) else None
-    else:
-        # A created resource names itself in Location; no need to parse the body (hot path).
-        location = (response.get("multiValueHeaders") or {}).get("Location") or [""]
-        kind, _, created = location[0].rpartition("/")
-        if created and kind in ("/appointments", "/appointment-requests"):
-            name = "appointment_id" if kind == "/appointments" else "request_id"
-            fields[name] = created
-    if status == 500:
-        logger.error("request failed", extra=fields)
-    elif status > 500:
-        logger.warning("request refused", extra=fields)
-    else:
-        logger.info("request handled", extra=fields)
-
-
-def route_fields(method: str, path: str) -> dict[str, str]:
-    """What a log line may say of a request line: method, route template and well-formed ids.
-
-    Never the path itself: a client can put anything in it (a phone, a name), and a log
-    line must not carry it. A path no route serves is logged as `unmatched`.
-    """
-    method = method.upper()
-    fields = {"method": method if method.isascii() and method.isalpha() else "other"}
-    for route in ROUTES:
-        found = route.rule.match(path) if route.method == method else None
-        if found:
-            fields["route"] = _template(route.path)
-            fields.update(
-                (name, value) for name, value in found.groupdict().items() if _is_id(name, value)
-            )
-            return fields
-    fields["route"] = "unmatched"
-    return fields
-
-
-def _is_id(name: str, value: object) -> bool:
-    """Whether a path parameter is a well-formed id, and so safe to log as one."""
-    try:
-        if name == "doctor_id":
-            http.doctor_id(value)
-        elif name in ("appointment_id", "request_id"):
-            http.uuid_id(value, name)
-        else:
-            return False
-    except CitasError:
-        return False
-    return True
-
-
-def _response_payload(response: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        payload = json.loads(response.get("body") or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return payload if isinstance(payload, dict) else {}
 
 
 # Built on the first request, from the environment.

@@ -87,10 +87,15 @@ data "aws_iam_policy_document" "function_basics" {
 data "aws_iam_policy_document" "http_api" {
   source_policy_documents = [data.aws_iam_policy_document.function_basics["http_api"].json]
 
-  # UpdateItem: the day guards and the appointment, inside one TransactWriteItems.
+  # UpdateItem: the day guards, the appointment and the doctor's profile; ConditionCheckItem:
+  # the schedule version a booking checks; BatchGetItem: the day guards time off reads. The
+  # transactional ones inside one TransactWriteItems.
   statement {
     sid = "ReadWriteTable"
     actions = [
+      "dynamodb:BatchGetItem",
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:Query",
@@ -157,10 +162,12 @@ data "aws_iam_policy_document" "booking_worker" {
     resources = [aws_sqs_queue.booking_requests[each.value.country].arn]
   }
 
-  # A booking puts the appointment and updates its day guards in one TransactWriteItems.
+  # A booking puts the appointment, updates its day guards and checks the doctor's schedule
+  # version in one TransactWriteItems.
   statement {
     sid = "ReadWriteTable"
     actions = [
+      "dynamodb:ConditionCheckItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",

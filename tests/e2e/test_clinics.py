@@ -13,8 +13,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -23,7 +25,10 @@ from tests.e2e.conftest import Api, Launcher, RunningServer
 SOL_KEY = "sol-e2e-key"
 LUNA_KEY = "luna-e2e-key"
 HOURS = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-START = "2030-03-05T10:00:00-05:00"
+# Days ahead of the real clock (the server's): within every doctor's horizon, holidays worked.
+_DAY = (datetime.now(ZoneInfo("America/Lima")) + timedelta(days=10)).date()
+D0, D1, D2 = (str(_DAY + timedelta(days=n)) for n in range(3))
+START = f"{D0}T10:00:00-05:00"
 PATIENT = {"name": "Ana Pérez", "phone": "+51987650011"}
 
 
@@ -53,7 +58,8 @@ def luna(two_clinics: RunningServer) -> Iterator[Api]:
 
 def _doctor(api: Api, doctor_id: str, name: str) -> None:
     reply = api.put(
-        f"/doctors/{doctor_id}", json={"name": name, "country": "PE", "working_hours": HOURS}
+        f"/doctors/{doctor_id}",
+        json={"name": name, "country": "PE", "working_hours": HOURS, "works_on_holidays": True},
     )
     assert reply.status_code in (200, 201), reply.text
 
@@ -104,7 +110,7 @@ def test_two_clinics_share_ids_phones_times_and_keys_without_meeting(
     # The key replays within its own clinic only.
     assert _book(sol, "dr-perez", "same-key", "sol")["appointment_id"] == in_sol["appointment_id"]
 
-    day = {"doctor_id": "dr-perez", "date": "2030-03-05"}
+    day = {"doctor_id": "dr-perez", "date": D0}
     listed_sol = sol.get("/appointments", params=day).json()["items"]
     listed_luna = luna.get("/appointments", params=day).json()["items"]
     assert [a["appointment_id"] for a in listed_sol] == [in_sol["appointment_id"]]
@@ -122,14 +128,14 @@ def test_two_clinics_share_ids_phones_times_and_keys_without_meeting(
 
 def test_another_clinics_id_is_not_found_exactly_as_a_missing_one(sol: Api, luna: Api) -> None:
     _doctor(sol, "dr-solo", "Dr. Solo")
-    theirs = _book(sol, "dr-solo", f"k-{uuid.uuid4()}", "x", "2030-03-07T10:00:00-05:00")
+    theirs = _book(sol, "dr-solo", f"k-{uuid.uuid4()}", "x", f"{D2}T10:00:00-05:00")
     their_id = theirs["appointment_id"]
     missing = str(uuid.uuid4())
     expected = json.loads(luna.get(f"/appointments/{missing}").text.replace(missing, their_id))
 
     attempts = [
         luna.get(f"/appointments/{their_id}"),
-        luna.patch(f"/appointments/{their_id}", json={"start": "2030-03-05T11:00:00-05:00"}),
+        luna.patch(f"/appointments/{their_id}", json={"start": f"{D0}T11:00:00-05:00"}),
         luna.post(f"/appointments/{their_id}/status", json={"status": "confirmed"}),
         luna.delete(f"/appointments/{their_id}"),
     ]
@@ -143,7 +149,7 @@ def test_another_clinics_id_is_not_found_exactly_as_a_missing_one(sol: Api, luna
 
 def test_a_booking_request_is_its_clinics_only(sol: Api, luna: Api) -> None:
     _doctor(sol, "dr-async", "Dr. Async")
-    body = {"doctor_id": "dr-async", "patient": PATIENT, "start": "2030-03-06T10:00:00-05:00"}
+    body = {"doctor_id": "dr-async", "patient": PATIENT, "start": f"{D1}T10:00:00-05:00"}
     accepted = sol.post("/appointment-requests", json=body)
     assert accepted.status_code == 202, accepted.text
     request_id = accepted.json()["request_id"]

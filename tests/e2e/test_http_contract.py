@@ -53,6 +53,11 @@ def new_doctor(
             "country": country,
             "slot_minutes": slot_minutes,
             "working_hours": working_hours or every_day(),
+            # The real clock decides the dates: a holiday or the next DST change (up to six
+            # months away) must not change what these tests book. test_schedules.py covers
+            # the rules themselves.
+            "works_on_holidays": True,
+            "booking_horizon_days": 365,
         },
     )
     assert response.status_code == 201, response.text

@@ -3,8 +3,9 @@
 A wheel of this checkout goes into a fresh virtual environment with its core dependencies
 only, from the package index pip is configured with (PyPI unless told otherwise). That
 environment's interpreter, outside the repository and without PYTHONPATH, then books,
-reschedules and cancels an appointment. boto3, Powertools, punq and python-hcl2 must be
-absent: they belong to the extras.
+reschedules and cancels an appointment, and reads Peru's holidays through
+adapters/holidays.py. boto3, Powertools, punq and python-hcl2 must be absent: they belong to
+the extras.
 
 It costs the network and about 10-20 s (a setuptools build, one install), hence the
 `network` marker. Without an index it fails, never skips, like the DynamoDB Local tests.
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "domain", "ports", "adapters", "entrypoints")
 # Extras only; finding one of them means a core dependency pulls it in again.
 NOT_IN_CORE = ("boto3", "botocore", "aws_lambda_powertools", "hcl2", "punq")
-CORE_DISTRIBUTIONS = ["attrs", "citas", "tzdata"]
+# holidays brings python-dateutil, which brings six.
+CORE_DISTRIBUTIONS = ["attrs", "citas", "holidays", "python-dateutil", "six", "tzdata"]
 PIP_TIMEOUT = 180
 # Offline, pip would retry each index request for minutes; fail within the test's budget. As
 # variables, so that the pip which installs the build dependencies obeys them too.
@@ -41,18 +43,19 @@ import importlib.util
 import json
 import sys
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 # Like the Lambda image: no system zone database, so the rules must come from tzdata.
 zoneinfo.reset_tzpath(to=[])
 found = [m for m in json.loads(sys.argv[1]) if importlib.util.find_spec(m) is not None]
 
 import domain
+from adapters.holidays import LibraryHolidayCalendar
+from adapters.memory.doctors import InMemoryDoctorRepository
 from adapters.memory.store import (
     InMemoryAppointmentRepository,
     InMemoryBookingRequestQueue,
     InMemoryBookingRequestRepository,
-    InMemoryDoctorRepository,
     MemoryStore,
 )
 from adapters.system import FixedClock, UuidV7Generator
@@ -100,6 +103,7 @@ moved = clinic.reschedule(
     RescheduleAppointment(booked.appointment_id, datetime(2026, 12, 3, 15, 0, tzinfo=LIMA))
 )
 cancelled = clinic.cancel(CancelAppointment(booked.appointment_id, reason="no puede venir"))
+peru = LibraryHolidayCalendar().holidays("PE", 2026)
 print("RESULT " + json.dumps({
     "found": found,
     "domain": domain.__file__,
@@ -109,6 +113,11 @@ print("RESULT " + json.dumps({
     "moved": seen(moved),
     "cancelled": seen(cancelled),
     "stored": seen(clinic.get(booked.appointment_id)),
+    "holidays": {
+        "fiestas_patrias": [peru[date(2026, 7, 28)], peru[date(2026, 7, 29)]],
+        "count": len(peru),
+        "library": importlib.util.find_spec("holidays").origin,
+    },
 }))
 """
 
@@ -197,7 +206,9 @@ def core_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return result
 
 
-def test_the_core_install_holds_the_project_attrs_and_tzdata_only(core_run: dict[str, Any]) -> None:
+def test_the_core_install_holds_the_project_and_its_core_dependencies_only(
+    core_run: dict[str, Any],
+) -> None:
     assert core_run["distributions"] == CORE_DISTRIBUTIONS
     assert core_run["found"] == [], f"importable without an extra: {core_run['found']}"
 
@@ -238,3 +249,12 @@ def test_the_command_on_a_core_install_says_which_extra_it_needs(
     assert core_run["serve"]["exit"] == 2
     assert "pip install 'citas[cli]'" in core_run["serve"]["stderr"]
     assert "Traceback" not in core_run["serve"]["stderr"]
+
+
+def test_the_holiday_adapter_runs_on_the_core_install(core_run: dict[str, Any]) -> None:
+    assert core_run["holidays"]["fiestas_patrias"] == [
+        "Día de la Independencia",
+        "Día de la Gran Parada Militar",
+    ]
+    assert core_run["holidays"]["count"] == 17
+    assert Path(core_run["holidays"]["library"]).is_relative_to(core_run["prefix"])

@@ -97,10 +97,13 @@ def test_it_holds_our_code_and_pinned_dependencies_and_nothing_else(artifact: Pa
     assert "adapters/aws/migrate.py" not in names
     assert "adapters/aws/migrate_plan.py" not in names
     # The dependencies, at the versions the tests ran with.
-    for dist in ("attrs", "punq", "aws_lambda_powertools", "typing_extensions"):
+    for dist in ("attrs", "holidays", "punq", "aws_lambda_powertools", "typing_extensions"):
         version = metadata.version(dist.replace("_", "-"))
         assert f"{dist}-{version}.dist-info/METADATA" in names, (dist, version)
     assert any(n.startswith("tzdata/zoneinfo/America/Santiago") for n in names)
+    # The library's Spanish names, and our adapter over it.
+    assert "holidays/locale/es/LC_MESSAGES/PE.mo" in names
+    assert "adapters/holidays.py" in names
 
 
 def test_no_packaged_module_imports_local_only_code(artifact: Path) -> None:
@@ -243,11 +246,16 @@ for name, event in events.items():
     module = importlib.import_module("entrypoints.lambda." + name)
     answers[name] = module.handler(event, Context())
 zoneinfo.ZoneInfo("America/Santiago")
+from adapters.holidays import LibraryHolidayCalendar
+peru = LibraryHolidayCalendar().holidays("PE", 2026)
+answers["holidays"] = {str(day): name for day, name in peru.items()}
+holidays_from = sys.modules["holidays"].__file__
 outside = sorted(
     m.__name__ for m in list(sys.modules.values())
     if getattr(m, "__file__", None) and ".venv" in m.__file__
 )
-print("ANSWERS " + json.dumps({"answers": answers, "outside": outside}, default=str))
+found = {"answers": answers, "outside": outside, "holidays_from": holidays_from}
+print("ANSWERS " + json.dumps(found, default=str))
 """
 
 
@@ -283,6 +291,7 @@ def answers(artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     assert done.returncode == 0 and lines, done.stdout[-4000:] + done.stderr[-4000:]
     result: dict[str, Any] = json.loads(lines[-1].removeprefix("ANSWERS "))
     assert result["outside"] == [], f"loaded from the project's venv: {result['outside']}"
+    assert Path(result["holidays_from"]).is_relative_to(package)
     answered: dict[str, Any] = result["answers"]
     return answered
 
@@ -312,6 +321,15 @@ def test_notifications_handle_an_event_and_fail_only_the_poison_message(
 
 def test_reminders_run_on_a_schedule_event(answers: dict[str, Any]) -> None:
     assert answers["reminders"] == {"reminded": 0}
+
+
+def test_the_holiday_calendar_runs_from_the_zip_on_the_runtime_dateutil(
+    answers: dict[str, Any],
+) -> None:
+    peru = answers["holidays"]
+    assert peru["2026-07-28"] == "Día de la Independencia"
+    assert peru["2026-07-29"] == "Día de la Gran Parada Militar"
+    assert len(peru) == 17
 
 
 def test_every_handler_of_lambda_tf_was_run() -> None:

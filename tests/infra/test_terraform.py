@@ -78,7 +78,8 @@ FUNCTION_ADAPTERS = {
         "SQSEventPublisher.publish",
         "DynamoDBEventOutbox.remove",
     ),
-    # Clinic.booking_request + process_booking_request (book with the request id as key).
+    # Clinic.booking_request + process_booking_request (book with the request id as key;
+    # the key is read only when the booking's write finds it taken).
     "booking_worker": (
         *_EVERY_FUNCTION_ADAPTERS,
         "DynamoDBBookingRequestRepository.get",
@@ -86,7 +87,8 @@ FUNCTION_ADAPTERS = {
         "DynamoDBAppointmentRepository.get",
         "DynamoDBAppointmentRepository.get_idempotency",
         "DynamoDBAppointmentRepository.add",
-        "DynamoDBDoctorRepository.get",
+        # The doctor's schedule, which the booking's transaction checks the version of.
+        "DynamoDBDoctorRepository.schedule",
     ),
     # PatientMessenger.handle: marker check, the appointment and doctor, the SMS, the marker.
     "notifications": (

@@ -22,11 +22,11 @@ from adapters.aws.dynamodb import (
 from adapters.aws.dynamodb.guards import is_guard, owner_tag, read_guard
 from adapters.aws.dynamodb.transaction import Role
 from adapters.aws.resources import TableSpec, load_table_spec, provision_table
+from adapters.memory.doctors import InMemoryDoctorRepository
 from adapters.memory.store import (
     InMemoryAppointmentRepository,
     InMemoryBookingRequestQueue,
     InMemoryBookingRequestRepository,
-    InMemoryDoctorRepository,
     InMemoryEventOutbox,
     MemoryStore,
 )

@@ -1,8 +1,10 @@
 """What each use case costs in DynamoDB calls, counted with botocore's event hooks.
 
 Every write of a use case is exactly one `TransactWriteItems` (all or nothing in one round
-trip); reads are strongly consistent `GetItem`s of single items; a list page is one `Query`;
-nothing ever Scans.
+trip); reads are strongly consistent `GetItem`s of single items (a doctor's schedule, time
+off included, is its profile item); a list page is one `Query`; nothing ever Scans.
+A container keeps each doctor's schedule once read: a warm booking is that one transaction,
+which checks the schedule version it was judged against.
 """
 
 from __future__ import annotations
@@ -81,13 +83,14 @@ def counted(dynamodb_local: DynamoDBLocal) -> Iterator[tuple[World, Calls]]:
     client.delete_table(TableName=table)
 
 
-def test_register_doctor_is_one_put(counted: tuple[World, Calls]) -> None:
+def test_register_doctor_is_one_update(counted: tuple[World, Calls]) -> None:
     world, calls = counted
     world.clinic.register_doctor(RegisterDoctor("ana", "Dra. Ana", "PE", WEEKDAY_HOURS))
-    assert calls.take() == {"PutItem": 1}
+    # One UpdateItem: the profile and its schedule version, bumped in place.
+    assert calls.take() == {"UpdateItem": 1}
 
 
-def test_a_same_zone_replace_stays_one_put_and_only_a_zone_change_looks(
+def test_a_same_zone_replace_stays_one_update_and_only_a_zone_change_looks(
     counted: tuple[World, Calls],
 ) -> None:
     world, calls = counted
@@ -95,35 +98,36 @@ def test_a_same_zone_replace_stays_one_put_and_only_a_zone_change_looks(
     calls.take()
     hours = WEEKDAY_HOURS
     world.clinic.register_doctor(RegisterDoctor("rosa", "Dra. Rosa Q.", "PE", hours))
-    assert calls.take() == {"PutItem": 1}
+    assert calls.take() == {"UpdateItem": 1}
     moved = RegisterDoctor("rosa", "Dra. Rosa Q.", "PE", hours, time_zone="America/Bogota")
     with pytest.raises(TimeZoneConflict):
         world.clinic.register_doctor(moved)
-    # The refused conditional put, the doctor, one page of its appointments; nothing written.
-    assert calls.take() == {"PutItem": 1, "GetItem": 1, "Query": 1}
+    # The refused conditional update, the doctor, one page of its appointments; nothing written.
+    assert calls.take() == {"UpdateItem": 1, "GetItem": 1, "Query": 1}
 
 
-def test_book_is_one_transaction_after_its_reads(counted: tuple[World, Calls]) -> None:
+def test_book_is_one_transaction_once_the_doctor_is_known(counted: tuple[World, Calls]) -> None:
     world, calls = counted
     world.clinic.book(booking(at(WED, "10:00")))
-    # The doctor, then the transaction.
+    # Cold: the doctor's schedule (its profile item), then the transaction.
     assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
     world.clinic.book(booking(at(WED, "11:00"), who=2), idempotency_key="k-1")
-    # The key, the doctor, then the transaction.
-    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    # Warm: the transaction alone; the key is one of its items, not a read before it.
+    assert calls.take() == {"TransactWriteItems": 1}
     world.clinic.book(booking(at(WED, "11:00"), who=2), idempotency_key="k-1")
-    # A replay: the key and the appointment it made; nothing written.
-    assert calls.take() == {"GetItem": 2}
-    # 1 appointment + the doctor's day guard + the patient's + 1 event; then the key's 1 more.
-    assert calls.transaction_sizes == [4, 5]
+    # A replay: the transaction refused on the key, then the key and the appointment it made.
+    assert calls.take() == {"TransactWriteItems": 1, "GetItem": 2}
+    # 1 appointment + the doctor's schedule check + its day guard + the patient's + 1 event;
+    # then the key's 1 more, twice.
+    assert calls.transaction_sizes == [5, 6, 6]
 
 
 def test_the_longest_booking_is_five_items_in_one_call(counted: tuple[World, Calls]) -> None:
     world, calls = counted
     world.clinic.book(booking(at(WED, "09:00"), minutes=240), idempotency_key="long")
-    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
     # 48 cells per party, all in one guard item each: the length costs no items.
-    assert calls.transaction_sizes == [5]
+    assert calls.transaction_sizes == [6]
 
 
 def test_a_refused_booking_is_one_call_that_says_who_holds_the_time(
@@ -141,11 +145,12 @@ def test_a_refused_booking_is_one_call_that_says_who_holds_the_time(
     )
     with pytest.raises(SlotUnavailable):
         world.clinic.book(booking(at(WED, "10:30"), who=2))
-    # The doctor, then the refused transaction: no read to find out why.
-    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
+    # The refused transaction alone (the doctor is known): no read to find out why.
+    assert calls.take() == {"TransactWriteItems": 1}
     reasons = refusals[-1]["CancellationReasons"]
-    doctor_guard = reasons[1]["Item"]
-    assert reasons[1]["Code"] == "ConditionalCheckFailed"
+    # The appointment, the schedule check, then the doctor's guard.
+    doctor_guard = reasons[2]["Item"]
+    assert reasons[2]["Code"] == "ConditionalCheckFailed"
     assert doctor_guard["pk"] == {"S": "demo#DOCDAY#rosa#2026-12-02"}
     assert doctor_guard["1530"] == {"S": owner_tag(first.appointment_id)}
 
@@ -159,8 +164,8 @@ def test_reschedule_cancel_and_status_are_one_transaction_each(
     calls.transaction_sizes.clear()
 
     world.clinic.reschedule(RescheduleAppointment(aid, at(WED, "11:00")))
-    # The appointment and its doctor, then the transaction.
-    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    # The appointment, then the transaction (the doctor's schedule is known).
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
     world.clinic.change_status(ChangeStatus(aid, Status.CONFIRMED))
     # The appointment, then the transaction.
     assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
@@ -170,18 +175,18 @@ def test_reschedule_cancel_and_status_are_one_transaction_each(
     world.clinic.cancel(CancelAppointment(aid))
     # Cancelling a cancelled appointment writes nothing.
     assert calls.take() == {"GetItem": 1}
-    # Move: 1 + the two guards (each sets the new cells, removes the old) + 1 event;
-    # confirm: 1 + 1 (the time is unchanged); cancel: 1 + the two guards + 1.
-    assert calls.transaction_sizes == [4, 2, 4]
+    # Move: 1 + the schedule check + the two guards (each sets the new cells, removes the
+    # old) + 1 event; confirm: 1 + 1 (the time is unchanged); cancel: 1 + the two guards + 1.
+    assert calls.transaction_sizes == [5, 2, 4]
 
 
 @pytest.mark.parametrize(
     ("day", "start", "items"),
     [
         # The same day: each party's one guard item sets 48 cells and removes 48.
-        (WED, "14:00", 4),
+        (WED, "14:00", 5),
         # Another day: each party's old guard frees, its new guard takes.
-        (THU, "09:00", 6),
+        (THU, "09:00", 7),
     ],
 )
 def test_a_240_minute_move_to_a_disjoint_time_is_one_small_transaction(
@@ -192,7 +197,7 @@ def test_a_240_minute_move_to_a_disjoint_time_is_one_small_transaction(
     calls.take()
     calls.transaction_sizes.clear()
     moved = world.clinic.reschedule(RescheduleAppointment(aid, at(day, start)))
-    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
     assert calls.transaction_sizes == [items]
     assert items <= 8
     assert held_time(world.repos.client, world.repos.table) == time_of(moved)
@@ -210,9 +215,9 @@ def test_the_largest_move_spans_06_00_utc_twice_and_is_ten_items(
     calls.take()
     calls.transaction_sizes.clear()
     moved = world.clinic.reschedule(RescheduleAppointment(aid, at(date(2026, 12, 4), "00:30")))
-    assert calls.take() == {"GetItem": 2, "TransactWriteItems": 1}
-    # 1 appointment + 1 event + 4 doctor guards + 4 patient guards.
-    assert calls.transaction_sizes == [10]
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1}
+    # 1 appointment + 1 schedule check + 1 event + 4 doctor guards + 4 patient guards.
+    assert calls.transaction_sizes == [11]
     assert held_time(world.repos.client, world.repos.table) == time_of(moved)
 
 
@@ -229,6 +234,7 @@ def test_a_list_page_is_one_query(counted: tuple[World, Calls]) -> None:
     world.clinic.list_by_country_status(ListByCountryStatus("PE", Status.REQUESTED, limit=2))
     assert calls.take() == {"Query": 1}
     world.clinic.availability("rosa", WED)
+    # The doctor's schedule read fresh (a person reads it), then the day's appointments.
     assert calls.take() == {"GetItem": 1, "Query": 1}
 
 
@@ -247,10 +253,11 @@ def test_reminders_outbox_and_requests(counted: tuple[World, Calls]) -> None:
     assert calls.take() == {"BatchWriteItem": 1}
 
     request = world.clinic.request_booking(booking(at(WED, "15:00"), who=3))
-    assert calls.take() == {"GetItem": 1, "PutItem": 1}
+    # The doctor's country comes from the known schedule: the request's put alone.
+    assert calls.take() == {"PutItem": 1}
     world.clinic.process_booking_request(request.request_id)
-    # The request; the key, the doctor and the booking; then the outcome (no event: a put).
-    assert calls.take() == {"GetItem": 3, "TransactWriteItems": 1, "PutItem": 1}
+    # The request; the booking (its key inside); then the outcome (no event: a put).
+    assert calls.take() == {"GetItem": 1, "TransactWriteItems": 1, "PutItem": 1}
 
 
 _SCAN = re.compile(r"""\.scan\(|["']Scan["']|get_paginator\(\s*["']scan["']""")

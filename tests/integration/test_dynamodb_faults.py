@@ -157,6 +157,7 @@ def test_a_failed_read_is_temporarily_unavailable(
     faults.plan[operation] = FAULTS["throttling"]
     with pytest.raises(TemporarilyUnavailable):
         if operation == "GetItem":
+            # A cold booking's first call: the doctor's schedule.
             world.clinic.book(booking(at(WED, "10:00")))
         else:
             world.clinic.availability("rosa", WED)

@@ -3,10 +3,13 @@
 A hypothesis state machine runs one random history of commands on two clinics at once: one on
 the in-memory adapters, one on the DynamoDB adapters over a fresh DynamoDB Local table. Both
 sides get the same ids (a counter shaped like a UUIDv7, one generator per side) and the same
-time (one `FixedClock` per side, always moved together). After every step both sides must
-have answered alike (the same value or the same error code), and must hold the same
-appointments, the same time cells (the day guards' cells), idempotency keys, booking requests
-and outbox, the same list pages and the same free slots.
+time (one `FixedClock` per side, always moved together). Doctors come and go with random
+booking rules (buffer, notice, horizon, holidays worked or not; real national holidays) and
+random blocks of time off. After every step both sides must have answered alike (the same
+value or the same error code), and must hold the same appointments, the same time cells (the
+day guards' cells), idempotency keys, booking requests, time off, schedule versions and
+outbox, the same list pages and the same free slots; and no active appointment ever lies
+inside time off.
 
 The memory backend is the reference the unit properties check against the contract; this
 machine carries that evidence over to the DynamoDB adapters.
@@ -45,11 +48,12 @@ from adapters.aws.dynamodb import (
     owner_tag,
     request_pk,
 )
+from adapters.holidays import LibraryHolidayCalendar
+from adapters.memory.doctors import InMemoryDoctorRepository
 from adapters.memory.store import (
     InMemoryAppointmentRepository,
     InMemoryBookingRequestQueue,
     InMemoryBookingRequestRepository,
-    InMemoryDoctorRepository,
     InMemoryEventOutbox,
     MemoryStore,
 )
@@ -62,12 +66,17 @@ from domain.commands import (
     ChangeStatus,
     ListByCountryStatus,
     ListDoctorDay,
+    ListTimeOff,
+    PutTimeOff,
     RegisterDoctor,
+    RemoveTimeOff,
     RescheduleAppointment,
 )
 from domain.countries import CountryCatalog
 from domain.errors import CitasError
+from domain.time_off import TimeOff
 from domain.use_cases import Clinic, ListResult
+from domain.use_cases.doctors import TimeOffResult
 from entrypoints.http_responses import booking_request_json
 from tests.integration.aws_world import (
     Repositories,
@@ -158,7 +167,14 @@ class Side:
             self.ids,
             CountryCatalog(),
             clinic_id="demo",
+            holidays=HOLIDAYS,
         )
+
+
+# One calendar for both sides: the same national holidays, read once.
+HOLIDAYS = LibraryHolidayCalendar()
+# Three blocks of time off per doctor at most, so replacing and removing one is frequent.
+TIME_OFF_IDS = ("vacaciones", "congreso", "descanso")
 
 
 def comparable(outcome: object) -> object:
@@ -170,6 +186,10 @@ def comparable(outcome: object) -> object:
     if isinstance(outcome, ListResult):
         # Tokens wrap each backend's own cursor: compared page by page in `page_through`.
         return ([a.snapshot() for a in outcome.items], outcome.next_token is None)
+    if isinstance(outcome, TimeOff):
+        return outcome.snapshot()
+    if isinstance(outcome, TimeOffResult):
+        return (outcome.block.snapshot(), outcome.created, outcome.doctor)
     if isinstance(outcome, BookingRequest):
         return (booking_request_json(outcome), outcome.country, outcome.command.to_dict())
     if isinstance(outcome, tuple):
@@ -332,6 +352,82 @@ class LockstepMachine(RuleBasedStateMachine):
                 RegisterDoctor(doctor_id, f"Dr. {doctor_id}", country, hours, slot_minutes=slot)
             ),
         )
+
+    @rule(
+        doctor_id=doctor_ids,
+        slot=st.sampled_from([10, 20, 30]),
+        buffer=st.sampled_from([0, 5, 7, 10, 30]),
+        notice=st.sampled_from([0, 60, 600, 2880]),
+        horizon=st.sampled_from([1, 2, 90]),
+        holidays=st.booleans(),
+    )
+    def give_a_doctor_booking_rules(
+        self, doctor_id: str, slot: int, buffer: int, notice: int, horizon: int, holidays: bool
+    ) -> None:
+        country = DOCTORS[doctor_id][0]
+        command = RegisterDoctor(
+            doctor_id,
+            f"Dr. {doctor_id}",
+            country,
+            OFFICE,
+            slot_minutes=slot,
+            buffer_minutes=buffer,
+            min_notice_minutes=notice,
+            booking_horizon_days=horizon,
+            works_on_holidays=holidays,
+        )
+        self.both("register_doctor", lambda c: c.register_doctor(command))
+
+    # Rules: time off -------------------------------------------------------------------
+
+    @rule(
+        doctor_id=doctor_ids,
+        block=st.sampled_from(TIME_OFF_IDS),
+        days=st.integers(-1, 3),
+        when=whens,
+        hours=st.sampled_from([1, 2, 4, 30, 24 * 9]),
+        reason=st.sampled_from([None, "congreso"]),
+    )
+    def put_time_off(
+        self,
+        doctor_id: str,
+        block: str,
+        days: int,
+        when: tuple[str, int],
+        hours: int,
+        reason: str | None,
+    ) -> None:
+        start = self.local_start(doctor_id, days, when)
+        command = PutTimeOff(doctor_id, block, start, start + timedelta(hours=hours), reason)
+        self.both("put_time_off", lambda c: c.put_time_off(command))
+
+    @rule(
+        target=appointments,
+        doctor_id=registered_doctor_ids,
+        who=patients,
+        days=days_ahead,
+        when=whens,
+        hours=st.sampled_from([1, 3]),
+    )
+    def put_time_off_then_book_inside_and_next_to_it(
+        self, doctor_id: str, who: int, days: int, when: tuple[str, int], hours: int
+    ) -> object:
+        start = self.local_start(doctor_id, days, when)
+        block = PutTimeOff(doctor_id, "congreso", start, start + timedelta(hours=hours))
+        self.both("put_time_off", lambda c: c.put_time_off(block))
+        self.try_booking(BookAppointment(doctor_id, PATIENTS[who], start), None)
+        return self.try_booking(BookAppointment(doctor_id, PATIENTS[who], block.end), None)
+
+    @precondition(lambda self: bool(self.store.time_off))
+    @rule(doctor_id=doctor_ids, block=st.sampled_from(TIME_OFF_IDS))
+    def remove_time_off(self, doctor_id: str, block: str) -> None:
+        self.both("remove_time_off", lambda c: c.remove_time_off(RemoveTimeOff(doctor_id, block)))
+
+    @rule(doctor_id=doctor_ids, days=st.integers(-1, 3), span=st.integers(0, 10))
+    def list_time_off(self, doctor_id: str, days: int, span: int) -> None:
+        day = self.now().astimezone(DOCTORS[doctor_id][1]).date() + timedelta(days=days)
+        command = ListTimeOff(doctor_id, day, day + timedelta(days=span))
+        self.both("list_time_off", lambda c: c.list_time_off(command))
 
     # Rules: booking --------------------------------------------------------------------
 
@@ -581,6 +677,35 @@ class LockstepMachine(RuleBasedStateMachine):
     def both_sides_minted_the_same_ids(self) -> None:
         self.stats["checks"] += 1
         assert self.memory.ids.issued == self.dynamodb.ids.issued
+
+    @invariant()
+    def no_active_appointment_lies_inside_time_off(self) -> None:
+        for (clinic, doctor_id, _), block in self.store.time_off.items():
+            inside = [
+                a.appointment_id
+                for a in self.store.appointments.values()
+                if a.clinic_id == clinic
+                and a.doctor_id == doctor_id
+                and a.is_active
+                and block.overlaps(a.start, a.end)
+            ]
+            assert inside == [], (block, inside)
+
+    @invariant()
+    def both_sides_keep_the_same_time_off_and_schedule_versions(self) -> None:
+        items = all_items(self.client, self.table)
+        blocks = {
+            (str(i["doctor_id"]), str(i["time_off_id"])): TimeOff.from_snapshot(i)
+            for i in items
+            if str(i["sk"]).startswith("TIMEOFF#")
+        }
+        assert blocks == {(d, b): block for (_, d, b), block in self.store.time_off.items()}
+        versions = {
+            str(i["doctor_id"]): int(i.get("schedule_version", 0))
+            for i in items
+            if i["sk"] == "PROFILE"
+        }
+        assert versions == {d: v for (_, d), v in self.store.schedule_versions.items()}
 
     @invariant()
     def every_appointment_reads_back_the_same_on_both_sides(self) -> None:

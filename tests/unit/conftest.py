@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from adapters.memory.doctors import InMemoryDoctorRepository
 from adapters.memory.store import (
     InMemoryAppointmentRepository,
     InMemoryBookingRequestQueue,
     InMemoryBookingRequestRepository,
-    InMemoryDoctorRepository,
     InMemoryEventOutbox,
     MemoryStore,
 )
@@ -48,11 +48,18 @@ class World:
             CountryCatalog(),
             clinic_id="demo",
         )
+        # No notice and a year ahead: these doctors serve the tests of everything but the
+        # schedule rules, which test_schedule_rules.py covers with doctors of its own.
+        rules = {"min_notice_minutes": 0, "booking_horizon_days": 365}
         self.clinic.register_doctor(
-            RegisterDoctor("rosa", "Dra. Rosa Quispe", "PE", WEEKDAY_HOURS, slot_minutes=30)
+            RegisterDoctor(
+                "rosa", "Dra. Rosa Quispe", "PE", WEEKDAY_HOURS, slot_minutes=30, **rules
+            )
         )
         self.clinic.register_doctor(
-            RegisterDoctor("matias", "Dr. Matías Soto", "CL", WEEKDAY_HOURS, slot_minutes=20)
+            RegisterDoctor(
+                "matias", "Dr. Matías Soto", "CL", WEEKDAY_HOURS, slot_minutes=20, **rules
+            )
         )
 
     def event_types(self, appointment_id: str | None = None) -> list[str]:

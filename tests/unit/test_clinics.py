@@ -14,6 +14,7 @@ import attrs
 import pytest
 
 from adapters.clinics import StaticClinicDirectory
+from adapters.system import FixedClock
 from domain.clinics import ClinicProfile
 from domain.errors import TemporarilyUnavailable
 from entrypoints import messages
@@ -26,7 +27,7 @@ from entrypoints.config import (
     parse_clinic_option,
 )
 from tests.unit.apigw import event
-from tests.unit.http_world import LIMA_DOCTOR, MON, SLOT, booking, handler
+from tests.unit.http_world import LIMA_DOCTOR, MON, NOW, SLOT, booking, handler
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -39,7 +40,8 @@ def two() -> Iterator[App]:
     """The HTTP handler's app serving two clinics on one memory store."""
     # One page-token key for the deployment, as Terraform gives every function.
     settings = Settings(clinics=(SOL, LUNA), notifier="memory", page_token_key=b"k" * 32)
-    SLOT.app = build_app(settings)
+    # The booking day of http_world lies within its doctors' horizon from its clock.
+    SLOT.app = build_app(settings, clock=FixedClock(NOW))
     yield SLOT.app
     SLOT.app = None
 

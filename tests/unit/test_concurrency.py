@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from adapters.memory.doctors import InMemoryDoctorRepository
 from adapters.memory.store import (
     InMemoryAppointmentRepository,
     InMemoryBookingRequestQueue,
     InMemoryBookingRequestRepository,
-    InMemoryDoctorRepository,
     MemoryStore,
 )
 from adapters.system import FixedClock, UuidV7Generator

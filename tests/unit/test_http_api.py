@@ -82,6 +82,10 @@ def test_putting_a_new_doctor_answers_201_with_the_doctor_and_defaults(container
         "time_zone": "America/Lima",
         "slot_minutes": 30,
         "working_hours": HOURS,
+        "buffer_minutes": 0,
+        "min_notice_minutes": 60,
+        "booking_horizon_days": 90,
+        "works_on_holidays": False,
     }
 
 
@@ -159,6 +163,8 @@ def test_availability_lists_the_free_slots_in_the_doctors_local_time(api: Api) -
 
 
 def test_availability_leaves_out_booked_and_past_slots(api: Api, clock: FixedClock) -> None:
+    # Without notice: the slot just after now is bookable, and listed.
+    assert api.put("/doctors/dr-lima", {**LIMA_DOCTOR, "min_notice_minutes": 0}).status == 200
     api.post("/appointments", booking())
     clock.set(datetime.fromisoformat(f"{MON}T10:10:00-05:00"))
     slots = api.get("/doctors/dr-lima/availability", query={"date": MON}).json["slots"]

@@ -29,11 +29,11 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from adapters.memory.doctors import InMemoryDoctorRepository
 from adapters.memory.store import (
     InMemoryAppointmentRepository,
     InMemoryBookingRequestQueue,
     InMemoryBookingRequestRepository,
-    InMemoryDoctorRepository,
     MemoryStore,
 )
 from adapters.system import FixedClock, UuidV7Generator
@@ -64,11 +64,15 @@ CONTRACT_CODES = frozenset(
         "slot_unavailable",
         "patient_double_booked",
         "invalid_transition",
+        "doctor_unavailable",
+        "time_off_conflict",
         "version_conflict",
         "payload_too_large",
         "start_in_past",
         "outside_working_hours",
         "invalid_slot",
+        "too_soon",
+        "too_far",
         "idempotency_key_reused",
         "temporarily_unavailable",
     }
@@ -90,6 +94,11 @@ FINAL_STATUSES = frozenset({Status.CANCELLED, Status.COMPLETED, Status.NO_SHOW})
 
 
 # Shared helpers -------------------------------------------------------------------------
+
+
+# No notice and a year ahead: these properties are about booking and the status machine;
+# the schedule rules have properties of their own (test_schedule_properties.py).
+ANY_TIME_AHEAD: dict[str, Any] = {"min_notice_minutes": 0, "booking_horizon_days": 365}
 
 
 @dataclass
@@ -228,7 +237,13 @@ class ClinicMachine(RuleBasedStateMachine):
         for doctor_id, (country, zone, slot) in MACHINE_DOCTORS.items():
             self.system.clinic.register_doctor(
                 RegisterDoctor(
-                    doctor_id, f"Dr. {doctor_id}", country, SEVEN_AM_TO_NINE_PM, zone.key, slot
+                    doctor_id,
+                    f"Dr. {doctor_id}",
+                    country,
+                    SEVEN_AM_TO_NINE_PM,
+                    zone.key,
+                    slot,
+                    **ANY_TIME_AHEAD,
                 )
             )
         self.expected: dict[str, Expected] = {}
@@ -603,12 +618,24 @@ def test_every_offered_slot_is_free_future_unique_and_bookable_once(
     office_zone = SANTIAGO if office_country == "CL" else LIMA
     clinic.register_doctor(
         RegisterDoctor(
-            "all-day", "Dra. Guardia", "CL", api_hours(ALL_DAY_RANGES), None, all_day_slot
+            "all-day",
+            "Dra. Guardia",
+            "CL",
+            api_hours(ALL_DAY_RANGES),
+            None,
+            all_day_slot,
+            **ANY_TIME_AHEAD,
         )
     )
     clinic.register_doctor(
         RegisterDoctor(
-            "office", "Dr. Consulta", office_country, api_hours(OFFICE_RANGES), None, office_slot
+            "office",
+            "Dr. Consulta",
+            office_country,
+            api_hours(OFFICE_RANGES),
+            None,
+            office_slot,
+            **ANY_TIME_AHEAD,
         )
     )
     ranges = {"all-day": (SANTIAGO, ALL_DAY_RANGES), "office": (office_zone, OFFICE_RANGES)}
@@ -742,7 +769,7 @@ def test_replaying_the_outbox_history_rebuilds_the_stored_appointment(
 ) -> None:
     system = build_system(REPLAY_START)
     system.clinic.register_doctor(
-        RegisterDoctor("lima", "Dra. Rosa", "PE", SEVEN_AM_TO_NINE_PM, None, 30)
+        RegisterDoctor("lima", "Dra. Rosa", "PE", SEVEN_AM_TO_NINE_PM, None, 30, **ANY_TIME_AHEAD)
     )
     booked = system.clinic.book(
         BookAppointment(

@@ -52,7 +52,19 @@ def test_lima_keeps_its_offset_all_year() -> None:
 
 
 def _santiago(world: World, slot: int = 60) -> str:
-    world.clinic.register_doctor(RegisterDoctor("scl", "Dra. Vera", "CL", ALL_DAY, None, slot))
+    # A year ahead and no notice: these tests are about Santiago's clock changes of 2026.
+    world.clinic.register_doctor(
+        RegisterDoctor(
+            "scl",
+            "Dra. Vera",
+            "CL",
+            ALL_DAY,
+            None,
+            slot,
+            min_notice_minutes=0,
+            booking_horizon_days=365,
+        )
+    )
     world.clock.set(datetime(2026, 1, 1, tzinfo=UTC))
     return "scl"
 

@@ -51,6 +51,7 @@ from adapters.aws.client import (
     translate_errors,
 )
 from adapters.aws.dynamodb.appointments import DynamoDBAppointmentRepository
+from adapters.aws.dynamodb.doctors import DynamoDBDoctorRepository
 from adapters.aws.dynamodb.guards import (
     GUARD_SK,
     GUARD_TTL,
@@ -93,7 +94,6 @@ from adapters.aws.dynamodb.keys import (
 )
 from adapters.aws.dynamodb.repositories import (
     DynamoDBBookingRequestRepository,
-    DynamoDBDoctorRepository,
     DynamoDBEventOutbox,
     DynamoDBProcessedEvents,
     DynamoDBRepositories,

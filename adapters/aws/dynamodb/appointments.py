@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, NoReturn
 
-from adapters.aws.dynamodb.guards import GuardChanges, held, owner_tag
+from adapters.aws.dynamodb.guards import GuardChanges, around, held, owner_tag
 from adapters.aws.dynamodb.items import (
     appointment_from_item,
     appointment_to_item,
@@ -21,10 +21,13 @@ from adapters.aws.dynamodb.items import (
 )
 from adapters.aws.dynamodb.keys import (
     APPOINTMENT_SK,
+    DOCTOR_SK,
     IDEMPOTENCY_SK,
+    SCHEDULE_VERSION,
     appointment_pk,
     country_status_partition,
     doctor_partition,
+    doctor_pk,
     idempotency_pk,
     instant,
 )
@@ -35,9 +38,11 @@ from domain.clinics import require_clinic
 from domain.errors import (
     IdempotencyKeyTaken,
     PatientDoubleBooked,
+    ScheduleChanged,
     SlotUnavailable,
     VersionConflict,
 )
+from domain.rules import Schedule
 from ports.repositories import Cursor, IdempotencyRecord, Page, Window
 
 if TYPE_CHECKING:
@@ -56,8 +61,18 @@ class DynamoDBAppointmentRepository:
         """The DynamoDB table this repository uses."""
         return self._table.table_name
 
-    def add(self, appointment: Appointment, idempotency: IdempotencyRecord | None) -> None:
-        """Store a new appointment with its guards, key and events in one transaction."""
+    def add(
+        self,
+        appointment: Appointment,
+        idempotency: IdempotencyRecord | None,
+        schedule: Schedule,
+    ) -> None:
+        """Store a new appointment with its guards, key and events in one transaction.
+
+        The doctor's profile is a ConditionCheck at the schedule version the rules were
+        checked against: a container's cached schedule books in this one round trip, and a
+        stale one is refused (ScheduleChanged) instead of booking into new time off.
+        """
         require_clinic(self._clinic, appointment.clinic_id, "an appointment")
         tx = Transaction(self._table.table_name)
         if idempotency is not None:
@@ -69,8 +84,10 @@ class DynamoDBAppointmentRepository:
                 "attribute_not_exists(pk)",
             )
         tx.put(appointment_to_item(appointment), Role.APPOINTMENT, "attribute_not_exists(pk)")
+        check_schedule(tx, self._clinic, appointment.doctor_id, schedule)
         guards = GuardChanges()
-        guards.add(tx, owner_tag(appointment.appointment_id), {}, held(appointment))
+        tag, now_held = owner_tag(appointment.appointment_id), held(appointment)
+        guards.add(tx, tag, {}, now_held, around(appointment, schedule.buffer))
         tx.put_events(appointment.events)
         try:
             self._table.transact(tx)
@@ -78,13 +95,19 @@ class DynamoDBAppointmentRepository:
             _refuse_add(tx, guards, cancelled, idempotency)
         appointment.collect_new_events()
 
-    def update(self, previous: Appointment, current: Appointment) -> None:
+    def update(
+        self, previous: Appointment, current: Appointment, schedule: Schedule | None = None
+    ) -> None:
         """Replace `previous` by `current` on an unchanged version, moving its time atomically."""
         require_clinic(self._clinic, current.clinic_id, "an appointment")
         tx = Transaction(self._table.table_name)
         _versioned_update(tx, previous, current)
+        if schedule is not None:
+            check_schedule(tx, self._clinic, current.doctor_id, schedule)
         guards = GuardChanges()
-        guards.add(tx, owner_tag(current.appointment_id), held(previous), held(current))
+        clear = around(current, schedule.buffer) if schedule is not None else {}
+        tag = owner_tag(current.appointment_id)
+        guards.add(tx, tag, held(previous), held(current), clear)
         tx.put_events(current.events)
         try:
             self._table.transact(tx)
@@ -104,14 +127,14 @@ class DynamoDBAppointmentRepository:
 
     def list_by_doctor(
         self, doctor_id: str, start_from: datetime, start_to: datetime, limit: int, cursor: Cursor
-    ) -> Page:
+    ) -> Page[Appointment]:
         """A doctor's appointments with start in [start_from, start_to): one Query on gsi1."""
         partition = doctor_partition(self._clinic, doctor_id)
         return self._list("gsi1", partition, start_from, start_to, limit, cursor)
 
     def list_by_country_status(
         self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
-    ) -> Page:
+    ) -> Page[Appointment]:
         """Appointments of a country in a status, start in the window: one Query on gsi2."""
         partition = country_status_partition(self._clinic, country, status)
         return self._list("gsi2", partition, window.start_from, window.start_to, limit, cursor)
@@ -124,7 +147,7 @@ class DynamoDBAppointmentRepository:
         start_to: datetime | None,
         limit: int,
         cursor: Cursor,
-    ) -> Page:
+    ) -> Page[Appointment]:
         low = instant(start_from) if start_from is not None else None
         high = instant(start_to) if start_to is not None else None
         if low is not None and high is not None and high <= low:
@@ -167,6 +190,8 @@ def _refuse_add(
 ) -> NoReturn:
     if idempotency is not None and tx.first(cancelled, Role.IDEMPOTENCY):
         raise IdempotencyKeyTaken(idempotency.key) from None
+    if tx.first(cancelled, Role.SCHEDULE):
+        raise ScheduleChanged() from None
     _refuse_taken(guards.refusal(tx, cancelled))
     raise cancelled.error from None  # the appointment id itself exists: a bug
 
@@ -176,6 +201,8 @@ def _refuse_update(
 ) -> NoReturn:
     stored = cancelled_item(cancelled.error, 0)
     if not tx.first(cancelled, Role.APPOINTMENT):
+        if tx.first(cancelled, Role.SCHEDULE):
+            raise ScheduleChanged() from None
         _refuse_taken(guards.refusal(tx, cancelled))
     # A newer version, or a guard that says this appointment does not hold what `previous`
     # held: either way the stored state is not `previous`.
@@ -184,6 +211,23 @@ def _refuse_update(
         expected=previous.version,
         actual=stored.get("version") if stored is not None else None,
     ) from None
+
+
+def check_schedule(tx: Transaction, clinic_id: str, doctor_id: str, schedule: Schedule) -> None:
+    """Add the ConditionCheck that the doctor is still at `schedule.version`."""
+    if schedule.doctor.doctor_id != doctor_id:
+        raise ValueError("a booking is checked against its own doctor's schedule")
+    condition, names, values = schedule_condition(schedule.version)
+    tx.check(doctor_pk(clinic_id, doctor_id), DOCTOR_SK, Role.SCHEDULE, condition, names, values)
+
+
+def schedule_condition(version: int) -> tuple[str, dict[str, str], dict[str, int] | None]:
+    """The condition that a doctor's profile exists at schedule `version`."""
+    names = {"#sv": SCHEDULE_VERSION}
+    if version == 0:
+        # A profile stored before schedules had versions: version 0 until its first change.
+        return "attribute_exists(pk) AND attribute_not_exists(#sv)", names, None
+    return "#sv = :sv", names, {":sv": version}
 
 
 def _refuse_taken(failed: Role | None) -> None:

@@ -40,6 +40,7 @@ from attrs import frozen
 from adapters.aws.dynamodb.keys import epoch
 from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction, cancelled_item
 from domain.appointment import Appointment
+from domain.schedule import cells
 
 GUARD_SK: Final = "DAY"
 # Where a guard day begins, in UTC (see the module docstring).
@@ -48,6 +49,8 @@ GUARD_DAY_START: Final = timedelta(hours=6)
 GUARD_TTL: Final = timedelta(days=1)
 TAG_BYTES: Final = 3  # 24 bits, 4 base64url characters
 GUARD_ROLES: Final = (Role.DOCTOR_GUARD, Role.PATIENT_GUARD)
+# A doctor's guard counts its writes: time off checks the days it reads did not change.
+WRITES: Final = "writes"
 
 
 def owner_tag(appointment_id: str) -> str:
@@ -124,22 +127,60 @@ def held(appointment: Appointment) -> Held:
     return doctor | patient
 
 
+def around(appointment: Appointment, buffer: timedelta) -> Held:
+    """The doctor's cells within `buffer` before and after the appointment (none when final).
+
+    They must be free for the appointment to be booked there, but it does not hold them: the
+    buffer is a distance between appointments, checked with the doctor's buffer of the day.
+    """
+    if not appointment.is_active or not buffer:
+        return {}
+    start, end = appointment.start, appointment.end
+    return _by_day(
+        Role.DOCTOR_GUARD,
+        appointment.clinic_id,
+        appointment.doctor_id,
+        cells(start - buffer, start) + cells(end, end + buffer),
+    )
+
+
+def doctor_guards(clinic_id: str, doctor_id: str, start: datetime, end: datetime) -> list[Guard]:
+    """The doctor's guard items of every guard day [start, end) touches, in day order."""
+    first, last = guard_day(start), guard_day(end - timedelta(microseconds=1))
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return [Guard(Role.DOCTOR_GUARD, d, doctor_guard_pk(clinic_id, doctor_id, d)) for d in days]
+
+
 class GuardChanges:
     """The guard updates of one transaction, remembered to read its refusal."""
 
     def __init__(self) -> None:
-        # Transaction index -> the cells that item asked to take.
+        # Transaction index -> the cells that item asked to take or to find free.
         self._taken: dict[int, frozenset[str]] = {}
 
-    def add(self, tx: Transaction, tag: str, old: Held, new: Held) -> None:
-        """Add one Update per guard item whose cells change from `old` to `new`."""
-        for guard in sorted(old.keys() | new.keys(), key=lambda g: g.pk):
+    def add(
+        self, tx: Transaction, tag: str, old: Held, new: Held, clear: Held | None = None
+    ) -> None:
+        """Add one Update per guard item whose cells change from `old` to `new`.
+
+        `clear` names cells that must be free (the buffer around `new`) without being taken;
+        a guard with only such cells gets a ConditionCheck.
+        """
+        clear = clear or {}
+        for guard in sorted(old.keys() | new.keys() | clear.keys(), key=lambda g: g.pk):
             before, after = old.get(guard, frozenset()), new.get(guard, frozenset())
             taken, freed = sorted(after - before), sorted(before - after)
-            if not taken and not freed:
+            # Cells this appointment holds now or is about to are its own business.
+            free = sorted(clear.get(guard, frozenset()) - before - after)
+            if not taken and not freed and not free:
                 continue  # the cells kept are left alone
-            self._taken[len(tx)] = frozenset(taken)
-            tx.update(guard.pk, GUARD_SK, guard.role, *_update(guard, tag, taken, freed))
+            self._taken[len(tx)] = frozenset(taken) | frozenset(free)
+            if not taken and not freed:
+                names = {f"#c{i}": name for i, name in enumerate(free)}
+                condition = " AND ".join(f"attribute_not_exists({n})" for n in names)
+                tx.check(guard.pk, GUARD_SK, guard.role, condition, names, None, all_old=True)
+                continue
+            tx.update(guard.pk, GUARD_SK, guard.role, *_update(guard, tag, taken, freed, free))
 
     def refusal(self, tx: Transaction, cancelled: Cancelled) -> Role | None:
         """The role of the first refused guard (doctor before patient) whose cell is taken.
@@ -162,24 +203,30 @@ def holders(cancelled: Cancelled, index: int, wanted: Iterable[str]) -> dict[str
 
 
 def _update(
-    guard: Guard, tag: str, taken: list[str], freed: list[str]
+    guard: Guard, tag: str, taken: list[str], freed: list[str], free: list[str]
 ) -> tuple[str, str, Mapping[str, str], Mapping[str, Any]]:
     """Expression, condition, names and values of one guard's Update."""
     names = {"#ttl": "expires_at"}
     names.update({f"#t{i}": name for i, name in enumerate(taken)})
     names.update({f"#f{i}": name for i, name in enumerate(freed)})
+    names.update({f"#c{i}": name for i, name in enumerate(free)})
     # The TTL is set on every write: removing the last cells of an item DynamoDB already
     # deleted creates it again (keys only), and it must expire again.
     sets = ["#ttl = :ttl", *(f"#t{i} = :me" for i in range(len(taken)))]
     expression = "SET " + ", ".join(sets)
+    values: dict[str, Any] = {":me": tag, ":ttl": guard_expiry(guard.day)}
+    if guard.role is Role.DOCTOR_GUARD:
+        names["#w"] = WRITES
+        values[":one"] = 1
+        expression += " ADD #w :one"
     if freed:
         expression += " REMOVE " + ", ".join(f"#f{i}" for i in range(len(freed)))
     conditions = [f"attribute_not_exists(#t{i})" for i in range(len(taken))]
+    conditions += [f"attribute_not_exists(#c{i})" for i in range(len(free))]
     if freed:
         # A guard already deleted by its TTL (a visit completed days later) frees nothing.
         mine = " AND ".join(f"#f{i} = :me" for i in range(len(freed)))
         conditions.append(f"(attribute_not_exists(pk) OR ({mine}))")
-    values = {":me": tag, ":ttl": guard_expiry(guard.day)}
     return expression, " AND ".join(conditions), names, values
 
 

@@ -32,12 +32,15 @@ from adapters.aws.dynamodb.keys import (
     outbox_pk,
     processed_pk,
     request_pk,
+    time_off_partition,
+    time_off_sk,
 )
 from domain.appointment import Appointment
 from domain.booking_request import BookingRequest, RequestStatus
 from domain.commands import BookAppointment
 from domain.events import Event, event_from_envelope
 from domain.schedule import Doctor
+from domain.time_off import TimeOff
 from ports.repositories import IdempotencyRecord
 
 if TYPE_CHECKING:
@@ -152,6 +155,22 @@ def doctor_to_item(doctor: Doctor) -> dict[str, Any]:
 def doctor_from_item(item: Mapping[str, Any]) -> Doctor:
     """Inverse of `doctor_to_item`."""
     return Doctor.from_snapshot(item)
+
+
+def time_off_to_item(block: TimeOff) -> dict[str, Any]:
+    """A block of time off: in its doctor's partition, and by start in gsi1."""
+    return {
+        **block.snapshot(),
+        "pk": doctor_pk(block.clinic_id, block.doctor_id),
+        "sk": time_off_sk(block.time_off_id),
+        "gsi1pk": time_off_partition(block.clinic_id, block.doctor_id),
+        "gsi1sk": f"{instant(block.start)}#{block.time_off_id}",
+    }
+
+
+def time_off_from_item(item: Mapping[str, Any]) -> TimeOff:
+    """Inverse of `time_off_to_item`."""
+    return TimeOff.from_snapshot(item)
 
 
 def request_to_item(request: BookingRequest) -> dict[str, Any]:

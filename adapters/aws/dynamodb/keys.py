@@ -35,6 +35,12 @@ EVENT_SK: Final = "EVENT"
 DOCTOR_SK: Final = "PROFILE"
 REQUEST_SK: Final = "REQ"
 PROCESSED_SK: Final = "DONE"
+# Time off lives in its doctor's partition, next to the profile: one Query reads a schedule.
+TIME_OFF_SK_PREFIX: Final = "TIMEOFF#"
+# The profile attribute every schedule change bumps and every booking checks.
+SCHEDULE_VERSION: Final = "schedule_version"
+# The profile attribute with the doctor's blocks of time off not yet ended, by id.
+TIME_OFF_MAP: Final = "time_off"
 KEY_ATTRIBUTES: Final = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"})
 
 
@@ -86,6 +92,16 @@ def outbox_pk(event_id: str) -> str:
 def doctor_pk(clinic_id: str, doctor_id: str) -> str:
     """The partition key of a doctor's profile (the same text as its gsi1 partition)."""
     return f"{clinic_id}#DOCTOR#{doctor_id}"
+
+
+def time_off_sk(time_off_id: str) -> str:
+    """The sort key of a block of time off, inside its doctor's partition."""
+    return f"{TIME_OFF_SK_PREFIX}{time_off_id}"
+
+
+def time_off_partition(clinic_id: str, doctor_id: str) -> str:
+    """The gsi1 partition of a doctor's time off, by start."""
+    return f"{clinic_id}#TIMEOFF#{doctor_id}"
 
 
 def request_pk(clinic_id: str, request_id: str) -> str:

@@ -11,10 +11,9 @@ from botocore.exceptions import ClientError
 
 from adapters.aws.client import BATCH_RETRY, is_condition_failure
 from adapters.aws.dynamodb.appointments import DynamoDBAppointmentRepository
+from adapters.aws.dynamodb.doctors import DynamoDBDoctorRepository
 from adapters.aws.dynamodb.items import (
     attribute_values,
-    doctor_from_item,
-    doctor_to_item,
     event_from_item,
     from_attribute_values,
     plain,
@@ -24,12 +23,10 @@ from adapters.aws.dynamodb.items import (
 )
 from adapters.aws.dynamodb.keys import (
     BATCH_WRITE_LIMIT,
-    DOCTOR_SK,
     EVENT_SK,
     OUTBOX_PARTITION,
     PROCESSED_SK,
     REQUEST_SK,
-    doctor_pk,
     outbox_pk,
     processed_pk,
     request_pk,
@@ -38,46 +35,10 @@ from adapters.aws.dynamodb.table import Table
 from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction
 from domain.booking_request import BookingRequest, RequestStatus
 from domain.clinics import require_clinic
-from domain.errors import ZoneChanged
 from domain.events import Event
-from domain.schedule import Doctor
 
 if TYPE_CHECKING:
     from adapters.aws.dynamodb.table import TableClient
-
-
-class DynamoDBDoctorRepository:
-    """One clinic's doctors' profiles, one item each."""
-
-    def __init__(self, table_name: str, client: TableClient = None, *, clinic_id: str) -> None:
-        self._table = Table(table_name, client)
-        self._clinic = clinic_id
-
-    def put(self, doctor: Doctor, *, keep_zone: bool = False) -> bool:
-        """Create or replace in one PutItem; True if there was no profile before.
-
-        `keep_zone`: the put is conditioned on a new doctor or the same time zone, else
-        ZoneChanged (nothing written).
-        """
-        require_clinic(self._clinic, doctor.clinic_id, "a doctor")
-        condition: dict[str, Any] = {}
-        if keep_zone:
-            condition = {
-                "ConditionExpression": "attribute_not_exists(pk) OR time_zone = :zone",
-                "ExpressionAttributeValues": {":zone": {"S": doctor.time_zone}},
-            }
-        try:
-            answer = self._table.put(doctor_to_item(doctor), ReturnValues="ALL_OLD", **condition)
-        except ClientError as e:
-            if is_condition_failure(e):
-                raise ZoneChanged(doctor.doctor_id) from e
-            raise
-        return not answer.get("Attributes")
-
-    def get(self, doctor_id: str) -> Doctor | None:
-        """The doctor (strongly consistent read), or None."""
-        item = self._table.get(doctor_pk(self._clinic, doctor_id), DOCTOR_SK)
-        return doctor_from_item(item) if item is not None else None
 
 
 class DynamoDBBookingRequestRepository:

@@ -81,6 +81,49 @@ class Table:
                 TableName=self.table_name, Item=attribute_values(item), **options
             )
 
+    def update(self, pk: str, sk: str, **options: Any) -> dict[str, Any]:
+        """One UpdateItem of `(pk, sk)`; the attributes it returns, as plain values."""
+        with translate_errors(SERVICE):
+            answer = self.client().update_item(
+                TableName=self.table_name, Key=key(pk, sk), **options
+            )
+        return from_attribute_values(answer.get("Attributes", {}))
+
+    def query_all(self, **request: Any) -> list[dict[str, Any]]:
+        """Every item of a Query (TableName added), page after page, as plain values."""
+        items: list[dict[str, Any]] = []
+        while True:
+            with translate_errors(SERVICE):
+                found = self.client().query(TableName=self.table_name, **request)
+            items.extend(from_attribute_values(item) for item in found.get("Items", []))
+            last = found.get("LastEvaluatedKey")
+            if not last:
+                return items
+            request["ExclusiveStartKey"] = last
+
+    def batch_get(
+        self, keys: Sequence[tuple[str, str]], retry: RetryPolicy = BATCH_RETRY
+    ) -> list[dict[str, Any]]:
+        """The items of `(pk, sk)` keys that exist (one strongly consistent BatchGetItem, <=100)."""
+        wanted: list[Any] = [key(pk, sk) for pk, sk in keys]
+        found: list[dict[str, Any]] = []
+        for _attempt in retry:
+            if not wanted:
+                return found
+            with translate_errors(SERVICE):
+                answer = self.client().batch_get_item(
+                    RequestItems={self.table_name: {"Keys": wanted, "ConsistentRead": True}}
+                )
+            responses: Any = answer.get("Responses", {})
+            found.extend(from_attribute_values(i) for i in responses.get(self.table_name, []))
+            unprocessed: Any = answer.get("UnprocessedKeys", {})
+            wanted = list(unprocessed.get(self.table_name, {}).get("Keys", []))
+        if not wanted:
+            return found
+        raise TemporarilyUnavailable(
+            "dynamodb left reads unprocessed, retry shortly", service=SERVICE
+        )
+
     def batch_delete(
         self, keys: Sequence[tuple[str, str]], retry: RetryPolicy = BATCH_RETRY
     ) -> None:

@@ -45,6 +45,9 @@ class Role(StrEnum):
     # A doctor's or a patient's day guard: its cells are taken or freed (`guards`).
     DOCTOR_GUARD = "doctor"
     PATIENT_GUARD = "patient"
+    # The doctor's profile, checked (or bumped) at the schedule version a change read.
+    SCHEDULE = "schedule"
+    TIME_OFF = "time_off"
 
 
 def cancellation_reasons(error: ClientError) -> list[str]:
@@ -146,6 +149,38 @@ class Transaction:
                 }
             }
         )
+        self.roles.append(role)
+
+    def check(
+        self,
+        pk: str,
+        sk: str,
+        role: Role,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        *,
+        all_old: bool = False,
+    ) -> None:
+        """Add a ConditionCheck of `(pk, sk)`: the transaction commits only if it holds.
+
+        `all_old`: a refusal returns the stored item (to tell which cell is taken).
+        """
+        check: dict[str, Any] = {"TableName": self.table_name, "Key": key(pk, sk)}
+        check.update(_expression_parts(condition, names, values))
+        if all_old:
+            check["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        self.items.append({"ConditionCheck": check})  # type: ignore[typeddict-item]
+        self.roles.append(role)
+
+    def delete(self, pk: str, sk: str, role: Role, condition: str) -> None:
+        """Add a conditioned Delete of `(pk, sk)`."""
+        delete = {
+            "TableName": self.table_name,
+            "Key": key(pk, sk),
+            "ConditionExpression": condition,
+        }
+        self.items.append({"Delete": delete})  # type: ignore[typeddict-item]
         self.roles.append(role)
 
     def first(self, cancelled: Cancelled, *roles: Role) -> Role | None:
