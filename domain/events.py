@@ -33,7 +33,8 @@ class Event:
             return self.appointment_id
         if "request_id" in self.data:
             return str(self.data["request_id"])
-        return f"doctor-{self.data['doctor_id']}"
+        # A doctor's schedule changes, in order; doctor ids are per clinic.
+        return f"{self.clinic_id}#doctor#{self.data['doctor_id']}"
 
     def to_envelope(self) -> dict[str, Any]:
         """The contract's JSON envelope."""

@@ -57,6 +57,10 @@ def _doctor(**changes: Any) -> dict[str, Any]:
     return {**LIMA_DOCTOR, **changes}
 
 
+def _block(**changes: Any) -> dict[str, Any]:
+    return {"start": f"{MON}T10:00:00-05:00", "end": f"{MON}T12:00:00-05:00", **changes}
+
+
 def _hours(value: str) -> dict[str, Any]:
     return {"mon": [["09:00", value]]}
 
@@ -74,6 +78,25 @@ SLOTS: dict[str, Callable[[str], Request]] = {
     ),
     "weekday": lambda v: ("PUT", "/doctors/dr-nuevo", {"body": _doctor(working_hours={v: []})}),
     "get doctor": lambda v: ("GET", f"/doctors/{v}", {}),
+    "time-off id (path)": lambda v: ("PUT", f"/doctors/dr-lima/time-off/{v}", {"body": _block()}),
+    "time-off start": lambda v: (
+        "PUT",
+        "/doctors/dr-lima/time-off/congreso",
+        {"body": _block(start=v)},
+    ),
+    "time-off reason": lambda v: (
+        "PUT",
+        "/doctors/dr-lima/time-off/congreso",
+        {"body": _block(reason=v)},
+    ),
+    "time-off list from": lambda v: (
+        "GET",
+        "/doctors/dr-lima/time-off",
+        {"query": {"from": v, "to": MON}},
+    ),
+    "remove time off": lambda v: ("DELETE", f"/doctors/dr-lima/time-off/{v}", {}),
+    "holidays country": lambda v: ("GET", f"/holidays/{v}", {}),
+    "holidays year": lambda v: ("GET", "/holidays/PE", {"query": {"year": v}}),
     "availability date": lambda v: (
         "GET",
         "/doctors/dr-lima/availability",

@@ -315,6 +315,8 @@ def test_time_off_changes_are_events_with_the_schedule_version(clinics: Clinics)
     assert [e.type for e in changes] == ["TimeOffAdded", "TimeOffRemoved"]
     assert [e.version for e in changes] == [version + 1, version + 2]
     assert changes[0].data["time_off_id"] == "t1" and "reason" not in changes[0].data
+    # Published in order per doctor of a clinic (the events queue's MessageGroupId).
+    assert {e.group_key for e in changes} == {"demo#doctor#rosa"}
     assert clinics.store.schedule_versions["demo", "rosa"] == version + 2
 
 
