@@ -1,8 +1,8 @@
 """Doctors: profiles and schedules, time off, national holidays, a day's bookable slots.
 
-Booking paths ask `rules_for_booking`, which serves the doctor's schedule from a small cache
-of this container: the write it leads to carries the schedule's version and commits only if
-the doctor is still at it, so a stale entry costs a retry, never a wrong booking. Everything
+Booking paths go through `with_schedule`, which serves the doctor's schedule from a small
+cache of this container: the write it leads to carries the schedule's version and commits only
+if the doctor is still at it, so a stale entry costs a retry, never a wrong booking. Everything
 a person reads (the doctor, availability, time off) is read fresh.
 """
 
@@ -149,7 +149,12 @@ class DoctorUseCases:
         return Rules(schedule, self._ports.now(), self._holiday_of)
 
     def _holiday_of(self, country: str, day: date) -> str | None:
-        return self._ports.holidays.holidays(country, day.year).get(day)
+        try:
+            return self._ports.holidays.holidays(country, day.year).get(day)
+        except ValidationError:
+            # A configured country the calendar does not know has no holidays to apply:
+            # refusing every booking there would be worse. GET /holidays says it (400).
+            return None
 
     def schedule(self, doctor_id: str, *, fresh: bool = False) -> Schedule:
         """The doctor's schedule for booking: from this container's cache unless `fresh`."""

@@ -352,3 +352,23 @@ def test_the_booking_worker_rejects_a_request_inside_time_off(clinics: Clinics) 
     done = clinics.a.process_booking_request(request.request_id)
     assert done.status == "rejected"
     assert done.error is not None and done.error["code"] == "doctor_unavailable"
+
+
+def test_a_configured_country_without_a_holiday_calendar_books_and_lists_none() -> None:
+    clinics = Clinics()
+    clinic = Clinic(
+        InMemoryAppointmentRepository(clinics.store, clinic_id="demo"),
+        InMemoryDoctorRepository(clinics.store, clinic_id="demo"),
+        InMemoryBookingRequestRepository(clinics.store, clinic_id="demo"),
+        InMemoryBookingRequestQueue(),
+        clinics.clock,
+        UuidV7Generator(),
+        CountryCatalog.from_mapping({"PE": "America/Lima", "ZZ": "America/Lima"}),
+        clinic_id="demo",
+        holidays=LibraryHolidayCalendar(),
+    )
+    clinic.register_doctor(RegisterDoctor("zeta", "Dra. Zeta", "ZZ", WEEKDAY_HOURS))
+    clinic.book(booking(at(HOLIDAY, "10:00"), doctor="zeta"))
+    with pytest.raises(ValidationError) as caught:
+        clinic.national_holidays("ZZ", 2026)
+    assert caught.value.details["field"] == "country"
