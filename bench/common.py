@@ -20,7 +20,12 @@ LIMA = ZoneInfo("America/Lima")
 SANTIAGO = ZoneInfo("America/Santiago")
 ZONES = {"PE": LIMA, "CL": SANTIAGO}
 # The fixed "now" of the in-process benchmarks: a Monday morning in Lima. Every booking lies
-# on the days after it, so no run depends on the real date.
+# on the days after it, so no run depends on the real date. A doctor's default rules hold
+# for FIRST_DAY on: more than the 60 minutes' notice ahead, and the days up to NOW + 90 days
+# (2027-04-04) inside the booking horizon; the first national holidays after FIRST_DAY are
+# PE 2027-03-25/26 (Holy Thursday and Friday) and CL 2027-03-26/27. A family that books
+# further ahead or on those days registers its doctors with what it needs
+# (`booking_horizon_days`, `works_on_holidays`) and says why.
 NOW = dt.datetime(2027, 1, 4, 7, 0, tzinfo=LIMA)
 FIRST_DAY = dt.date(2027, 1, 5)
 # Every day, 08:00-13:00: ten 30-minute slots, so a full doctor-day is ten appointments.

@@ -15,14 +15,33 @@ Every booking and cancel of the doctor's day updates the same guard item,
 the last attempt still conflicts. What that hot item costs is counted with a botocore
 `after-call` hook on TransactWriteItems: every answer whose cancellation reasons include
 `TransactionConflict` is one conflicted attempt (retried, or a 503 if it was the last).
+
+Every booking's transaction also holds a ConditionCheck of the doctor's profile item (its
+`schedule_version`, `adapters.aws.dynamodb.appointments.check_schedule`), so all bookings of
+one doctor share that item too, whatever their days. What that check costs under contention
+is measured side by side, in the same run, at 1, 8 and 32 clients, on two workloads:
+
+- `shared_day`: the one above (ten slots of one day, 40 patients): the bookings share the
+  day guard anyway;
+- `own_days`: one doctor, each client books (and cancels) on a day of its own, for patients
+  of its own, so the doctor's profile (the ConditionCheck) is the only item they share;
+
+each WITH the check (the production code) and WITHOUT it: `check_schedule` replaced by a
+no-op inside this benchmark only (restored afterwards), which is the transaction of the
+design before doctors had schedules (time off, versions). The machine's load average is
+recorded before and after every level.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import os
 import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +54,10 @@ from bench.common import FIRST_DAY, MORNING_HOURS, NOW, SLOT_MINUTES, Quick, loc
 
 DOCTOR = "dra-contienda"
 PATIENTS = 40
+# `own_days`: each client's own patients (no patient guard is shared either).
+PATIENTS_PER_CLIENT = 4
+WORKLOADS = ("shared_day", "own_days")
+VARIANTS = ("with_check", "without_check")
 DURATIONS = (30, 60, 90)
 CLIENT_CONFIG = {
     "retries": {"mode": "standard", "max_attempts": 3},
@@ -62,7 +85,56 @@ class _Transactions:
             self.counts["refused"] += 1
 
 
-def _level(endpoint_url: str, clients: int, seconds: float, seed: int) -> dict[str, Any]:
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def without_schedule_check() -> Iterator[None]:
+    """The pre-schedules transaction: no ConditionCheck of the doctor's profile (bench only)."""
+    from adapters.aws.dynamodb import appointments
+
+    saved = appointments.check_schedule
+
+    def no_check(*_: Any, **__: Any) -> None:
+        return None
+
+    appointments.check_schedule = no_check
+    try:
+        yield
+    finally:
+        appointments.check_schedule = saved
+
+
+def _level(
+    endpoint_url: str,
+    clients: int,
+    seconds: float,
+    seed: int,
+    workload: str = "shared_day",
+    variant: str = "with_check",
+) -> dict[str, Any]:
+    load_before = _load()
+    if variant == "without_check":
+        with without_schedule_check():
+            result = _run_level(endpoint_url, clients, seconds, seed, workload)
+    else:
+        result = _run_level(endpoint_url, clients, seconds, seed, workload)
+    return {
+        "workload": workload,
+        "variant": variant,
+        **result,
+        "load_average_before": load_before,
+        "load_average_after": _load(),
+    }
+
+
+def _run_level(
+    endpoint_url: str, clients: int, seconds: float, seed: int, workload: str
+) -> dict[str, Any]:
     from domain.appointment import Patient
     from domain.commands import BookAppointment, CancelAppointment, RegisterDoctor
     from domain.errors import CitasError
@@ -87,7 +159,20 @@ def _level(endpoint_url: str, clients: int, seconds: float, seed: int) -> dict[s
     ]
     transactions = [_Transactions(c) for c in boto_clients]
     worlds = [ddb_mod.clinic_on(c, table)[0] for c in boto_clients]
-    patients = [Patient(f"Paciente {n}", phone(900_000 + n)) for n in range(PATIENTS)]
+    shared = [Patient(f"Paciente {n}", phone(900_000 + n)) for n in range(PATIENTS)]
+    own_days = workload == "own_days"
+    # Client i's day and patients: the shared ones, or (own_days) its own. Every day lies
+    # within the default rules (no holiday, 90-day horizon) from FIRST_DAY on.
+    days = [FIRST_DAY + dt.timedelta(days=i if own_days else 0) for i in range(clients)]
+    patients_of = [
+        [
+            Patient(f"Paciente {i}-{k}", phone(800_000 + i * PATIENTS_PER_CLIENT + k))
+            for k in range(PATIENTS_PER_CLIENT)
+        ]
+        if own_days
+        else shared
+        for i in range(clients)
+    ]
     outcomes: list[Counter[str]] = [Counter() for _ in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     start_gate = threading.Barrier(clients + 1)
@@ -96,6 +181,7 @@ def _level(endpoint_url: str, clients: int, seconds: float, seed: int) -> dict[s
     def client_loop(index: int) -> None:
         rng = random.Random(seed * 1000 + index)
         clinic = worlds[index]
+        day, patients = days[index], patients_of[index]
         mine: list[str] = []
         counts = outcomes[index]
         start_gate.wait()
@@ -110,9 +196,7 @@ def _level(endpoint_url: str, clients: int, seconds: float, seed: int) -> dict[s
                 continue
             minutes = rng.choice(DURATIONS)
             slot = rng.randrange(0, 10 - minutes // SLOT_MINUTES + 1)
-            command = BookAppointment(
-                DOCTOR, rng.choice(patients), local_start(FIRST_DAY, slot), minutes
-            )
+            command = BookAppointment(DOCTOR, rng.choice(patients), local_start(day, slot), minutes)
             began = time.perf_counter()
             try:
                 booked = clinic.book(command)
@@ -142,11 +226,12 @@ def _level(endpoint_url: str, clients: int, seconds: float, seed: int) -> dict[s
     attempts = sum(v for k, v in total.items() if not k.startswith("cancel"))
     conflicts = total["slot_unavailable"] + total["patient_double_booked"]
     sent: Counter[str] = Counter()
-    for t in transactions:
-        sent.update(t.counts)
+    for tx in transactions:
+        sent.update(tx.counts)
     admin.delete_table(TableName=table)
     return {
         "clients": clients,
+        "days": len(set(days)),
         "seconds": round(elapsed, 2),
         "outcomes": dict(total),
         "booking_attempts": attempts,
@@ -167,38 +252,135 @@ def _level(endpoint_url: str, clients: int, seconds: float, seed: int) -> dict[s
     }
 
 
+def _log(result: dict[str, Any]) -> None:
+    log(
+        f"contention {result['workload']} {result['variant']} {result['clients']}: "
+        f"{result['bookings_per_s']} booked/s, {result['conflicts_per_s']} conflicts/s, "
+        f"{result['busy_503_per_s']} busy/s, "
+        f"{result['transaction_conflicts_per_s']} TransactionConflict/s "
+        f"(share {result['conflicted_share']}), double bookings {result['double_bookings']}, "
+        f"audit ok {result['audit']['ok']}, load {result['load_average_before']} -> "
+        f"{result['load_average_after']}"
+    )
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def _side_by_side(with_check: dict[str, Any], without: dict[str, Any]) -> dict[str, Any]:
+    """One level of one workload: both variants' figures and with / without ratios."""
+    keys = {
+        "bookings_per_s": "bookings_per_s",
+        "conflicted_share": "conflicted_share",
+        "transaction_conflicts_per_s": "transaction_conflicts_per_s",
+        "busy_503_per_s": "busy_503_per_s",
+        "p50_s": "attempt_latency_p50_s",
+        "p99_s": "attempt_latency_p99_s",
+        "double_bookings": "double_bookings",
+    }
+    out: dict[str, Any] = {"clients": with_check["clients"]}
+    for name, key in keys.items():
+        out[name] = {"with_check": with_check[key], "without_check": without[key]}
+    out["audit_ok"] = {
+        "with_check": with_check["audit"]["ok"],
+        "without_check": without["audit"]["ok"],
+    }
+    out["ratio_with_to_without"] = {
+        name: _ratio(with_check[key], without[key])
+        for name, key in keys.items()
+        if name not in ("double_bookings", "busy_503_per_s")
+    }
+    return out
+
+
 def run(q: Quick, results_dir: Path) -> dict[str, Any]:
     # One client first: DynamoDB Local's own pace without contention, to read the rest by.
-    levels = q.pick([1, 8, 32, 128], [1, 8, 32])
-    seconds = q.pick(20.0, 3.0)
+    levels = q.pick([1, 8, 32], [1, 8])
+    seconds = q.pick(10.0, 3.0)
+    # The main workload (shared_day, production code) also at 128 clients, after the rest.
+    extra_levels = q.pick([128], [32])
     local = ddb_mod.server()
-    out = []
-    for n, clients in enumerate(levels):
-        log(f"contention: {clients} clients for {seconds:.0f} s")
+    # Per workload and level, both variants one after the other (their order alternating by
+    # level, so neither always runs on a warmer JVM or a calmer machine).
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        w: {v: [] for v in VARIANTS} for w in WORKLOADS
+    }
+    for workload in WORKLOADS:
+        for n, clients in enumerate(levels):
+            order = VARIANTS if n % 2 == 0 else VARIANTS[::-1]
+            for variant in order:
+                log(f"contention {workload} {variant}: {clients} clients for {seconds:.0f} s")
+                result = _level(
+                    local.endpoint_url,
+                    clients,
+                    seconds,
+                    seed=n + 1,
+                    workload=workload,
+                    variant=variant,
+                )
+                _log(result)
+                runs[workload][variant].append(result)
+    out = list(runs["shared_day"]["with_check"])
+    for n, clients in enumerate(extra_levels, start=len(levels)):
+        log(f"contention shared_day with_check: {clients} clients for {seconds:.0f} s")
         result = _level(local.endpoint_url, clients, seconds, seed=n + 1)
-        log(
-            f"contention {clients}: {result['bookings_per_s']} booked/s, "
-            f"{result['conflicts_per_s']} conflicts/s, {result['busy_503_per_s']} busy/s, "
-            f"{result['transaction_conflicts_per_s']} TransactionConflict/s, "
-            f"double bookings {result['double_bookings']}, audit ok {result['audit']['ok']}"
-        )
+        _log(result)
         out.append(result)
+    comparison = {
+        "levels": levels,
+        "seconds_per_level": seconds,
+        "what": {
+            "shared_day": "ten slots of one day of one doctor, 40 shared patients: the "
+            "bookings share the doctor's day guard (and patients' guards) anyway",
+            "own_days": f"one doctor, each client on a day of its own with "
+            f"{PATIENTS_PER_CLIENT} patients of its own: the doctor's profile item (the "
+            "ConditionCheck of its schedule version) is the only item the bookings share",
+        },
+        "variants": {
+            "with_check": "the production transaction: ConditionCheck of the doctor's "
+            "`schedule_version` in every booking and move",
+            "without_check": "the pre-schedules design: `check_schedule` patched to a no-op "
+            "inside this benchmark only (restored afterwards); not a configuration of citas",
+        },
+        "runs": runs,
+        "side_by_side": {
+            w: [
+                _side_by_side(a, b)
+                for a, b in zip(runs[w]["with_check"], runs[w]["without_check"], strict=True)
+            ]
+            for w in WORKLOADS
+        },
+    }
+    checked = out[len(levels) :] + [r for w in runs.values() for v in w.values() for r in v]
+    with_check = out[len(levels) :] + [r for w in runs.values() for r in w["with_check"]]
     return {
         "doctor_slots": 10,
         "day": FIRST_DAY.isoformat(),
         "now": NOW.isoformat(),
+        "seconds_per_level": seconds,
         "levels": out,
+        "schedule_check": comparison,
         "client_config": CLIENT_CONFIG,
         "note": (
             "throughput is DynamoDB Local's (one JVM on this machine, transactions that touch "
             "the same items wait for each other), not AWS's; 503s are the adapter's answer "
             "when a call times out (5 s read timeout, 3 attempts) or stays in conflict; "
             "TransactionConflict counts every transaction attempt cancelled by a concurrent "
-            "one on the same guard item"
+            "one on a shared item (a day guard, or the doctor's profile that every booking's "
+            "ConditionCheck names). DynamoDB Local does not cancel such transactions: it makes "
+            "them wait for each other, so here a shared item costs throughput and latency and "
+            "the TransactionConflict share stays 0; AWS cancels a transaction whose item "
+            "(ConditionCheck items included) is part of another ongoing one with "
+            "TransactionConflict (Developer Guide, 'Transaction conflict handling in "
+            "DynamoDB'), which the adapter retries (5 attempts) and then answers 503"
         ),
         "target": {
             "what": "double bookings and guard mismatches found by the read-back",
-            "double_bookings": sum(r["double_bookings"] for r in out),
-            "met": all(r["audit"]["ok"] for r in out),
+            "double_bookings": sum(r["double_bookings"] for r in with_check),
+            "double_bookings_without_check": sum(
+                r["double_bookings"] for w in runs.values() for r in w["without_check"]
+            ),
+            "met": all(r["audit"]["ok"] for r in checked),
         },
     }

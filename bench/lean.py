@@ -9,11 +9,13 @@ the clock starts, so the floor is a strict lower bound of the wire work.
 
 Against it, on the same DynamoDB Local, the same client and the same fresh table:
 
-- `book`: `Clinic.book` (the doctor's GetItem, then one TransactWriteItems of the
-  appointment, the doctor's and the patient's day guards and the outbox event);
+- `book`: `Clinic.book`: one TransactWriteItems of the appointment, the ConditionCheck of
+  the doctor's schedule version, the doctor's and the patient's day guards and the outbox
+  event (the container keeps the doctor's schedule: only a round's first booking of a
+  doctor reads its profile first, a GetItem);
 - `book, transaction only`: `DynamoDBAppointmentRepository.add` of an appointment built
   before the clock starts: the transaction and the adapter's work around it (building the
-  items, reading a refusal), without the doctor's read and the domain's rules. The adapter's
+  items, reading a refusal), without the domain's rules and the schedule cache. The adapter's
   own entry point is timed rather than the bare call (a botocore hook) because building
   the transaction is part of what citas pays for every booking;
 - `refused book`: `Clinic.book` of a slot another patient holds; `SlotUnavailable` is
@@ -68,8 +70,15 @@ OPERATIONS = ("floor", "book", "book, transaction only", "refused book", "resche
 # 07:00-19:00 in Lima is 12:00-24:00 UTC: one guard day (from 06:00 UTC), so eight booked
 # hours share one guard.
 LONG_HOURS = {d: [["07:00", "19:00"]] for d in EVERY_DAY}
-# The days each round books into start this far apart, so rounds never share a day.
-ROUND_DAYS = 1000
+# The days each round books into start this far apart, so rounds never share a day. A round
+# books at most 80 days ahead of its first (the reschedules: five a day), and every booking
+# must lie within the doctors' horizon (`HORIZON_DAYS`) of the bench's fixed NOW.
+ROUND_DAYS = 85
+# The doctors of this family book up to a year ahead, every day of the week, national holidays
+# included: the defaults (90 days, no bookings on holidays) would refuse most rounds.
+HORIZON_DAYS = 365
+# The busy doctor-day of the request units, this many days after its repetition's day.
+BUSY_DAY_OFFSET = 100
 
 
 def rotation(i: int, names: Sequence[str] = OPERATIONS) -> list[str]:
@@ -119,27 +128,40 @@ class _World:
         return Patient(f"Paciente {self.patients}", phone(self.patients))
 
     def doctor(self, doctor_id: str, hours: dict[str, list[list[str]]] = MORNING_HOURS) -> Any:
-        """Register `doctor_id` (ten 30-minute slots a day by default) and return it."""
+        """Register `doctor_id` (ten 30-minute slots a day by default); its stored `Schedule`."""
         from domain.commands import RegisterDoctor
 
         self.clinic.register_doctor(
-            RegisterDoctor(doctor_id, f"Dra. {doctor_id}", "PE", hours, None, SLOT_MINUTES)
+            RegisterDoctor(
+                doctor_id,
+                f"Dra. {doctor_id}",
+                "PE",
+                hours,
+                None,
+                SLOT_MINUTES,
+                booking_horizon_days=HORIZON_DAYS,
+                works_on_holidays=True,
+            )
         )
-        return self.clinic.doctor(doctor_id)
+        # Profile, version and time off as a booking reads them (one GetItem, untimed).
+        schedule = self.clinic.doctors.schedule(doctor_id, self.clinic.clock.now())
+        if schedule is None:
+            raise RuntimeError(f"doctor {doctor_id} was not stored")
+        return schedule
 
-    def appointment(self, doctor: Any, start: dt.datetime) -> Any:
-        """A new appointment as `Clinic.book` would build it, not stored."""
+    def appointment(self, schedule: Any, start: dt.datetime) -> Any:
+        """A new appointment as `Clinic.book` would build it (rules of `schedule`), not stored."""
         from domain.appointment import Appointment
+        from domain.rules import Rules
 
         ids = self.clinic.ids
         return Appointment.request(
             appointment_id=ids.new_id(),
-            doctor=doctor,
+            rules=Rules(schedule, self.clinic.clock.now()),
             patient=self.patient(),
             start=start,
             duration_minutes=SLOT_MINUTES,
             notes=None,
-            now=self.clinic.clock.now(),
             event_id=ids.new_id(),
         )
 
@@ -155,7 +177,7 @@ class _Round:
         floor_doctor = world.doctor(f"lean-floor-{number}")
         book_doctor = f"lean-book-{number}"
         world.doctor(book_doctor)
-        tx_doctor = world.doctor(f"lean-tx-{number}")
+        self.tx_schedule = world.doctor(f"lean-tx-{number}")
         move_doctor = f"lean-move-{number}"
         world.doctor(move_doctor)
         self.floor: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -169,13 +191,15 @@ class _Round:
             self.floor.append(
                 (
                     lock_item(
-                        floor_doctor.doctor_id, appointment.start, appointment.appointment_id
+                        floor_doctor.doctor.doctor_id,
+                        appointment.start,
+                        appointment.appointment_id,
                     ),
                     attribute_values(appointment_to_item(appointment)),
                 )
             )
             self.book.append(BookAppointment(book_doctor, world.patient(), local_start(day, slot)))
-            self.transaction.append(world.appointment(tx_doctor, local_start(day, slot)))
+            self.transaction.append(world.appointment(self.tx_schedule, local_start(day, slot)))
             self.refused.append(
                 BookAppointment("lean-refuse", world.patient(), local_start(refuse_day, slot))
             )
@@ -209,7 +233,9 @@ def _time_round(
     actions: dict[str, Callable[[int], Any]] = {
         "floor": lambda i: floor_book(client, table, *prepared.floor[i]),
         "book": lambda i: clinic.book(prepared.book[i]),
-        "book, transaction only": lambda i: repository.add(prepared.transaction[i], None),
+        "book, transaction only": lambda i: repository.add(
+            prepared.transaction[i], None, prepared.tx_schedule
+        ),
         "refused book": expect_refusal,
         "reschedule": lambda i: clinic.reschedule(prepared.move[i]),
     }
@@ -331,7 +357,9 @@ def request_units(q: Quick, endpoint_url: str) -> dict[str, Any]:
         measured = meter.measure()
         doctor_id, start = guard
         measured["doctor_guard_bytes_after"] = _guard_bytes(
-            shadow, world.table, doctor_guard_pk(doctor_id, start.astimezone(dt.UTC).date())
+            shadow,
+            world.table,
+            doctor_guard_pk("demo", doctor_id, start.astimezone(dt.UTC).date()),
         )
         samples.setdefault(name, []).append(measured)
         return result
@@ -391,7 +419,7 @@ def request_units(q: Quick, endpoint_url: str) -> dict[str, Any]:
             ("lean-units", other_start),
         )
         # A busy doctor-day: 07:00-15:00 (eight hours, 96 cells) booked, then 15:00-15:30.
-        busy_day = day + dt.timedelta(days=500)
+        busy_day = day + dt.timedelta(days=BUSY_DAY_OFFSET)
         for hour in (7, 11):
             start = dt.datetime.combine(busy_day, dt.time(hour), tzinfo=at[0].tzinfo)
             clinic.book(BookAppointment("lean-busy", world.patient(), start, 240))

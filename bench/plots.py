@@ -127,7 +127,11 @@ def scaling(doc: dict[str, Any], f: dict[str, Any], path: Path) -> None:
 def contention(doc: dict[str, Any], f: dict[str, Any], path: Path) -> None:
     levels = f["levels"]
     clients = [r["clients"] for r in levels]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    check = f.get("schedule_check")
+    if check:
+        fig, (ax, right) = plt.subplots(1, 2, figsize=(12, 4))
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4))
     for key, label in (
         ("bookings_per_s", "booked/s"),
         ("conflicts_per_s", "conflicts/s"),
@@ -140,12 +144,29 @@ def contention(doc: dict[str, Any], f: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("concurrent clients")
     ax.set_ylabel("per second")
     doubles = sum(r["double_bookings"] for r in levels)
-    ax.set_title(
-        f"Contention on 10 slots (DynamoDB Local): double bookings = {doubles}\n"
-        f"{_subtitle(doc, f)}",
-        fontsize=10,
-    )
+    ax.set_title(f"10 slots of one day: double bookings = {doubles}", fontsize=10)
     ax.legend(fontsize=8)
+    if check:
+        for workload, color in (("shared_day", "#1f77b4"), ("own_days", "#d62728")):
+            runs = check["runs"][workload]
+            for variant, style in (("with_check", "o-"), ("without_check", "s--")):
+                rows = runs[variant]
+                right.plot(
+                    [r["clients"] for r in rows],
+                    [r["bookings_per_s"] for r in rows],
+                    style,
+                    color=color,
+                    label=f"{workload}, {variant.replace('_', ' ')}",
+                )
+        ticks = check["levels"]
+        right.set_xscale("log", base=2)
+        right.set_xticks(ticks, [str(c) for c in ticks])
+        right.set_xlabel("concurrent clients")
+        right.set_ylabel("booked/s")
+        right.set_ylim(bottom=0)
+        right.set_title("schedule-version ConditionCheck: with vs without", fontsize=10)
+        right.legend(fontsize=8)
+    fig.suptitle(f"Contention on DynamoDB Local\n{_subtitle(doc, f)}", fontsize=10)
     _save(fig, path)
 
 

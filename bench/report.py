@@ -145,38 +145,7 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
 
     cost = families.get("cost")
     if cost and "operations" in cost:
-        p = cost["prices"]
-        rows = [
-            [
-                name,
-                _calls(o["calls"]),
-                f"{o['wru_table']:g} + {o['wru_index']:g}",
-                f"{o['rru']:g}",
-                f"{o['usd_per_million_ops']:.3f}",
-            ]
-            for name, o in cost["operations"].items()
-        ]
-        out.append(
-            (
-                "AWS cost per operation",
-                [
-                    f"Counted on DynamoDB Local; request units computed with AWS's formulas from "
-                    f"item sizes; priced at {p['region']} {p['mode']} "
-                    f"${p['usd_per_million_wru']}/M WRU and ${p['usd_per_million_rru']}/M RRU "
-                    f"(as of {p['as_of']}; {p['source']}). One write call per write: "
-                    f"{'yes' if cost['target'].get('one_write_call_per_write') else '**no**'}; "
-                    f"one round trip per write: {_met(cost['target'])} (the reads before the "
-                    "transaction are GetItems).",
-                    "",
-                    *_table(
-                        ["operation", "round trips", "WRU (table + GSI)", "RRU", "US$ / M ops"],
-                        rows,
-                    ),
-                    "",
-                    *(f"- {note}" for note in cost.get("notes", [])),
-                ],
-            )
-        )
+        out.append(("AWS cost per operation", _cost_lines(cost)))
 
     lean = families.get("lean")
     if lean and "operations" in lean:
@@ -223,48 +192,7 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
 
     contention = families.get("contention")
     if contention and "levels" in contention:
-        rows = [
-            [
-                r["clients"],
-                r["bookings_per_s"],
-                r["conflicts_per_s"],
-                r["busy_503_per_s"],
-                r["cancels_per_s"],
-                r.get("transaction_conflicts_per_s", "-"),
-                fmt_ms(r["attempt_latency_p50_s"]),
-                fmt_ms(r["attempt_latency_p99_s"]),
-                r["double_bookings"],
-                "yes" if r["audit"]["ok"] else "**no**",
-            ]
-            for r in contention["levels"]
-        ]
-        out.append(
-            (
-                "Contention",
-                [
-                    f"Clients booking into {contention['doctor_slots']} slots of one doctor on "
-                    f"DynamoDB Local (and cancelling), then a read-back of every appointment and "
-                    f"guard cell. Double bookings: {contention['target']['double_bookings']}, "
-                    f"met: {_met(contention['target'])}. Note: {contention.get('note', '')}.",
-                    "",
-                    *_table(
-                        [
-                            "clients",
-                            "booked/s",
-                            "conflicts/s",
-                            "503/s",
-                            "cancels/s",
-                            "TransactionConflict/s",
-                            "attempt p50",
-                            "attempt p99",
-                            "double bookings",
-                            "audit clean",
-                        ],
-                        rows,
-                    ),
-                ],
-            )
-        )
+        out.append(("Contention", _contention_lines(contention)))
 
     http = families.get("http")
     if http and "requests" in http:
@@ -327,6 +255,181 @@ def sections(doc: dict[str, Any]) -> list[tuple[str, list[str]]]:
     return out
 
 
+def _cost_lines(cost: dict[str, Any]) -> list[str]:
+    """The cost family: round trips and request units per operation, warm and cold booking."""
+    p, t = cost["prices"], cost["target"]
+    rows = [
+        [
+            name,
+            f"{o['round_trips']} ({_calls(o['calls'])})",
+            f"{o.get('items_written', '-')} + {o.get('items_checked', 0)}",
+            f"{o['wru_table']:g} + {o['wru_index']:g}",
+            f"{o.get('wru_condition_checks', 0):g}",
+            f"{o['rru']:g}",
+            f"{o['usd_per_million_ops']:.3f}",
+        ]
+        for name, o in cost["operations"].items()
+    ]
+    lines = [
+        f"Counted on DynamoDB Local; request units computed with AWS's formulas from "
+        f"item sizes; priced at {p['region']} {p['mode']} "
+        f"${p['usd_per_million_wru']}/M WRU and ${p['usd_per_million_rru']}/M RRU "
+        f"(as of {p['as_of']}; {p['source']})."
+    ]
+    if "warm_book_round_trips" in t:
+        lines[0] += (
+            f" Round trips per booking: **warm {t['warm_book_round_trips']}** (target 1), "
+            f"**cold {t['cold_book_round_trips']}** (target 2); reschedule "
+            f"{t['reschedule_round_trips']} (target ≤ 2). One TransactWriteItems per write: "
+            f"{'yes' if t.get('one_write_call_per_write') else '**no**'}; met: {_met(t)}. "
+            f"{t.get('reading', '')}."
+        )
+    else:  # a result of the shape before warm and cold bookings were told apart
+        lines[0] += (
+            f" One write call per write: "
+            f"{'yes' if t.get('one_write_call_per_write') else '**no**'}; "
+            f"one round trip per write: {_met(t)}."
+        )
+    lines += [
+        "",
+        *_table(
+            [
+                "operation",
+                "round trips",
+                "items written + checked",
+                "WRU (table + GSI)",
+                "of which ConditionChecks",
+                "RRU",
+                "US$ / M ops",
+            ],
+            rows,
+        ),
+    ]
+    profile = cost.get("doctor_profile_bytes")
+    if profile:
+        lines += [
+            "",
+            f"The doctor's profile item (what every booking's ConditionCheck names): "
+            f"{profile['without_time_off']} B, {profile['with_one_block']} B with one block of "
+            f"time off (+{profile['one_block']} B a block); a check costs 2 WRU up to "
+            f"{profile['write_unit_bytes']} B.",
+        ]
+    lines += ["", *(f"- {note}" for note in cost.get("notes", []))]
+    return lines
+
+
+def _pair(cell: dict[str, Any], fmt: Any = str) -> str:
+    """`with / without` of one figure of the schedule-check comparison."""
+    return " / ".join(
+        "-" if cell.get(v) is None else fmt(cell[v]) for v in ("with_check", "without_check")
+    )
+
+
+def _contention_lines(contention: dict[str, Any]) -> list[str]:
+    """The contention family: the main workload's levels, then the schedule check's cost."""
+
+    def load(r: dict[str, Any]) -> str:
+        before, after = r.get("load_average_before"), r.get("load_average_after")
+        return f"{before[0]} → {after[0]}" if before and after else "-"
+
+    rows = [
+        [
+            r["clients"],
+            r["bookings_per_s"],
+            r["conflicts_per_s"],
+            r["busy_503_per_s"],
+            r["cancels_per_s"],
+            r.get("transaction_conflicts_per_s", "-"),
+            r.get("conflicted_share", "-"),
+            fmt_ms(r["attempt_latency_p50_s"]),
+            fmt_ms(r["attempt_latency_p99_s"]),
+            r["double_bookings"],
+            "yes" if r["audit"]["ok"] else "**no**",
+            load(r),
+        ]
+        for r in contention["levels"]
+    ]
+    t = contention["target"]
+    lines = [
+        f"Clients booking into {contention['doctor_slots']} slots of one doctor on "
+        f"DynamoDB Local (and cancelling), "
+        f"{contention.get('seconds_per_level', '?')} s per level, then a read-back of every "
+        f"appointment and guard cell. Double bookings: {t['double_bookings']}, "
+        f"met: {_met(t)}. Note: {contention.get('note', '')}.",
+        "",
+        *_table(
+            [
+                "clients",
+                "booked/s",
+                "conflicts/s",
+                "503/s",
+                "cancels/s",
+                "TransactionConflict/s",
+                "conflicted share",
+                "attempt p50",
+                "attempt p99",
+                "double bookings",
+                "audit clean",
+                "load 1 min (before → after)",
+            ],
+            rows,
+        ),
+    ]
+    check = contention.get("schedule_check")
+    if not check:
+        return lines
+    lines += [
+        "",
+        f"What the schedule-version ConditionCheck costs under contention: each cell is "
+        f"**with / without** the check, {check['seconds_per_level']} s per level, both "
+        f"variants in the same run, one after the other. With: "
+        f"{check['variants']['with_check']}. Without: {check['variants']['without_check']}.",
+    ]
+    for workload, levels in check["side_by_side"].items():
+        runs = check["runs"][workload]
+        rows = []
+        for i, r in enumerate(levels):
+            ratios = r["ratio_with_to_without"]
+            loads = " / ".join(load(runs[v][i]) for v in ("with_check", "without_check"))
+            rows.append(
+                [
+                    r["clients"],
+                    _pair(r["bookings_per_s"]),
+                    ratios.get("bookings_per_s", "-"),
+                    _pair(r["conflicted_share"]),
+                    _pair(r["busy_503_per_s"]),
+                    _pair(r["p50_s"], fmt_ms),
+                    _pair(r["p99_s"], fmt_ms),
+                    ratios.get("p99_s", "-"),
+                    _pair(r["double_bookings"]),
+                    _pair(r["audit_ok"], lambda ok: "yes" if ok else "**no**"),
+                    loads,
+                ]
+            )
+        lines += [
+            "",
+            f"`{workload}`: {check['what'][workload]}.",
+            "",
+            *_table(
+                [
+                    "clients",
+                    "booked/s",
+                    "x booked/s",
+                    "TransactionConflict share",
+                    "503/s",
+                    "attempt p50",
+                    "attempt p99",
+                    "x p99",
+                    "double bookings",
+                    "audit clean",
+                    "load 1 min",
+                ],
+                rows,
+            ),
+        ]
+    return lines
+
+
 def _counts(counts: dict[str, int]) -> str:
     """`{"2": 400}` as `2`; several values as `2 (399), 3 (1)`."""
     if len(counts) == 1:
@@ -356,11 +459,15 @@ def _lean_lines(lean: dict[str, Any]) -> list[str]:
         [
             name,
             _calls(o["calls"]),
-            o["items_written"],
+            f"{o['items_written']} + {o.get('items_checked', 0)}",
             f"{o['wru_table']:g} + {o['wru_index']:g}",
             f"{o['rru']:g}",
             f"{o['doctor_guard_bytes_after']} B",
-            ", ".join(f"{w['kind']} {w['bytes']} B: {w['wru']:g}" for w in o["written"]),
+            ", ".join(
+                f"{w['kind']}{' (check)' if w.get('action') == 'ConditionCheck' else ''} "
+                f"{w['bytes']} B: {w['wru']:g}"
+                for w in o["written"]
+            ),
         ]
         for name, o in units.items()
     ]
@@ -388,17 +495,18 @@ def _lean_lines(lean: dict[str, Any]) -> list[str]:
         "",
         "Request units from item sizes (AWS's formulas, bench/cost.py; a refused transaction "
         "charged as a write of the items it named); transactional writes cost 2 WRU per "
-        "started KB of each item:",
+        "started KB of each item, a ConditionCheck (the doctor's schedule version) as a "
+        "transactional write of the item it checks:",
         "",
         *_table(
             [
                 "operation",
                 "round trips",
-                "items written",
+                "items written + checked",
                 "WRU (table + GSI)",
                 "RRU",
                 "doctor guard after",
-                "items written: size, WRU",
+                "items: size, WRU",
             ],
             unit_rows,
         ),
@@ -412,6 +520,13 @@ def _measured(name: str, family: dict[str, Any]) -> str:
     if name == "warm":
         return f"worst {t.get('worst')}x"
     if name == "cost":
+        if "warm_book_round_trips" in t:
+            return (
+                f"book warm {t['warm_book_round_trips']} / cold {t['cold_book_round_trips']}, "
+                f"reschedule {t['reschedule_round_trips']} round trips"
+                + "; 1 TransactWriteItems per write"
+                * bool(t.get("one_write_call_per_write"))
+            )
         ops = family["operations"]
         return ", ".join(
             f"{w.split(' ')[0]} {ops[w]['round_trips']}" for w in t.get("writes", {}) if w in ops
@@ -424,7 +539,15 @@ def _measured(name: str, family: dict[str, Any]) -> str:
     if name == "scaling":
         return ", ".join(f"{k} {v}" for k, v in t.get("items_read_ratio", {}).items())
     if name == "contention":
-        return f"{t.get('double_bookings')} double bookings"
+        measured = f"{t.get('double_bookings')} double bookings"
+        own = family.get("schedule_check", {}).get("side_by_side", {}).get("own_days")
+        if own:
+            last = own[-1]
+            measured += (
+                f"; version check at {last['clients']} clients on own days: booked/s x"
+                f"{last['ratio_with_to_without'].get('bookings_per_s')} of without"
+            )
+        return measured
     if name == "http":
         return (
             f"{family.get('unexpected_statuses')} unexpected, {family.get('conflicts_409')} x 409"

@@ -54,6 +54,7 @@ def _appointment(index: int, created: dt.datetime) -> Any:
     start = dt.datetime.combine(day, dt.time(minutes // 60, minutes % 60), tzinfo=zone)
     start = start.astimezone(dt.UTC)
     return Appointment(
+        clinic_id="demo",
         appointment_id=f"{index:08x}-0000-7000-8000-{index:012x}",
         doctor_id=f"doc-{doctor:05d}",
         country=country,
@@ -158,7 +159,7 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
     calls = ddb_mod.Calls(client)
     repo = DynamoDBAppointmentRepository(table, client, clinic_id="demo")
     rng = random.Random(11)
-    steps = []
+    steps: list[dict[str, Any]] = []
     loaded = 0
     note = None
     for position, wanted in enumerate(sizes):

@@ -96,6 +96,10 @@ class Traffic:
                     "country": country,
                     "slot_minutes": 30,
                     "working_hours": hours,
+                    # The real clock: the 14 days may hold national holidays, which would
+                    # empty their availability by default; the traffic stays the same
+                    # whatever the date. Within the default 90-day horizon.
+                    "works_on_holidays": True,
                 },
             )
             if status not in (200, 201):
