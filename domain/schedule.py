@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -339,15 +339,3 @@ def cells(start: datetime, end: datetime) -> tuple[datetime, ...]:
         out.append(cell)
         cell += step
     return tuple(out)
-
-
-def free_slots(
-    doctor: Doctor, day: date, now: datetime, busy: Iterable[tuple[datetime, datetime]]
-) -> list[Slot]:
-    """The slots of `day` that start after `now` and overlap none of the `busy` spans."""
-    taken = list(busy)
-    return [
-        slot
-        for slot in doctor.slots_on(day)
-        if slot.start > now and not any(slot.overlaps(s, e) for s, e in taken)
-    ]
