@@ -78,16 +78,10 @@ class BookingUseCases:
 
         try:
             return self._doctors.with_schedule(command.doctor_id, write)
-        except IdempotencyKeyTaken:
+        except (IdempotencyKeyTaken, CitasError):
             # A twin with the same key booked first (concurrently, or this is a retry of a
-            # request that succeeded): answer as it did.
-            seen = appointments.get_idempotency(stored_key or "")
-            if seen is None:
-                raise
-            return self._replay(seen, digest)
-        except CitasError:
-            # A retry of a request that booked may now break a rule (its slot is taken by
-            # itself, or is no longer far enough ahead): the first answer still stands.
+            # request that succeeded), or such a retry now breaks a rule (its slot is taken by
+            # itself, or no longer far enough ahead): the first answer stands.
             seen = appointments.get_idempotency(stored_key) if stored_key is not None else None
             if seen is None:
                 raise

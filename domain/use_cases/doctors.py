@@ -204,9 +204,7 @@ class DoctorUseCases:
             # Only a fresh schedule that lost a race counts: a stale cache is no race.
             fresh_attempts += 0 if cached else 1
             fresh = True
-        raise TemporarilyUnavailable(
-            "the doctor's schedule is being changed, retry shortly", service="schedule"
-        )
+        raise _schedule_in_flux()
 
     def _forget(self, doctor_id: str) -> None:
         with self._lock:
@@ -236,7 +234,6 @@ class DoctorUseCases:
 
     def put_time_off(self, command: PutTimeOff) -> TimeOffResult:
         """Create or replace a block of time off; 409 time_off_conflict if it covers visits."""
-        doctors = self._ports.doctors
         block = TimeOff.create(
             clinic_id=self._ports.clinic_id,
             doctor_id=command.doctor_id,
@@ -245,31 +242,26 @@ class DoctorUseCases:
             end=command.end,
             reason=command.reason,
         )
-        for _attempt in range(_SCHEDULE_ATTEMPTS + 1):
-            schedule = self.schedule(command.doctor_id, fresh=True)
-            before = doctors.get_time_off(command.doctor_id, command.time_off_id)
-            data = {"doctor_id": block.doctor_id, "time_off_id": block.time_off_id}
-            data |= {"start": block.start.isoformat(), "end": block.end.isoformat()}
+        doctors = self._ports.doctors
+
+        def put(schedule: Schedule) -> TimeOffResult:
+            before = doctors.get_time_off(block.doctor_id, block.time_off_id)
+            data = _block_data(block)
             if before is not None:
                 data |= {"previous_start": before.start.isoformat()}
                 data |= {"previous_end": before.end.isoformat()}
-            event = self._schedule_event(ev.TimeOffAdded, schedule, data)
-            try:
-                doctors.put_time_off(block, schedule, event)
-            except ScheduleChanged:
-                continue
-            finally:
-                self._forget(command.doctor_id)
+            doctors.put_time_off(
+                block, schedule, self._schedule_event(ev.TimeOffAdded, schedule, data)
+            )
             return TimeOffResult(schedule.doctor, block, created=before is None)
-        raise TemporarilyUnavailable(
-            "the doctor's schedule is being changed, retry shortly", service="schedule"
-        )
+
+        return self._change_schedule(block.doctor_id, put)
 
     def remove_time_off(self, command: RemoveTimeOff) -> TimeOffResult:
         """Delete a block of time off; NotFound if there is none by that id."""
         doctors = self._ports.doctors
-        for _attempt in range(_SCHEDULE_ATTEMPTS + 1):
-            schedule = self.schedule(command.doctor_id, fresh=True)
+
+        def remove(schedule: Schedule) -> TimeOffResult:
             block = doctors.get_time_off(command.doctor_id, command.time_off_id)
             if block is None:
                 raise NotFound(
@@ -277,19 +269,23 @@ class DoctorUseCases:
                     doctor_id=command.doctor_id,
                     time_off_id=command.time_off_id,
                 )
-            data = {"doctor_id": block.doctor_id, "time_off_id": block.time_off_id}
-            data |= {"start": block.start.isoformat(), "end": block.end.isoformat()}
-            event = self._schedule_event(ev.TimeOffRemoved, schedule, data)
+            event = self._schedule_event(ev.TimeOffRemoved, schedule, _block_data(block))
+            doctors.remove_time_off(block, schedule, event)
+            return TimeOffResult(schedule.doctor, block, created=False)
+
+        return self._change_schedule(command.doctor_id, remove)
+
+    def _change_schedule(self, doctor_id: str, change: Callable[[Schedule], R]) -> R:
+        """Run `change` on a fresh schedule; again while another change overtakes it."""
+        for _attempt in range(_SCHEDULE_ATTEMPTS + 1):
+            schedule = self.schedule(doctor_id, fresh=True)
             try:
-                doctors.remove_time_off(block, schedule, event)
+                return change(schedule)
             except ScheduleChanged:
                 continue
             finally:
-                self._forget(command.doctor_id)
-            return TimeOffResult(schedule.doctor, block, created=False)
-        raise TemporarilyUnavailable(
-            "the doctor's schedule is being changed, retry shortly", service="schedule"
-        )
+                self._forget(doctor_id)
+        raise _schedule_in_flux()
 
     def _schedule_event(
         self, kind: type[ev.Event], schedule: Schedule, data: dict[str, str]
@@ -346,6 +342,22 @@ class DoctorUseCases:
         if isinstance(year, bool) or not isinstance(year, int) or not low <= year <= high:
             raise ValidationError(f"year is {low}-{high}", field="year")
         return year, sorted(self._ports.holidays.holidays(country, year).items())
+
+
+def _schedule_in_flux() -> TemporarilyUnavailable:
+    return TemporarilyUnavailable(
+        "the doctor's schedule is being changed, retry shortly", service="schedule"
+    )
+
+
+def _block_data(block: TimeOff) -> dict[str, str]:
+    """What a time-off event says of its block (never the staff-only reason)."""
+    return {
+        "doctor_id": block.doctor_id,
+        "time_off_id": block.time_off_id,
+        "start": block.start.isoformat(),
+        "end": block.end.isoformat(),
+    }
 
 
 def _no_doctor(doctor_id: str) -> NotFound:
