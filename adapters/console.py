@@ -10,10 +10,13 @@ each thread's text up to a newline and writes whole lines only, one at a time, u
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import sys
 import threading
 from typing import Any, TextIO
+
+from ports.messaging import OutboundMessage
 
 
 class LineWriter(io.TextIOBase):
@@ -78,15 +81,22 @@ class LineWriter(io.TextIOBase):
 
 
 class ConsoleNotifier:
-    """Prints one JSON line per message: channel, appointment id and the Spanish text."""
+    """Prints one JSON line per message: channel, appointment id, the Spanish text, the link."""
 
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out
+        self._count = itertools.count(1)
 
-    def send(self, phone: str, text: str, *, appointment_id: str | None) -> None:
-        """Print `text`; the phone is deliberately left out (logs carry no patient data)."""
+    def send(self, message: OutboundMessage) -> str | None:
+        """Print the message; the phone is deliberately left out (the console is a log)."""
         line = json.dumps(
-            {"notification": "sms", "appointment_id": appointment_id, "text": text},
+            {
+                "notification": message.channel,
+                "appointment_id": message.appointment_id,
+                "text": message.text,
+                # Locally this line is the patient's phone screen: the link is what they tap.
+                "link": message.link,
+            },
             ensure_ascii=False,
         )
         # One write of the whole line: on a LineWriter (the local server's stdout) it can
@@ -94,3 +104,4 @@ class ConsoleNotifier:
         out = self._out or sys.stdout
         out.write(line + "\n")
         out.flush()
+        return f"console-{message.channel}-{next(self._count)}"

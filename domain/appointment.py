@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import enum
-import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from attrs import define, evolve, field, frozen
+from attrs import define, evolve, field
 
 from domain import events as ev
+from domain.cadence import Due, Step, due_step
 from domain.errors import InvalidTransition, ValidationError
+from domain.patient import Patient as Patient  # re-exported: the aggregate names its patient
+from domain.patient import check_optional
 from domain.schedule import MAX_DURATION_MINUTES, cells
-from domain.text import MAX_NAME, MAX_TEXT, check_text, matches, pattern
+from domain.text import MAX_TEXT
 
-# Canonical E.164 only: a '+', a country code that does not start with 0, at most 15 digits,
-# ASCII, nothing before or after. One spelling per phone, so one patient per phone.
-_E164 = pattern(r"\+[1-9][0-9]{7,14}")
-_DOCUMENT_ID = pattern(r"[A-Za-z0-9-]{1,30}")
 if TYPE_CHECKING:
     from domain.rules import Rules
 
-REMINDER_LEAD = timedelta(hours=24)
 # The fields `AppointmentRequested` publishes (payload version 1), and of them the patient's;
 # optional ones (notes, scheduled_at, document_id) only when set. Enough to rebuild the
 # appointment by replaying its events.
@@ -44,7 +40,6 @@ REQUESTED_PAYLOAD_V1 = (
     "scheduled_at",
 )
 PATIENT_V1 = ("name", "phone", "document_id")
-REMINDER_GRACE = timedelta(hours=6)
 
 
 class Status(enum.StrEnum):
@@ -87,50 +82,6 @@ def require_aware(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _check_text(value: str | None, form: re.Pattern[str] | None, name: str, limit: int) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str) or len(value) > limit or (form and not matches(form, value)):
-        raise ValidationError(f"{name} is not valid", field=name)
-    check_text(value, name, multiline=form is None)
-
-
-@frozen
-class Patient:
-    """Who the appointment is for; the phone (E.164) identifies the patient."""
-
-    name: str
-    phone: str
-    document_id: str | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > MAX_NAME:
-            raise ValidationError(f"patient.name is 1-{MAX_NAME} characters", field="patient.name")
-        check_text(self.name, "patient.name")
-        if not matches(_E164, self.phone):
-            raise ValidationError(
-                "patient.phone must be E.164, e.g. +51987654321", field="patient.phone"
-            )
-        _check_text(self.document_id, _DOCUMENT_ID, "patient.document_id", 30)
-
-    @property
-    def key(self) -> str:
-        """A stable pseudonym of the phone, so lock keys and logs never hold the number."""
-        return hashlib.sha256(self.phone.encode()).hexdigest()[:32]
-
-    def to_dict(self) -> dict[str, str]:
-        """The stored and queued form (the API's shape is the edge's: `patient_json`)."""
-        out = {"name": self.name, "phone": self.phone}
-        if self.document_id is not None:
-            out["document_id"] = self.document_id
-        return out
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Patient:
-        """Inverse of `to_dict`."""
-        return cls(raw["name"], raw["phone"], raw.get("document_id"))
-
-
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
@@ -155,8 +106,13 @@ class Appointment:
     # When the current time was chosen (booking or last reschedule): a reminder is only
     # useful for appointments set before their 24-hour mark.
     scheduled_at: datetime | None = None
-    # The start time a reminder was sent for: a reschedule makes a new reminder due.
-    reminded_start: datetime | None = None
+    # The start time the cadence steps in `cadence_sent` were sent for: a reschedule starts
+    # the cadence again.
+    cadence_start: datetime | None = None
+    cadence_sent: frozenset[Step] = frozenset()
+    # Still unconfirmed a day before (set by the cadence, cleared by any change of the clinic's
+    # or the patient's): staff should call.
+    at_risk: bool = False
     events: list[ev.Event] = field(factory=list, eq=False, repr=False)
 
     @classmethod
@@ -173,7 +129,7 @@ class Appointment:
     ) -> Appointment:
         """Book a new appointment in status `requested`, checking every booking rule."""
         start = require_aware(start, "start")
-        _check_text(notes, None, "notes", MAX_TEXT)
+        check_optional(notes, None, "notes", MAX_TEXT)
         _check_duration(duration_minutes)
         rules.check(start, duration_minutes)
         doctor, now = rules.doctor, rules.now
@@ -221,10 +177,19 @@ class Appointment:
         return cells(self.start, self.end)
 
     def transition(
-        self, target: Status, *, now: datetime, event_id: str, reason: str | None = None
+        self,
+        target: Status,
+        *,
+        now: datetime,
+        event_id: str,
+        reason: str | None = None,
+        by_patient: bool = False,
     ) -> None:
-        """Move to `target` if the status machine and the time rules allow it."""
-        _check_text(reason, None, "reason", MAX_TEXT)
+        """Move to `target` if the status machine and the time rules allow it.
+
+        `by_patient`: the patient did it (their page or reply), so they are not told again.
+        """
+        check_optional(reason, None, "reason", MAX_TEXT)
         if target not in TRANSITIONS[self.status]:
             raise InvalidTransition(
                 f"cannot go from {self.status} to {target}",
@@ -240,6 +205,7 @@ class Appointment:
             )
         previous = self.status
         self.status = target
+        self.at_risk = False
         data: dict[str, Any] = {
             "status": str(target),
             "previous_status": str(previous),
@@ -249,6 +215,8 @@ class Appointment:
         }
         if reason:
             data["reason"] = reason
+        if by_patient:
+            data["by"] = "patient"
         self._changed(_EVENT_FOR[target], now, event_id, data)
 
     def reschedule(
@@ -258,6 +226,7 @@ class Appointment:
         start: datetime,
         duration_minutes: int | None,
         event_id: str,
+        by_patient: bool = False,
     ) -> None:
         """Move to a new future time of the same doctor; the status goes back to requested."""
         if not self.is_active:
@@ -280,6 +249,9 @@ class Appointment:
         self.end = start + timedelta(minutes=minutes)
         self.status = Status.REQUESTED
         self.scheduled_at = now
+        self.at_risk = False
+        if by_patient:
+            data["by"] = "patient"
         self._changed(
             ev.AppointmentRescheduled,
             now,
@@ -287,30 +259,42 @@ class Appointment:
             {**data, "start": _iso(self.start), "end": _iso(self.end), "status": "requested"},
         )
 
-    def is_reminder_due(self, now: datetime) -> bool:
-        """Whether `now` is past this appointment's 24-hour mark and no reminder went out.
+    @property
+    def sent_steps(self) -> frozenset[Step]:
+        """The cadence steps already sent for the current start time."""
+        return self.cadence_sent if self.cadence_start == self.start else frozenset()
 
-        Runs missed for up to REMINDER_GRACE are caught up; an appointment set (booked or
-        moved) after its mark gets none, since its confirmation was just sent.
-        """
-        mark = self.start - REMINDER_LEAD
-        return (
-            self.is_active
-            and self.reminded_start != self.start
-            and mark <= now < min(mark + REMINDER_GRACE, self.start)
-            and (self.scheduled_at is None or self.scheduled_at <= mark)
+    def due_step(self, now: datetime) -> Due | None:
+        """The cadence step due at `now` (domain.cadence), or None."""
+        if not self.is_active:
+            return None
+        return due_step(
+            status=self.status,
+            start=self.start,
+            scheduled_at=self.scheduled_at,
+            sent=self.sent_steps,
+            time_zone=self.time_zone,
+            now=now,
         )
 
-    def remind(self, *, now: datetime, event_id: str) -> None:
-        """Record that the patient is due a reminder for the current start time.
+    def record_step(self, step: Step, *, now: datetime, event_id: str) -> None:
+        """Record that cadence `step` is sent for the current start, with its event.
 
         Not a change the clinic made, so the version stays: an `If-Match` a receptionist
         holds must not fail because a reminder went out.
         """
-        self.reminded_start = self.start
-        self._record(
-            ev.ReminderDue, now, event_id, {"start": _iso(self.start), "end": _iso(self.end)}
-        )
+        self.cadence_sent = self.sent_steps | {step}
+        self.cadence_start = self.start
+        data: dict[str, Any] = {"start": _iso(self.start), "end": _iso(self.end), "step": str(step)}
+        if step is Step.ASK_48H:
+            kind: type[ev.Event] = ev.ConfirmationRequested
+        elif step is Step.AT_RISK_24H:
+            self.at_risk = True
+            kind = ev.AppointmentAtRisk
+        else:
+            kind = ev.ReminderDue
+            data["lead_hours"] = 24 if step is Step.REMIND_24H else 2
+        self._record(kind, now, event_id, data)
 
     def _changed(
         self, kind: type[ev.Event], now: datetime, event_id: str, data: dict[str, Any]
@@ -366,15 +350,22 @@ class Appointment:
             out["notes"] = self.notes
         if self.scheduled_at is not None:
             out["scheduled_at"] = _iso(self.scheduled_at)
-        if self.reminded_start is not None:
-            out["reminded_start"] = _iso(self.reminded_start)
+        if self.cadence_start is not None:
+            out["cadence_start"] = _iso(self.cadence_start)
+            out["cadence_sent"] = sorted(str(step) for step in self.cadence_sent)
+        if self.at_risk:
+            out["at_risk"] = True
         return out
 
     @classmethod
     def from_snapshot(cls, raw: Mapping[str, Any]) -> Appointment:
         """Inverse of `snapshot`."""
-        reminded = raw.get("reminded_start")
         scheduled = raw.get("scheduled_at")
+        cadence_start = raw.get("cadence_start")
+        sent = frozenset(Step(s) for s in raw.get("cadence_sent") or ())
+        if cadence_start is None and raw.get("reminded_start"):
+            # Stored before the cadence: its one reminder was the 24-hour one.
+            cadence_start, sent = raw["reminded_start"], frozenset({Step.REMIND_24H})
         return cls(
             clinic_id=raw["clinic_id"],
             appointment_id=raw["appointment_id"],
@@ -390,7 +381,9 @@ class Appointment:
             updated_at=datetime.fromisoformat(raw["updated_at"]),
             notes=raw.get("notes"),
             scheduled_at=datetime.fromisoformat(scheduled) if scheduled else None,
-            reminded_start=datetime.fromisoformat(reminded) if reminded else None,
+            cadence_start=datetime.fromisoformat(cadence_start) if cadence_start else None,
+            cadence_sent=sent,
+            at_risk=bool(raw.get("at_risk", False)),
         )
 
     def copy(self) -> Appointment:
@@ -416,13 +409,21 @@ class Appointment:
         return appointment
 
     def _apply(self, event: ev.Event) -> None:
-        if isinstance(event, ev.ReminderDue):
-            self.reminded_start = datetime.fromisoformat(event.data["start"])
+        if isinstance(event, ev.ReminderDue | ev.ConfirmationRequested | ev.AppointmentAtRisk):
+            # Published before the cadence, a ReminderDue names no step: the 24-hour one.
+            step = Step(event.data.get("step", Step.REMIND_24H))
+            start = datetime.fromisoformat(event.data["start"])
+            if self.cadence_start != start:
+                self.cadence_sent = frozenset()
+            self.cadence_start = start
+            self.cadence_sent = self.cadence_sent | {step}
+            self.at_risk = self.at_risk or step is Step.AT_RISK_24H
             return
         if isinstance(event, ev.AppointmentRescheduled):
             self.start = datetime.fromisoformat(event.data["start"])
             self.end = datetime.fromisoformat(event.data["end"])
             self.scheduled_at = event.occurred_at
+        self.at_risk = False
         self.status = Status(event.data["status"])
         self.version = event.version
         self.updated_at = event.occurred_at

@@ -7,6 +7,7 @@ key starts with it, so two clinics can never see, change or block each other's d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from attrs import field, frozen
@@ -57,13 +58,57 @@ def _valid_url(_: object, __: object, value: str | None) -> None:
         raise ValidationError("public_base_url must be an http(s) URL", field="public_base_url")
 
 
+_E164: Final = pattern(r"\+[1-9][0-9]{7,14}")
+_NUMBER_ID: Final = pattern(r"[A-Za-z0-9:/._-]{1,200}")
+CHANNELS: Final = ("sms", "whatsapp")
+
+
+def _valid_channels(_: object, __: object, value: tuple[str, ...]) -> None:
+    if (
+        not isinstance(value, tuple)
+        or not value
+        or len(set(value)) != len(value)
+        or any(c not in CHANNELS for c in value)
+    ):
+        raise ValidationError(
+            "channels is a non-empty list of distinct 'sms' and 'whatsapp'", field="channels"
+        )
+
+
+def _valid_number(_: object, __: object, value: str | None) -> None:
+    if value is not None and not matches(_E164, value):
+        raise ValidationError("sms_number must be E.164, e.g. +51987654321", field="sms_number")
+
+
+def _valid_number_id(_: object, __: object, value: str | None) -> None:
+    if value is not None and not matches(_NUMBER_ID, value):
+        raise ValidationError(
+            "whatsapp_phone_number_id is not a phone number id", field="whatsapp_phone_number_id"
+        )
+
+
+def _channels(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
+
+
 @frozen
 class ClinicProfile:
-    """One clinic: its id, the display name that starts its messages, its links' base URL."""
+    """One clinic: its id, the display name that starts its messages, its links' base URL.
+
+    `channels` are the ways it writes to patients, the first being the usual one (a
+    reminder at risk goes on all of them); `sms_number` and `whatsapp_phone_number_id` are
+    its own sending identities, also what tells an inbound message's clinic. None: the
+    deployment's default identity.
+    """
 
     clinic_id: str = field(validator=_valid_id)
     name: str = field(validator=_valid_name)
     public_base_url: str | None = field(default=None, validator=_valid_url)
+    channels: tuple[str, ...] = field(
+        default=("sms",), converter=_channels, validator=_valid_channels
+    )
+    sms_number: str | None = field(default=None, validator=_valid_number)
+    whatsapp_phone_number_id: str | None = field(default=None, validator=_valid_number_id)
 
     def to_dict(self) -> dict[str, str]:
         """What `GET /clinic` answers."""
@@ -71,3 +116,23 @@ class ClinicProfile:
 
 
 DEMO_CLINIC: Final = ClinicProfile(DEMO_CLINIC_ID, DEMO_CLINIC_NAME)
+
+
+def clinic_for_recipient(
+    clinics: Sequence[ClinicProfile], channel: str, recipient: str | None
+) -> ClinicProfile | None:
+    """The clinic an inbound message was sent to: by its number on that channel.
+
+    A deployment of one clinic that names no number of its own answers for the default one;
+    with several clinics, an unknown number belongs to none (it is dropped, never guessed).
+    """
+    if recipient:
+        for clinic in clinics:
+            own = clinic.sms_number if channel == "sms" else clinic.whatsapp_phone_number_id
+            if own is not None and (own == recipient or own.endswith(f"/{recipient}")):
+                return clinic
+    if len(clinics) == 1:
+        only = clinics[0]
+        own = only.sms_number if channel == "sms" else only.whatsapp_phone_number_id
+        return only if own is None or not recipient else None
+    return None

@@ -112,6 +112,7 @@ class RescheduleAppointment:
     start: datetime
     duration_minutes: int | None = None
     expected_version: int | None = None
+    by_patient: bool = False
 
 
 @frozen
@@ -122,6 +123,8 @@ class ChangeStatus:
     status: Status
     reason: str | None = None
     expected_version: int | None = None
+    # The patient did it (their page or a reply): they are not sent a message about it.
+    by_patient: bool = False
 
 
 @frozen
@@ -131,6 +134,7 @@ class CancelAppointment:
     appointment_id: str
     reason: str | None = None
     expected_version: int | None = None
+    by_patient: bool = False
 
 
 @frozen
@@ -153,3 +157,5 @@ class ListByCountryStatus:
     start_to: datetime | None = None
     limit: int = DEFAULT_PAGE
     next_token: str | None = None
+    # Only those the confirmation cadence marked at risk (unconfirmed a day before).
+    at_risk: bool = False

@@ -33,6 +33,9 @@ class Event:
             return self.appointment_id
         if "request_id" in self.data:
             return str(self.data["request_id"])
+        if "patient_key" in self.data:
+            # A phone's opt-out and opt-in, in order; the key is a hash, never the phone.
+            return f"{self.clinic_id}#patient#{self.data['patient_key']}"
         # A doctor's schedule changes, in order; doctor ids are per clinic.
         return f"{self.clinic_id}#doctor#{self.data['doctor_id']}"
 
@@ -90,6 +93,24 @@ class ReminderDue(Event):
 
 
 @frozen
+class ConfirmationRequested(Event):
+    """The appointment is still unconfirmed 48 hours before: ask the patient again, once."""
+
+
+@frozen
+class AppointmentAtRisk(Event):
+    """A day before, the appointment is still unconfirmed: staff should call, and we remind."""
+
+
+@frozen
+class PatientOptedOut(Event):
+    """A phone wrote BAJA or STOP: no more messages from this clinic until it writes ALTA.
+
+    `data` = {"patient_key"}: the phone's pseudonym, never the phone.
+    """
+
+
+@frozen
 class TimeOffAdded(Event):
     """A doctor's time off was created or replaced; `version` is the doctor's schedule version."""
 
@@ -110,6 +131,9 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         AppointmentMarkedNoShow,
         BookingRequestRejected,
         ReminderDue,
+        ConfirmationRequested,
+        AppointmentAtRisk,
+        PatientOptedOut,
         TimeOffAdded,
         TimeOffRemoved,
     )

@@ -1,14 +1,19 @@
 """What patients read: Spanish messages, always in the clinic's local time.
 
 Messages never carry the patient's name or document, so the text is safe to show in a local
-console; only the phone (the address, kept apart by the notifier) identifies the patient.
+console; only the phone (the address, kept apart by the notifier) identifies the patient. The
+link at the end is the patient's capability: it appears in the message and nowhere else.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Final
 from zoneinfo import ZoneInfo
+
+from attrs import frozen
 
 from domain import events as ev
 
@@ -51,37 +56,159 @@ def local_when(instant: datetime, time_zone: str) -> str:
     )
 
 
-def message_for(
-    event: ev.Event, *, clinic_name: str, doctor_name: str, time_zone: str
-) -> str | None:
-    """The text a patient receives for `event`, or None when the event tells them nothing.
+@frozen
+class MessageContent:
+    """One patient message: the whole text (link last) and its WhatsApp template form.
 
-    It starts with the clinic's name: one number may send for many clinics, and a patient
-    must know at once who writes.
+    `template` names the approved WhatsApp template whose body takes `parameters` in order
+    (the clinic first, the link last), None for a reply sent as plain text; `asks` says the
+    patient is asked to answer (SI/NO and the quick-reply buttons), so the appointment then
+    awaits their answer.
     """
-    text = _body(event, doctor_name=doctor_name, time_zone=time_zone)
-    return None if text is None else f"{clinic_name}: {text}"
+
+    kind: str
+    text: str
+    template: str | None
+    parameters: tuple[str, ...]
+    asks: bool = False
 
 
-def _body(event: ev.Event, *, doctor_name: str, time_zone: str) -> str | None:
+# The approved WhatsApp templates, by message kind (README, "Patients answer").
+TEMPLATES: Final = {
+    "booked": "citas_reserva",
+    "ask_again": "citas_confirmar",
+    "at_risk": "citas_en_riesgo",
+    "reminder": "citas_recordatorio",
+    "reminder_soon": "citas_recordatorio_pronto",
+    "moved": "citas_cambio",
+    "confirmed": "citas_confirmada",
+    "cancelled": "citas_cancelada",
+}
+_ANSWER = "Responde SI para confirmar o NO para cancelar"
+
+
+def _content(
+    kind: str, clinic_name: str, body: str, link: str | None, *params: str
+) -> MessageContent:
+    text = f"{clinic_name}: {body}"
+    if link:
+        text = f"{text} {link}"
+    return MessageContent(
+        kind=kind,
+        text=text,
+        # A reply answers the patient's own message, inside WhatsApp's 24-hour service
+        # window: plain text then, no template.
+        template=TEMPLATES.get(kind),
+        parameters=(clinic_name, *params, *((link,) if link else ())),
+        asks=kind in ("booked", "ask_again", "at_risk", "moved", "reminder", "reminder_soon"),
+    )
+
+
+def message_for(
+    event: ev.Event, *, clinic_name: str, doctor_name: str, time_zone: str, link: str | None
+) -> MessageContent | None:
+    """The message a patient receives for `event`, or None when the event tells them nothing.
+
+    It starts with the clinic's name (one number may send for many clinics, and a patient
+    must know at once who writes), gives the time on the clinic's clock with its city, and
+    ends with the patient's link.
+    """
     data = event.data
-    when = local_when(datetime.fromisoformat(data["start"]), time_zone) if "start" in data else ""
-    if isinstance(event, ev.AppointmentRequested):
-        return (
-            f"Hola, recibimos tu reserva con {doctor_name} para el {when}. "
-            "La clínica te confirmará la cita."
-        )
-    if isinstance(event, ev.AppointmentRescheduled):
+    if data.get("by") == "patient":
+        return None  # their own page or reply already told them
+    kind = _KIND.get(type(event))
+    if kind is None:
+        return None
+    if kind == "reminder" and data.get("lead_hours") == 2:
+        kind = "reminder_soon"
+    when = local_when(datetime.fromisoformat(data["start"]), time_zone)
+    params = [doctor_name, when]
+    before = ""
+    if kind == "moved":
         before = local_when(datetime.fromisoformat(data["previous_start"]), time_zone)
-        return (
-            f"Hola, tu cita con {doctor_name} cambió al {when} (antes: {before}). "
-            "La clínica te confirmará el nuevo horario."
-        )
-    if isinstance(event, ev.AppointmentCancelled):
-        return f"Hola, tu cita con {doctor_name} del {when} fue cancelada."
-    if isinstance(event, ev.ReminderDue):
-        return (
-            f"Recordatorio: tienes cita con {doctor_name} el {when}. "
-            "Si no puedes asistir, avisa a la clínica."
-        )
-    return None
+        params.append(before)
+    body = _BODIES[kind].format(doctor=doctor_name, when=when, before=before, answer=_ANSWER)
+    # A cancelled visit has nothing left to do on its page: no link.
+    return _content(kind, clinic_name, body, None if kind == "cancelled" else link, *params)
+
+
+_KIND: Final[Mapping[type[ev.Event], str]] = {
+    ev.AppointmentRequested: "booked",
+    ev.ConfirmationRequested: "ask_again",
+    ev.AppointmentAtRisk: "at_risk",
+    ev.ReminderDue: "reminder",
+    ev.AppointmentRescheduled: "moved",
+    ev.AppointmentConfirmed: "confirmed",
+    ev.AppointmentCancelled: "cancelled",
+}
+# Short and warm, the patient as "tú", the time with its city, what to answer, the link last.
+_BODIES: Final[Mapping[str, str]] = {
+    "booked": "Hola, reservaste una cita con {doctor} el {when}. ¿Nos confirmas? {answer}, "
+    "o entra aquí:",
+    "ask_again": "Hola, tu cita con {doctor} es el {when} y aún no está confirmada. {answer}, "
+    "o entra aquí:",
+    "at_risk": "Tu cita con {doctor} es el {when} y sigue sin confirmar. Responde SI si vienes "
+    "o NO para liberar el horario:",
+    "reminder": "Recordatorio: tu cita con {doctor} es el {when}. Si no puedes venir, responde "
+    "NO o cambia la hora aquí:",
+    "reminder_soon": "Te esperamos el {when} con {doctor}. Si no puedes venir, responde NO:",
+    "moved": "Hola, tu cita con {doctor} cambió al {when} (antes: {before}). ¿Nos confirmas el "
+    "nuevo horario? {answer}, o entra aquí:",
+    "confirmed": "¡Listo! Tu cita con {doctor} del {when} está confirmada. Si necesitas "
+    "cambiarla, entra aquí:",
+    "cancelled": "Hola, tu cita con {doctor} del {when} fue cancelada. Si quieres otra hora, "
+    "responde a este mensaje o llama a la clínica.",
+}
+
+
+class Reply(enum.StrEnum):
+    """What citas answers a patient who wrote."""
+
+    CONFIRMED = "confirmed"
+    ALREADY_CONFIRMED = "already_confirmed"
+    CANCELLED = "cancelled"
+    RESCHEDULE = "reschedule"
+    HELP = "help"
+    HELP_NO_LINK = "help_no_link"
+    NOTHING_PENDING = "nothing_pending"
+    OPTED_OUT = "opted_out"
+    OPTED_IN = "opted_in"
+    REFUSED = "refused"
+
+
+def reply_for(
+    reply: Reply,
+    *,
+    clinic_name: str,
+    doctor_name: str | None = None,
+    when: str | None = None,
+    link: str | None = None,
+) -> MessageContent:
+    """The answer to a patient's message: short, in the clinic's voice, the link last."""
+    visit = f"tu cita con {doctor_name} del {when}" if doctor_name and when else "tu cita"
+    if reply is Reply.HELP and link is None:
+        # Nothing to point at: say what works, without a dangling "entra aquí".
+        reply = Reply.HELP_NO_LINK
+    body = _REPLIES[reply].format(visit=visit, Visit=visit[0].upper() + visit[1:], answer=_ANSWER)
+    return _content("reply", clinic_name, body, link if reply in _REPLIES_WITH_LINK else None)
+
+
+_REPLIES: Final[Mapping[str, str]] = {
+    "confirmed": "¡Gracias! {Visit} quedó confirmada. Te esperamos.",
+    "already_confirmed": "{Visit} ya está confirmada. Si necesitas cambiarla, entra aquí:",
+    "cancelled": "Listo, cancelamos {visit}. Si quieres otra hora, responde a este mensaje o "
+    "llama a la clínica.",
+    "reschedule": "Elige tu nueva hora aquí:",
+    "help": "No entendimos tu respuesta. {answer} {visit}, o entra aquí:",
+    "help_no_link": "No entendimos tu respuesta. {answer} cuando te escribamos sobre tu cita, "
+    "o llama a la clínica.",
+    "nothing_pending": "No encontramos una cita pendiente para este número. Para reservar, "
+    "llama a la clínica.",
+    "opted_out": "Listo, no te enviaremos más mensajes. Si cambias de opinión, responde ALTA.",
+    "opted_in": "¡Hola de nuevo! Volverás a recibir los avisos de tus citas. Para dejar de "
+    "recibirlos, responde BAJA.",
+    "refused": "No pudimos cambiar {visit}. Revisa su estado aquí:",
+}
+_REPLIES_WITH_LINK: Final = frozenset(
+    {"confirmed", "already_confirmed", "reschedule", "help", "refused"}
+)

@@ -24,6 +24,8 @@ import punq
 from adapters.clinics import StaticClinicDirectory
 from adapters.console import ConsoleNotifier
 from adapters.holidays import LibraryHolidayCalendar
+from adapters.links import StaticLinkKeys, parse_link_secret, random_link_keys
+from adapters.memory.patients import InMemorySentMessages
 from adapters.memory.store import (
     InMemoryBookingRequestQueue,
     InMemoryEventOutbox,
@@ -38,10 +40,15 @@ from domain.countries import CountryCatalog
 from domain.errors import TemporarilyUnavailable
 from domain.pagination import PageTokens
 from domain.use_cases import Clinic, PatientMessenger
+from domain.use_cases.links import Links
+from domain.use_cases.pages import PatientPages
+from domain.use_cases.replies import PatientReplies
 from entrypoints.config import Settings
 from ports.clinics import ClinicDirectory
 from ports.holidays import HolidayCalendar
+from ports.links import LinkKeySource
 from ports.messaging import BookingRequestQueue, EventPublisher, Notifier
+from ports.patients import DeferredMessages, PatientContacts, SentMessages
 from ports.repositories import (
     AppointmentRepository,
     BookingRequestRepository,
@@ -126,6 +133,9 @@ class App:
     clinics: ClinicDirectory
     services: ClinicServices
     messenger: PatientMessenger
+    pages: PatientPages
+    replies: PatientReplies
+    links: Links
     outbox: EventOutbox
     # None on an API-only aws function: only the relay publishes, so it needs no events queue.
     publisher: EventPublisher | None
@@ -163,6 +173,9 @@ def build_app(
         clinics=container.resolve(ClinicDirectory),
         services=container.resolve(ClinicServices),
         messenger=container.resolve(PatientMessenger),
+        pages=container.resolve(PatientPages),
+        replies=container.resolve(PatientReplies),
+        links=container.resolve(Links),
         outbox=container.resolve(EventOutbox),
         publisher=_optional(container, EventPublisher),
         request_queue=container.resolve(BookingRequestQueue),
@@ -203,7 +216,13 @@ class LazyApp:
 
 
 # The ports each clinic has its own adapter of (built per clinic by `ClinicRepositories`).
-_CLINIC_PORTS = (AppointmentRepository, DoctorRepository, BookingRequestRepository)
+_CLINIC_PORTS = (
+    AppointmentRepository,
+    DoctorRepository,
+    BookingRequestRepository,
+    PatientContacts,
+    DeferredMessages,
+)
 
 
 class _Overridden:
@@ -234,6 +253,18 @@ class _Overridden:
             cast(BookingRequestRepository, found)
             if found is not None
             else self._base.requests(clinic_id)
+        )
+
+    def contacts(self, clinic_id: str) -> PatientContacts:
+        """The override, or the backend's own."""
+        found = self._instances.get(PatientContacts)
+        return cast(PatientContacts, found) if found is not None else self._base.contacts(clinic_id)
+
+    def deferred(self, clinic_id: str) -> DeferredMessages:
+        """The override, or the backend's own."""
+        found = self._instances.get(DeferredMessages)
+        return (
+            cast(DeferredMessages, found) if found is not None else self._base.deferred(clinic_id)
         )
 
 
@@ -276,7 +307,30 @@ def _wire(
     # Autowired from the ports registered above; one per container.
     tokens = PageTokens(settings.page_token_key) if settings.page_token_key else None
     container.register(ClinicServices, scope=punq.Scope.singleton, page_tokens=tokens)
+    _register_links(container, settings)
     container.register(PatientMessenger, scope=punq.Scope.singleton)
+    # The use cases take the clinic's services as a function of its id: the same one.
+    container.register(
+        PatientPages,
+        factory=lambda: PatientPages(
+            container.resolve(ClinicDirectory),
+            container.resolve(ClinicServices),
+            container.resolve(Links),
+            container.resolve(Clock),
+        ),
+        scope=punq.Scope.singleton,
+    )
+    container.register(
+        PatientReplies,
+        factory=lambda: PatientReplies(
+            container.resolve(ClinicServices),
+            container.resolve(PatientMessenger),
+            container.resolve(ProcessedEvents),
+            container.resolve(Clock),
+            container.resolve(IdGenerator),
+        ),
+        scope=punq.Scope.singleton,
+    )
     return container, memory
 
 
@@ -293,6 +347,7 @@ def _register_memory(container: punq.Container) -> MemoryBackend:
     _register(container, memory.publisher, EventPublisher)
     _register(container, memory.request_queue, BookingRequestQueue)
     _register(container, InMemoryProcessedEvents(store), ProcessedEvents)
+    _register(container, InMemorySentMessages(store), SentMessages)
     return memory
 
 
@@ -320,6 +375,25 @@ def _register_clinics(container: punq.Container, settings: Settings) -> None:
     _register(container, SSMClinicDirectory(path), ClinicDirectory)
 
 
+def _register_links(container: punq.Container, settings: Settings) -> None:
+    keys: LinkKeySource
+    if settings.link_keys_parameter is not None:
+        # Imported here, like the aws backend: boto3 loads only where the keys live in AWS.
+        from adapters.aws.link_keys import SsmLinkKeys
+
+        keys = SsmLinkKeys(settings.link_keys_parameter)
+    elif settings.link_keys_secret is not None:
+        from adapters.aws.link_keys import SecretsManagerLinkKeys
+
+        keys = SecretsManagerLinkKeys(settings.link_keys_secret)
+    elif settings.link_secret is not None:
+        keys = StaticLinkKeys(parse_link_secret(settings.link_secret))
+    else:
+        keys = random_link_keys()
+    _register(container, keys, LinkKeySource)
+    _register(container, Links(keys, settings.public_base_url), Links)
+
+
 def _register_notifier(container: punq.Container, settings: Settings) -> None:
     # Chosen apart from the backend: a local stack on emulated AWS still prints its messages.
     if settings.notifier == "memory":
@@ -331,5 +405,13 @@ def _register_notifier(container: punq.Container, settings: Settings) -> None:
         from adapters.aws.sns import SNSNotifier
 
         _register(container, SNSNotifier(), Notifier)
+    elif settings.notifier == "aws":
+        from adapters.aws.messaging import ChannelNotifier, EndUserSmsNotifier, WhatsAppNotifier
+
+        notifier = ChannelNotifier(
+            EndUserSmsNotifier(default_origin=settings.sms_origination),
+            WhatsAppNotifier(default_origin=settings.whatsapp_phone_number_id),
+        )
+        _register(container, notifier, Notifier)
     else:  # pragma: no cover - Settings only admits the three
         raise ValueError(f"unknown notifier {settings.notifier!r}")

@@ -10,9 +10,20 @@
 | `CITAS_CLINICS` | one clinic `demo` | the local server's clinics and their keys, `id=key,...` |
 | `CITAS_API_KEY` | `local-dev-key` | the `x-api-key` of the default `demo` clinic (local server) |
 | `CITAS_CLINICS_PARAMETER_PATH` | none | AWS: the SSM path of the clinics Terraform writes |
-| `CITAS_NOTIFIER` | `console` | how patients get messages: `memory`, `console` or `sns` (SMS) |
+| `CITAS_NOTIFIER` | `console` | patient messages: `memory`, `console`, `sns` or `aws` (below) |
+| `CITAS_CHANNELS` | `sms` | the local clinics' channels, usual one first: `whatsapp,sms` |
+| `CITAS_PUBLIC_BASE_URL` | the server's URL | where links point, unless the clinic has its own |
+| `CITAS_LINK_SECRET` | random per process | signs links locally: a secret, or `id:secret,...` |
+| `CITAS_LINK_KEYS_PARAMETER` | none | AWS: the SSM SecureString holding the link keys (JSON) |
+| `CITAS_LINK_KEYS_SECRET` | none | AWS: or the Secrets Manager secret holding them |
+| `CITAS_SMS_ORIGINATION` | none | AWS: the default SMS origination identity (number id, ARN) |
+| `CITAS_WHATSAPP_PHONE_NUMBER_ID` | none | AWS: the default WhatsApp phone number id |
 | `CITAS_WORKER_COUNTRY` | none | the one country a booking worker function serves |
 | `CITAS_PAGE_TOKEN_KEY` | random per process | signs the lists' `next_token` (≥ 16 bytes) |
+
+`CITAS_NOTIFIER=aws` sends SMS through AWS End User Messaging SMS and WhatsApp through AWS End
+User Messaging Social; `sns` sends SMS only, through SNS. With `CITAS_LINK_SECRET` the first key
+of the list signs and every one listed is accepted (a rotation).
 
 Every process of a deployment must share `CITAS_PAGE_TOKEN_KEY` (Terraform sets it): a token
 one process issued is then good on every other.
@@ -37,6 +48,7 @@ from typing import Literal
 
 import attrs
 
+from adapters.links import parse_link_secret
 from domain.clinics import CLINIC_ID, DEMO_CLINIC_ID, DEMO_CLINIC_NAME, ClinicProfile
 from domain.countries import DEFAULT_TIME_ZONES, CountryCatalog
 from domain.errors import CitasError
@@ -45,8 +57,8 @@ from domain.text import matches, pattern
 
 Backend = Literal["memory", "aws"]
 BACKENDS: tuple[Backend, ...] = ("memory", "aws")
-NotifierKind = Literal["memory", "console", "sns"]
-NOTIFIERS: tuple[NotifierKind, ...] = ("memory", "console", "sns")
+NotifierKind = Literal["memory", "console", "sns", "aws"]
+NOTIFIERS: tuple[NotifierKind, ...] = ("memory", "console", "sns", "aws")
 DEFAULT_COUNTRIES = ",".join(f"{code}={zone}" for code, zone in DEFAULT_TIME_ZONES.items())
 DEFAULT_TABLE_NAME = "citas-local"
 DEFAULT_API_KEY = "local-dev-key"
@@ -148,6 +160,12 @@ class Settings:
     worker_country: str | None = None
     # Secret: kept out of repr, so a logged Settings never shows it.
     page_token_key: bytes | None = attrs.field(default=None, repr=False)
+    public_base_url: str | None = None
+    link_secret: str | None = attrs.field(default=None, repr=False)
+    link_keys_parameter: str | None = None
+    link_keys_secret: str | None = None
+    sms_origination: str | None = None
+    whatsapp_phone_number_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -166,6 +184,12 @@ class Settings:
             notifier=_notifier(_get(environ, "CITAS_NOTIFIER") or "console"),
             worker_country=_worker_country(_get(environ, "CITAS_WORKER_COUNTRY"), countries),
             page_token_key=_page_token_key(_get(environ, "CITAS_PAGE_TOKEN_KEY")),
+            public_base_url=_optional_url(environ, "CITAS_PUBLIC_BASE_URL"),
+            link_secret=_link_secret(_get(environ, "CITAS_LINK_SECRET")),
+            link_keys_parameter=_get(environ, "CITAS_LINK_KEYS_PARAMETER"),
+            link_keys_secret=_get(environ, "CITAS_LINK_KEYS_SECRET"),
+            sms_origination=_get(environ, "CITAS_SMS_ORIGINATION"),
+            whatsapp_phone_number_id=_get(environ, "CITAS_WHATSAPP_PHONE_NUMBER_ID"),
         )
 
 
@@ -174,7 +198,36 @@ def _get(environ: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _link_secret(value: str | None) -> str | None:
+    if value is not None:
+        parse_link_secret(value)  # a malformed one fails at start-up, unquoted
+    return value
+
+
+def _channels(environ: Mapping[str, str]) -> tuple[str, ...]:
+    value = _get(environ, "CITAS_CHANNELS")
+    channels = tuple(c.strip() for c in value.split(",")) if value else ("sms",)
+    try:
+        ClinicProfile(DEMO_CLINIC_ID, DEMO_CLINIC_NAME, channels=channels)
+    except CitasError as e:
+        raise ValueError(f"CITAS_CHANNELS: {e.message}") from None
+    return channels
+
+
+def with_channels(
+    clinics: tuple[LocalClinic, ...], channels: tuple[str, ...]
+) -> tuple[LocalClinic, ...]:
+    """The local clinics, each writing to patients on `channels`."""
+    return tuple(
+        attrs.evolve(c, profile=attrs.evolve(c.profile, channels=channels)) for c in clinics
+    )
+
+
 def _clinics(environ: Mapping[str, str]) -> tuple[LocalClinic, ...]:
+    return with_channels(_listed_clinics(environ), _channels(environ))
+
+
+def _listed_clinics(environ: Mapping[str, str]) -> tuple[LocalClinic, ...]:
     value = _get(environ, "CITAS_CLINICS")
     if value is None:
         key = _get(environ, "CITAS_API_KEY") or DEFAULT_API_KEY

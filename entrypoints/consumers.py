@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from domain.errors import TemporarilyUnavailable
 from entrypoints.bootstrap import AppSource
-from entrypoints.messages import Fields, MessageHandler, Outcome, failure_fields
+from entrypoints.messages import Fields, MessageHandler, Outcome, failure_fields, is_poison
 from entrypoints.observability import logger, metrics
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -94,6 +94,47 @@ def sqs_fifo_handler(
         )
         log_batch(response, len(event.get("Records", [])))
         return dict(response)
+
+    typed: LambdaHandler = handler  # Powertools' decorators are untyped
+    return typed
+
+
+def sns_handler(app: AppSource, handle: MessageHandler, *, failure_metric: str) -> LambdaHandler:
+    """A Lambda handler of SNS notifications that hands each record's message to `handle`.
+
+    SNS invokes the function asynchronously, one record at a time: a failure is raised, so
+    Lambda tries again (twice) and then hands the event to the function's failure
+    destination; a poison record (malformed, not ours) is logged and dropped, since no
+    retry can ever handle it.
+    """
+
+    @logger.inject_lambda_context(log_event=False, clear_state=True)
+    @metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        records = event.get("Records") if isinstance(event, dict) else None
+        if not isinstance(records, list):
+            logger.error("malformed event", extra={"error_type": "MalformedEvent"})
+            return {"handled": 0}
+        handled = 0
+        for record in records:
+            sns = record.get("Sns") if isinstance(record, dict) else None
+            message = sns.get("Message") if isinstance(sns, dict) else None
+            fields: Fields = {
+                "sns_message_id": str(sns.get("MessageId", ""))[:100]
+                if isinstance(sns, dict)
+                else None
+            }
+            try:
+                with failure_logged(failure_metric, fields):
+                    report(
+                        handle(app(), message if isinstance(message, str) else None, fields), fields
+                    )
+            except Exception as e:
+                if is_poison(e):
+                    continue  # logged by failure_logged; a retry would fail the same way
+                raise
+            handled += 1
+        return {"handled": handled}
 
     typed: LambdaHandler = handler  # Powertools' decorators are untyped
     return typed

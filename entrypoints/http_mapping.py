@@ -295,11 +295,13 @@ _BY_DOCTOR = frozenset({"doctor_id", "date"})
 _BY_COUNTRY = frozenset({"country", "status"})
 _RANGE = frozenset({"from", "to"})
 _PAGING = frozenset({"limit", "next_token"})
+# With country and status: only the appointments the cadence marked at risk.
+_AT_RISK = frozenset({"at_risk"})
 
 
 def list_query(request: HttpRequest) -> ListDoctorDay | ListByCountryStatus:
     """`GET /appointments?...` → one of the two list commands; other combinations are a 400."""
-    query = query_params(request, _BY_DOCTOR | _BY_COUNTRY | _RANGE | _PAGING)
+    query = query_params(request, _BY_DOCTOR | _BY_COUNTRY | _RANGE | _PAGING | _AT_RISK)
     filters = set(query) - _PAGING
     limit = _limit(query.get("limit"))
     token = query.get("next_token")
@@ -312,8 +314,11 @@ def list_query(request: HttpRequest) -> ListDoctorDay | ListByCountryStatus:
             limit=limit,
             next_token=token,
         )
-    if _BY_COUNTRY <= filters <= _BY_COUNTRY | _RANGE:
+    if _BY_COUNTRY <= filters <= _BY_COUNTRY | _RANGE | _AT_RISK:
         status = query["status"]
+        at_risk = query.get("at_risk", "false")
+        if at_risk not in ("true", "false"):
+            invalid("at_risk must be true or false", "at_risk")
         if status not in {str(s) for s in Status}:
             invalid(f"status must be one of {', '.join(str(s) for s in Status)}", "status")
         return ListByCountryStatus(
@@ -323,9 +328,10 @@ def list_query(request: HttpRequest) -> ListDoctorDay | ListByCountryStatus:
             start_to=instant(query["to"], "to") if "to" in query else None,
             limit=limit,
             next_token=token,
+            at_risk=at_risk == "true",
         )
     raise ValidationError(
-        "filter by doctor_id and date, or by country and status (optionally from and to)",
+        "filter by doctor_id and date, or by country and status (optionally from, to and at_risk)",
         field="query",
         given=sorted(filters),
     )

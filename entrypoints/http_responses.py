@@ -146,6 +146,8 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
         "version": appointment.version,
         "created_at": _local(appointment.created_at, zone),
         "updated_at": _local(appointment.updated_at, zone),
+        # Still unconfirmed a day before: staff should call (the confirmation cadence).
+        "at_risk": appointment.at_risk,
     }
     if appointment.notes is not None:
         out["notes"] = appointment.notes

@@ -22,8 +22,10 @@ from typing import Any
 import attrs
 
 from domain.booking_request import BookingRequest, RequestStatus
+from domain.clinics import ClinicProfile, clinic_for_recipient
 from domain.errors import CitasError, NotFound, ValidationError
 from domain.events import Event, event_from_envelope
+from domain.replies import DeliveryFailure, InboundMessage
 from entrypoints.bootstrap import App
 
 Fields = dict[str, Any]
@@ -179,9 +181,73 @@ def relay_event(app: App, event: Event, fields: Fields) -> Outcome:
 # Scheduled ticks -----------------------------------------------------------------------------
 
 
-def record_reminders(app: App, fields: Fields) -> Outcome:
-    """Record `ReminderDue` for the appointments whose 24-hour mark has passed, every clinic."""
+def run_cadence(app: App, fields: Fields) -> Outcome:
+    """Record each clinic's due cadence steps, and send the messages quiet hours held back."""
     # The clock, not the tick's own time, decides: a delayed run still uses now.
-    reminded = sum(len(app.for_clinic(c.clinic_id).send_reminders()) for c in app.clinics.all())
-    fields["reminded"] = reminded
-    return Outcome("reminders recorded", "RemindersDue", count=reminded)
+    recorded = held = 0
+    for clinic in app.clinics.all():
+        recorded += len(app.for_clinic(clinic.clinic_id).run_cadence())
+        held += app.messenger.send_held(clinic.clinic_id)
+    fields.update(recorded=recorded, held_sent=held)
+    return Outcome("cadence recorded", "CadenceStepsDue", count=recorded)
+
+
+# Inbound replies -----------------------------------------------------------------------------
+
+
+def reply_to(app: App, clinic: ClinicProfile, message: InboundMessage, fields: Fields) -> Outcome:
+    """Apply one patient's message to `clinic`, once per provider message id."""
+    fields.update(clinic_id=clinic.clinic_id, channel=message.channel)
+    outcome = app.replies.handle(clinic, message)
+    fields.update(
+        intent=str(outcome.intent),
+        reply=str(outcome.reply) if outcome.reply else None,
+        appointment_id=outcome.appointment_id,
+        duplicate=outcome.duplicate,
+        replied=outcome.replied,
+    )
+    if outcome.duplicate:
+        return Outcome("inbound message already handled", "InboundDuplicates")
+    return Outcome("inbound message handled", "InboundMessages")
+
+
+def _inbound_clinic(app: App, channel: str, recipient: str | None) -> ClinicProfile | None:
+    return clinic_for_recipient(app.clinics.all(), channel, recipient)
+
+
+def inbound_sms(app: App, body: str | None, fields: Fields) -> Outcome:
+    """One two-way SMS (the SNS message End User Messaging SMS publishes)."""
+    # Imported here: the format is AWS's, and the local runtime never needs it.
+    from adapters.aws.inbound import MalformedInbound, parse_sms
+
+    try:
+        message = parse_sms(body or "")
+    except MalformedInbound as e:
+        raise PoisonMessage("the message is not a two-way SMS") from e
+    fields["inbound_id"] = message.message_id[:64]
+    clinic = _inbound_clinic(app, "sms", message.recipient)
+    if clinic is None:
+        return Outcome("inbound message for no clinic; dropped", "InboundUnrouted")
+    return reply_to(app, clinic, message, fields)
+
+
+def inbound_whatsapp(app: App, body: str | None, fields: Fields) -> Outcome:
+    """One WhatsApp event (messages and delivery statuses) End User Messaging Social publishes."""
+    from adapters.aws.inbound import MalformedInbound, parse_whatsapp
+
+    try:
+        items = parse_whatsapp(body or "")
+    except MalformedInbound as e:
+        raise PoisonMessage("the message is not a WhatsApp event") from e
+    handled = fallbacks = 0
+    for item in items:
+        if isinstance(item, DeliveryFailure):
+            fallbacks += app.messenger.fall_back(item)
+            continue
+        clinic = _inbound_clinic(app, "whatsapp", item.recipient)
+        if clinic is None:
+            continue
+        reply_to(app, clinic, item, {})
+        handled += 1
+    fields.update(messages=handled, fallbacks=fallbacks, items=len(items))
+    return Outcome("whatsapp event handled", "InboundMessages", count=handled)

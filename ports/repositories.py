@@ -14,6 +14,7 @@ from domain.events import Event
 from domain.rules import Schedule
 from domain.schedule import Doctor
 from domain.time_off import TimeOff
+from ports.patients import DeferredMessages, PatientContacts
 
 T = TypeVar("T")
 
@@ -95,16 +96,26 @@ class AppointmentRepository(Protocol):
         ...
 
     def list_by_country_status(
-        self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
+        self,
+        country: str,
+        status: Status,
+        window: Window,
+        limit: int,
+        cursor: Cursor,
+        *,
+        at_risk: bool = False,
     ) -> Page[Appointment]:
-        """Appointments of a country in a status with start in the window, by start time."""
+        """Appointments of a country in a status with start in the window, by start time.
+
+        `at_risk`: only those the cadence marked at risk (pages are as full as without it).
+        """
         ...
 
-    def record_reminder(self, previous: Appointment, current: Appointment) -> bool:
-        """Store the reminder flag and its event unless the appointment changed since.
+    def record_cadence(self, previous: Appointment, current: Appointment) -> bool:
+        """Store a cadence step (its marks, `at_risk`) and its event unless anything changed.
 
-        Returns False (and writes nothing) if the version moved or a reminder for this
-        start was already recorded, so each start time is reminded at most once.
+        Returns False (and writes nothing) if the version moved or the step was already
+        recorded for this start, so each step of each start time goes out at most once.
         """
         ...
 
@@ -216,4 +227,12 @@ class ClinicRepositories(Protocol):
 
     def requests(self, clinic_id: str) -> BookingRequestRepository:
         """The clinic's booking requests."""
+        ...
+
+    def contacts(self, clinic_id: str) -> PatientContacts:
+        """The clinic's patient contacts: opt-outs and awaited answers."""
+        ...
+
+    def deferred(self, clinic_id: str) -> DeferredMessages:
+        """The clinic's messages held back by quiet hours."""
         ...

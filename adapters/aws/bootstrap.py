@@ -15,11 +15,13 @@ from adapters.aws.dynamodb import (
     DynamoDBEventOutbox,
     DynamoDBProcessedEvents,
     DynamoDBRepositories,
+    DynamoDBSentMessages,
 )
 from adapters.aws.dynamodb import default_client as default_dynamodb_client
 from adapters.aws.sqs import SQSBookingRequestQueue, SQSEventPublisher
 from adapters.aws.sqs import default_client as default_sqs_client
 from ports.messaging import BookingRequestQueue, EventPublisher
+from ports.patients import SentMessages
 from ports.repositories import ClinicRepositories, EventOutbox, ProcessedEvents
 
 if TYPE_CHECKING:
@@ -73,6 +75,8 @@ def register_aws_adapters(
     _register(container, outbox, EventOutbox, DynamoDBEventOutbox)
     processed = DynamoDBProcessedEvents(table, dynamodb)
     _register(container, processed, ProcessedEvents, DynamoDBProcessedEvents)
+    sent = DynamoDBSentMessages(table, dynamodb)
+    _register(container, sent, SentMessages, DynamoDBSentMessages)
     _register(container, queue, BookingRequestQueue, SQSBookingRequestQueue)
     # Only the relay publishes; an API-only function may run without the events queue.
     if settings.events_queue_url is not None:

@@ -3,7 +3,8 @@
 infra/terraform (`aws_ssm_parameter.clinic`) writes, for each clinic, the String parameter
 `<path>/<clinic_id>` whose value is the JSON object
 
-    {"clinic_id": "...", "name": "...", "api_key_id": "...", "public_base_url": "..." | null}
+    {"clinic_id": "...", "name": "...", "api_key_id": "...", "public_base_url": "..." | null,
+     "channels": ["sms", "whatsapp"]?, "sms_number": "+51..."?, "whatsapp_phone_number_id": "..."?}
 
 where `api_key_id` is the id (not the value) of the clinic's API Gateway key: the
 `requestContext.identity.apiKeyId` of every request sent with that key. The directory reads
@@ -196,8 +197,21 @@ def parse_clinic_parameter(name: str, value: str) -> tuple[ClinicProfile, str]:
     public_base_url = data.get("public_base_url")
     if public_base_url is not None and not isinstance(public_base_url, str):
         raise ValueError(f"clinic parameter {name} has a public_base_url that is not a string")
+    channels = data.get("channels") or ["sms"]
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        raise ValueError(f"clinic parameter {name} has channels that are not a list of names")
+    identities = {k: data.get(k) for k in ("sms_number", "whatsapp_phone_number_id")}
+    if any(v is not None and not isinstance(v, str) for v in identities.values()):
+        raise ValueError(f"clinic parameter {name} has a sending identity that is not a string")
     try:
-        profile = ClinicProfile(clinic_id, display_name, public_base_url)
+        profile = ClinicProfile(
+            clinic_id,
+            display_name,
+            public_base_url,
+            channels=tuple(channels),
+            sms_number=identities["sms_number"],
+            whatsapp_phone_number_id=identities["whatsapp_phone_number_id"],
+        )
     except ValidationError as e:
         raise ValueError(f"clinic parameter {name}: {e.message}") from None
     return profile, api_key_id

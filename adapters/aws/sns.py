@@ -8,6 +8,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from adapters.aws.client import CLIENT_CONFIG, LazyClient, error_code, lazy, translate_errors
+from ports.messaging import MessageRefused, OutboundMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
@@ -20,7 +21,7 @@ SMS_ATTRIBUTES: Final[dict[str, MessageAttributeValueTypeDef]] = {
 }
 
 
-class SmsRefused(Exception):
+class SmsRefused(MessageRefused):
     """SNS refused a message for good: an invalid or opted-out number, a spending limit."""
 
 
@@ -35,16 +36,23 @@ class SNSNotifier:
     def __init__(self, client: SNSClient | LazyClient[SNSClient] | None = None) -> None:
         self._client = lazy(client, default_client)
 
-    def send(self, phone: str, text: str, *, appointment_id: str | None) -> None:
-        """Send `text` to `phone`; throttling and outages raise TemporarilyUnavailable.
+    def send(self, message: OutboundMessage) -> str | None:
+        """Send the message's text as an SMS; the SNS message id.
 
-        Any other refusal raises SmsRefused carrying only the AWS error code.
+        Throttling and outages raise TemporarilyUnavailable; any other refusal raises
+        SmsRefused (a MessageRefused) carrying only the AWS error code. SNS has no WhatsApp:
+        a WhatsApp message is refused, so the messenger sends it by SMS instead.
         """
+        if message.channel != "sms":
+            raise SmsRefused("sns refused the message: NotAnSmsChannel")
         try:
             with translate_errors("sns"):
-                self._client().publish(
-                    PhoneNumber=phone, Message=text, MessageAttributes=SMS_ATTRIBUTES
+                answer = self._client().publish(
+                    PhoneNumber=message.phone,
+                    Message=message.text,
+                    MessageAttributes=SMS_ATTRIBUTES,
                 )
         except ClientError as e:
             # SNS quotes the phone number in some refusals; only the code may reach a log.
             raise SmsRefused(f"sns refused the message: {error_code(e)}") from None
+        return answer.get("MessageId")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import collections
-import json
-import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -12,6 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import evolve
 
+# Re-exported: the memory backend's pieces have always been importable from here.
+from adapters.memory.messaging import InMemoryBookingRequestQueue as InMemoryBookingRequestQueue
+from adapters.memory.messaging import InMemoryEventPublisher as InMemoryEventPublisher
+from adapters.memory.messaging import InMemoryNotifier as InMemoryNotifier
 from domain.appointment import Appointment, Status
 from domain.booking_request import BookingRequest, RequestStatus
 from domain.clinics import require_clinic
@@ -27,10 +29,12 @@ from domain.events import Event
 from domain.rules import Schedule
 from domain.schedule import Doctor, cells
 from domain.time_off import TimeOff
+from ports.patients import Contact, DeferredMessage, SentMessage
 from ports.repositories import Cursor, IdempotencyRecord, Page, Window
 
 if TYPE_CHECKING:
     from adapters.memory.doctors import InMemoryDoctorRepository
+    from adapters.memory.patients import InMemoryDeferredMessages, InMemoryPatientContacts
 
 # (clinic, "doctor" or "patient", doctor id or patient key, cell start)
 CellKey = tuple[str, str, str, datetime]
@@ -54,6 +58,10 @@ class MemoryStore:
         self.time_off: dict[tuple[str, str, str], TimeOff] = {}
         self.requests: dict[Key, BookingRequest] = {}
         self.processed: set[str] = set()
+        # Contacts and held messages per (clinic, key); sent messages by provider message id.
+        self.contacts: dict[Key, Contact] = {}
+        self.sent: dict[str, SentMessage] = {}
+        self.deferred: dict[Key, DeferredMessage] = {}
 
 
 def _doctor_cells(appointment: Appointment) -> set[CellKey]:
@@ -155,10 +163,14 @@ class InMemoryAppointmentRepository:
             for cell in (new_doctor | new_patient) - old:
                 s.cells[cell] = current.appointment_id
             kept = current.copy()
-            if current.reminded_start == previous.reminded_start:
-                # A reminder keeps the version, so it may have been recorded after `previous`
-                # was read: keep it rather than write back the stale "not reminded".
-                kept.reminded_start = stored.reminded_start
+            if (current.cadence_start, current.cadence_sent) == (
+                previous.cadence_start,
+                previous.cadence_sent,
+            ):
+                # A cadence step keeps the version, so it may have been recorded after
+                # `previous` was read: keep it rather than write back the stale "not sent".
+                kept.cadence_start = stored.cadence_start
+                kept.cadence_sent = stored.cadence_sent
             s.appointments[self._clinic, current.appointment_id] = kept
             self._keep(current.collect_new_events())
 
@@ -195,7 +207,14 @@ class InMemoryAppointmentRepository:
         )
 
     def list_by_country_status(
-        self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
+        self,
+        country: str,
+        status: Status,
+        window: Window,
+        limit: int,
+        cursor: Cursor,
+        *,
+        at_risk: bool = False,
     ) -> Page[Appointment]:
         """Appointments of a country in a status with start in the window, by start."""
         low, high = window.start_from, window.start_to
@@ -203,6 +222,7 @@ class InMemoryAppointmentRepository:
             lambda a: (
                 a.country == country
                 and a.status is status
+                and (a.at_risk or not at_risk)
                 and (low is None or a.start >= low)
                 and (high is None or a.start < high)
             ),
@@ -233,16 +253,18 @@ class InMemoryAppointmentRepository:
         )
         return Page(items, next_cursor)
 
-    def record_reminder(self, previous: Appointment, current: Appointment) -> bool:
-        """Store the reminder flag once per start time, unless the appointment changed."""
+    def record_cadence(self, previous: Appointment, current: Appointment) -> bool:
+        """Store a cadence step once per start time, unless the appointment changed."""
         require_clinic(self._clinic, current.clinic_id, "an appointment")
         s = self._store
         with s.lock:
             stored = s.appointments.get((self._clinic, current.appointment_id))
+            new = current.sent_steps - previous.sent_steps
             if (
                 stored is None
                 or stored.version != previous.version
-                or stored.reminded_start == current.reminded_start
+                or not new
+                or new <= stored.sent_steps
             ):
                 return False
             s.appointments[self._clinic, current.appointment_id] = current.copy()
@@ -324,73 +346,6 @@ class InMemoryEventOutbox:
                 self._store.outbox.pop(event_id, None)
 
 
-class InMemoryEventPublisher:
-    """Keeps published events in a list and hands each to optional subscribers."""
-
-    def __init__(self) -> None:
-        self.published: list[Event] = []
-        self._lock = threading.Lock()
-        self._subscribers: list[Callable[[Event], None]] = []
-
-    def subscribe(self, handler: Callable[[Event], None]) -> None:
-        """Call `handler` for each event published from now on."""
-        self._subscribers.append(handler)
-
-    def publish(self, event: Event) -> None:
-        """Record and hand out one event."""
-        with self._lock:
-            self.published.append(event)
-        for handler in self._subscribers:
-            handler(event)
-
-
-class InMemoryBookingRequestQueue:
-    """One FIFO queue per country, thread-safe, carrying the message body SQS would carry."""
-
-    def __init__(self) -> None:
-        self._queues: dict[str, queue.Queue[str]] = collections.defaultdict(queue.Queue)
-        self._lock = threading.Lock()
-
-    def enqueue(self, request: BookingRequest) -> None:
-        """Queue the whole request (`BookingRequest.to_message` JSON) on its country's queue."""
-        # The same body as the SQS adapter's, so `make run` runs the worker's whole path.
-        self.send(request.country, json.dumps(request.to_message(), separators=(",", ":")))
-
-    def send(self, country: str, body: str) -> None:
-        """Queue a message body as it is (a worker putting back one it could not handle)."""
-        self._queue(country).put(body)
-
-    def receive(self, country: str, timeout: float | None = None) -> str | None:
-        """The next message body of `country`, or None after `timeout` seconds."""
-        try:
-            return self._queue(country).get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def take(self, country: str, timeout: float | None = None) -> str | None:
-        """The request id of the next message of `country`, or None after `timeout` seconds."""
-        body = self.receive(country, timeout)
-        if body is None:
-            return None
-        request_id: str = json.loads(body)["request_id"]
-        return request_id
-
-    def _queue(self, country: str) -> queue.Queue[str]:
-        with self._lock:
-            return self._queues[country]
-
-
-class InMemoryNotifier:
-    """Keeps every message sent, for tests."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str | None]] = []
-
-    def send(self, phone: str, text: str, *, appointment_id: str | None) -> None:
-        """Record one message."""
-        self.sent.append((phone, text, appointment_id))
-
-
 class InMemoryProcessedEvents:
     """Handled event keys in a `MemoryStore`."""
 
@@ -428,3 +383,15 @@ class InMemoryRepositories:
     def requests(self, clinic_id: str) -> InMemoryBookingRequestRepository:
         """The clinic's booking requests."""
         return InMemoryBookingRequestRepository(self.store, clinic_id=clinic_id)
+
+    def contacts(self, clinic_id: str) -> InMemoryPatientContacts:
+        """The clinic's patient contacts: opt-outs and awaited answers."""
+        from adapters.memory.patients import InMemoryPatientContacts
+
+        return InMemoryPatientContacts(self.store, clinic_id=clinic_id)
+
+    def deferred(self, clinic_id: str) -> InMemoryDeferredMessages:
+        """The clinic's messages held back by quiet hours."""
+        from adapters.memory.patients import InMemoryDeferredMessages
+
+        return InMemoryDeferredMessages(self.store, clinic_id=clinic_id)

@@ -120,6 +120,7 @@ class BookingUseCases:
                     start=start,
                     duration_minutes=command.duration_minutes,
                     event_id=self._ports.ids.new_id(),
+                    by_patient=command.by_patient,
                 )
                 self._ports.appointments.update(previous, moved, rules.schedule)
                 return moved
@@ -141,6 +142,7 @@ class BookingUseCases:
                 now=self._ports.now(),
                 event_id=self._ports.ids.new_id(),
                 reason=command.reason,
+                by_patient=command.by_patient,
             )
 
         return self._modify(command.appointment_id, command.expected_version, change)
@@ -158,6 +160,7 @@ class BookingUseCases:
                 now=self._ports.now(),
                 event_id=self._ports.ids.new_id(),
                 reason=command.reason,
+                by_patient=command.by_patient,
             )
             return True
 

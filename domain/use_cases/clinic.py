@@ -18,7 +18,7 @@ from domain.use_cases.booking import BookingUseCases
 from domain.use_cases.context import Ports
 from domain.use_cases.doctors import DoctorUseCases
 from domain.use_cases.lists import ListUseCases
-from domain.use_cases.reminders import ReminderUseCases
+from domain.use_cases.reminders import CadenceUseCases
 from domain.use_cases.requests import BookingRequestUseCases
 from ports.holidays import HolidayCalendar
 from ports.messaging import BookingRequestQueue
@@ -105,7 +105,7 @@ class Clinic:
         booking = BookingUseCases(self.ports, doctor_cases)
         lists = ListUseCases(self.ports, doctor_cases)
         booking_requests = BookingRequestUseCases(self.ports, doctor_cases, booking)
-        reminders = ReminderUseCases(self.ports)
+        cadence = CadenceUseCases(self.ports)
         # Handed out as they are: the facade adds no behaviour of its own.
         self.register_doctor = doctor_cases.register_doctor
         self.doctor = doctor_cases.doctor
@@ -125,5 +125,5 @@ class Clinic:
         self.booking_request = booking_requests.booking_request
         self.process_booking_request = booking_requests.process_booking_request
         self.handle_booking_request = booking_requests.handle_booking_request
-        self.due_reminders = reminders.due_reminders
-        self.send_reminders = reminders.send_reminders
+        self.due_steps = cadence.due_steps
+        self.run_cadence = cadence.run_cadence

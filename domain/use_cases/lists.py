@@ -51,13 +51,16 @@ class ListUseCases:
         start_to = require_aware(command.start_to, "to") if command.start_to is not None else None
         if start_from is not None and start_to is not None and start_to < start_from:
             raise ValidationError("to must not be before from", field="to")
-        query = {
+        query: dict[str, Any] = {
             "clinic_id": self._ports.clinic_id,
             "country": command.country,
             "status": str(command.status),
             "from": start_from.isoformat() if start_from else None,
             "to": start_to.isoformat() if start_to else None,
         }
+        if command.at_risk:
+            # Only when set: a token of a list without the filter keeps verifying.
+            query["at_risk"] = True
         appointments = self._ports.appointments
         return self._page(
             query,
@@ -68,6 +71,7 @@ class ListUseCases:
                 Window(start_from, start_to),
                 command.limit,
                 cursor,
+                at_risk=command.at_risk,
             ),
         )
 

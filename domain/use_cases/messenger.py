@@ -1,16 +1,52 @@
-"""Patient messages: what happened to a visit, told in Spanish and the clinic's local time."""
+"""Patient messages: what happened to a visit, told in Spanish and the clinic's local time.
+
+Every message about an appointment ends with the patient's link and, when it asks for an
+answer, notes that the appointment awaits one (an SMS reply names no appointment). Nothing
+goes to a phone opted out of the clinic; nothing initiated by citas goes out between 21:00 and
+08:00 on the doctor's clock (it is held until 08:00, unless the visit is sooner); a WhatsApp
+message the channel refuses goes by SMS instead, at once, or later when WhatsApp reports the
+delivery failed.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from attrs import frozen
+
 from domain import events as ev
-from domain.appointment import Appointment
+from domain.appointment import Appointment, Status
+from domain.cadence import in_quiet_hours, quiet_end_after
+from domain.clinics import ClinicProfile
 from domain.errors import TemporarilyUnavailable
-from domain.messages import message_for
+from domain.messages import MessageContent, message_for
+from domain.patient import patient_key
+from domain.replies import DeliveryFailure, Intent, button_payload
+from domain.use_cases.links import Links
 from ports.clinics import ClinicDirectory
-from ports.messaging import Notifier
+from ports.messaging import CHANNELS, Channel, MessageRefused, Notifier, OutboundMessage
+from ports.patients import SentMessage, SentMessages
 from ports.repositories import ClinicRepositories, ProcessedEvents
+from ports.system import Clock
+
+# The most held messages one tick sends per clinic; the rest go on the next tick.
+HELD_BATCH = 100
+_BUTTONS = (Intent.CONFIRM, Intent.CANCEL, Intent.RESCHEDULE)
+# Events whose message asks an unconfirmed appointment to be confirmed.
+_ASKS_UNCONFIRMED = (ev.ConfirmationRequested, ev.AppointmentAtRisk)
+
+
+@frozen
+class Delivery:
+    """What sending one message came to: the channels it went out on."""
+
+    channels: tuple[Channel, ...] = ()
+
+    @property
+    def sent(self) -> bool:
+        """Whether it went out at all."""
+        return bool(self.channels)
 
 
 class PatientMessenger:
@@ -22,52 +58,215 @@ class PatientMessenger:
         repositories: ClinicRepositories,
         notifier: Notifier,
         processed: ProcessedEvents,
+        sent: SentMessages,
+        links: Links,
+        clock: Clock,
     ) -> None:
         self.clinics = clinics
         self.repositories = repositories
         self.notifier = notifier
         self.processed = processed
+        self.sent = sent
+        self.links = links
+        self.clock = clock
 
     def handle(self, event: ev.Event) -> bool:
-        """Send the message for `event` once; False if it was handled before or says nothing."""
+        """Send the message for `event` once; False if handled before, held or says nothing."""
         key = f"notify:{event.event_id}"
         if event.appointment_id is None or self.processed.seen(key):
             return False
-        clinic = self.clinics.get(event.clinic_id)
+        clinic = self.clinic(event.clinic_id)
+        delivery = self._deliver(clinic, event, hold_in_quiet_hours=True)
+        # Sent before it is remembered: a crash in between sends twice, never zero times.
+        self.processed.remember(key)
+        return delivery.sent
+
+    def send_held(self, clinic_id: str) -> int:
+        """Send the clinic's messages held by quiet hours that are now due; how many went."""
+        clinic = self.clinic(clinic_id)
+        deferred = self.repositories.deferred(clinic_id)
+        count = 0
+        for held in deferred.due(self._now(), HELD_BATCH):
+            key = f"notify-held:{held.event.event_id}"
+            if not self.processed.seen(key):
+                count += self._deliver(clinic, held.event, hold_in_quiet_hours=False).sent
+                self.processed.remember(key)
+            deferred.done(held.event.event_id)
+        return count
+
+    def fall_back(self, failure: DeliveryFailure) -> bool:
+        """Send by SMS a WhatsApp message that failed to deliver; False if nothing to resend."""
+        record = self.sent.find(failure.message_id)
+        key = f"fallback:{failure.message_id}"
+        if record is None or failure.recipient is None or self.processed.seen(key):
+            return False
+        clinic = self.clinic(record.clinic_id)
+        contact = self.repositories.contacts(clinic.clinic_id)
+        found = contact.get(patient_key(failure.recipient))
+        if found is not None and found.opted_out:
+            self.processed.remember(key)
+            return False
+        message = OutboundMessage(
+            channel="sms",
+            phone=failure.recipient,
+            text=record.text,
+            clinic_id=record.clinic_id,
+            appointment_id=record.appointment_id,
+            link=record.link,
+            origin=clinic.sms_number,
+        )
+        try:
+            self.notifier.send(message)
+        except MessageRefused:
+            self.processed.remember(key)
+            return False
+        self.processed.remember(key)
+        return True
+
+    def clinic(self, clinic_id: str) -> ClinicProfile:
+        """The served clinic, or TemporarilyUnavailable (not known here yet: tried again)."""
+        clinic = self.clinics.get(clinic_id)
         if clinic is None:
             # Not known here yet (just added, this container's directory is older) or no
             # longer served: tried again, and in the dead-letter queue if it never comes.
             raise TemporarilyUnavailable(
                 "the event's clinic is not served here (yet)", service="clinics"
             )
-        # Read through the event's own clinic: its ids mean nothing in any other.
-        appointment = self.repositories.appointments(event.clinic_id).get(event.appointment_id)
-        if appointment is None or not self._still_true(event, appointment):
-            self.processed.remember(key)
+        return clinic
+
+    def send(
+        self,
+        clinic: ClinicProfile,
+        phone: str,
+        content: MessageContent,
+        *,
+        appointment_id: str | None,
+        token: str | None,
+        channels: Sequence[Channel],
+        link: str | None = None,
+    ) -> Delivery:
+        """Send `content` on each of `channels`; a refused WhatsApp message goes by SMS."""
+        went: list[Channel] = []
+        for channel in channels:
+            if channel in went:
+                continue
+            if self._send_one(clinic, phone, content, channel, appointment_id, token, link):
+                went.append(channel)
+            elif (
+                channel == "whatsapp"
+                and "sms" not in channels
+                and self._send_one(clinic, phone, content, "sms", appointment_id, token, link)
+            ):
+                # Refused for good on WhatsApp (not a WhatsApp number): the SMS goes instead.
+                went.append("sms")
+        return Delivery(tuple(went))
+
+    def _send_one(
+        self,
+        clinic: ClinicProfile,
+        phone: str,
+        content: MessageContent,
+        channel: Channel,
+        appointment_id: str | None,
+        token: str | None,
+        link: str | None,
+    ) -> bool:
+        buttons: tuple[str, ...] = ()
+        if channel == "whatsapp" and content.asks and token is not None:
+            buttons = tuple(button_payload(intent, token) for intent in _BUTTONS)
+        message = OutboundMessage(
+            channel=channel,
+            phone=phone,
+            text=content.text,
+            clinic_id=clinic.clinic_id,
+            appointment_id=appointment_id,
+            link=link,
+            template=content.template,
+            parameters=content.parameters,
+            buttons=buttons,
+            origin=clinic.sms_number if channel == "sms" else clinic.whatsapp_phone_number_id,
+        )
+        try:
+            message_id = self.notifier.send(message)
+        except MessageRefused:
+            # For good (not a number the channel reaches): retrying would fail the same way.
             return False
-        doctor = self.repositories.doctors(event.clinic_id).get(appointment.doctor_id)
-        text = message_for(
+        if channel == "whatsapp" and message_id:
+            # Kept for a failure WhatsApp reports later: the SMS fallback resends this text.
+            self.sent.remember(
+                message_id,
+                SentMessage(clinic.clinic_id, appointment_id, channel, content.text, link),
+            )
+        return True
+
+    def _deliver(
+        self, clinic: ClinicProfile, event: ev.Event, *, hold_in_quiet_hours: bool
+    ) -> Delivery:
+        clinic_id = clinic.clinic_id
+        assert event.appointment_id is not None
+        # Read through the event's own clinic: its ids mean nothing in any other.
+        appointment = self.repositories.appointments(clinic_id).get(event.appointment_id)
+        if appointment is None or not _still_true(event, appointment):
+            return Delivery()
+        doctor = self.repositories.doctors(clinic_id).get(appointment.doctor_id)
+        token = self.links.token(appointment)
+        link = self.links.url(clinic, token)
+        content = message_for(
             event,
             clinic_name=clinic.name,
             doctor_name=doctor.name if doctor is not None else "tu médico",
             time_zone=appointment.time_zone,
+            link=link,
         )
-        if text is not None:
-            # Sent before it is remembered: a crash in between sends twice, never zero times.
-            self.notifier.send(
-                appointment.patient.phone, text, appointment_id=appointment.appointment_id
+        if content is None:
+            return Delivery()
+        contacts = self.repositories.contacts(clinic_id)
+        contact = contacts.get(appointment.patient.key)
+        if contact is not None and contact.opted_out:
+            return Delivery()
+        now = self._now()
+        if hold_in_quiet_hours and in_quiet_hours(now, appointment.time_zone):
+            morning = quiet_end_after(now, appointment.time_zone)
+            if appointment.start > morning:
+                self.repositories.deferred(clinic_id).defer(event, morning)
+                return Delivery()
+        channels = _channels(clinic, event)
+        delivery = self.send(
+            clinic,
+            appointment.patient.phone,
+            content,
+            appointment_id=appointment.appointment_id,
+            token=token,
+            channels=channels,
+            link=link,
+        )
+        if delivery.sent and content.asks:
+            contacts.await_answer(
+                appointment.patient.key, appointment.appointment_id, appointment.start, now=now
             )
-        self.processed.remember(key)
-        return text is not None
+        return delivery
 
-    @staticmethod
-    def _still_true(event: ev.Event, appointment: Appointment) -> bool:
-        # Events can arrive late or out of order (at-least-once delivery, one stream shard per
-        # outbox item), so a message goes out only while what it says still holds: no "we got
-        # your booking" after a cancellation, no reminder or old time after a reschedule.
-        if isinstance(event, ev.AppointmentCancelled):
-            return True
-        return appointment.is_active and _iso_equal(event.data["start"], appointment.start)
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+
+def _channels(clinic: ClinicProfile, event: ev.Event) -> tuple[Channel, ...]:
+    channels = tuple(c for c in CHANNELS if c in clinic.channels)
+    channels = tuple(sorted(channels, key=clinic.channels.index))
+    # At risk: the patient may not read the usual channel; the reminder goes on every one.
+    return channels if isinstance(event, ev.AppointmentAtRisk) else channels[:1]
+
+
+def _still_true(event: ev.Event, appointment: Appointment) -> bool:
+    # Events can arrive late or out of order (at-least-once delivery, one stream shard per
+    # outbox item), so a message goes out only while what it says still holds: no "we got
+    # your booking" after a cancellation, no reminder or old time after a reschedule, no
+    # "still unconfirmed" once confirmed.
+    if isinstance(event, ev.AppointmentCancelled):
+        return True
+    if isinstance(event, _ASKS_UNCONFIRMED) and appointment.status is not Status.REQUESTED:
+        return False
+    return appointment.is_active and _iso_equal(event.data["start"], appointment.start)
 
 
 def _iso_equal(text: str, instant: datetime) -> bool:

@@ -1,10 +1,12 @@
-"""Lambda handler of reminders: an EventBridge schedule (every 15 minutes) in, `ReminderDue` out.
+"""Lambda handler of the confirmation cadence: an EventBridge schedule (every 15 minutes).
 
-Each run records `ReminderDue` for the active appointments whose 24-hour mark has passed, once
-per start time (a conditional write, so overlapping or repeated runs remind nobody twice); the
-outbox relay publishes them and the notifications function texts the patients. Missed runs are
-caught up within the domain's grace period, so a failed run is not retried (lambda.tf). Logs
-carry the count only.
+Each run records, once per start time, the cadence step due for each active appointment
+(`ConfirmationRequested` 48 hours before, `AppointmentAtRisk` or `ReminderDue` 24 hours before,
+`ReminderDue` 2 hours before: domain.cadence), with a conditional write, so overlapping or
+repeated runs send nothing twice; the outbox relay publishes them and the notifications
+function writes to the patients. It also sends the messages quiet hours held back (21:00 to
+08:00 on the doctor's clock) once they are due. Missed runs are caught up within the domain's
+grace period, so a failed run is not retried (lambda.tf). Logs carry counts only.
 
 Handler string: `entrypoints.lambda.reminders.handler`.
 """
@@ -19,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from entrypoints.bootstrap import AppSource, LazyApp
 from entrypoints.consumers import report
-from entrypoints.messages import Fields, failure_fields, record_reminders
+from entrypoints.messages import Fields, failure_fields, run_cadence
 from entrypoints.observability import logger, metrics
 
 
@@ -34,14 +36,14 @@ def make_handler(app: AppSource) -> Callable[[dict[str, Any], Any], dict[str, in
         """Record the reminders now due; returns how many."""
         fields: Fields = {}
         try:
-            outcome = record_reminders(app(), fields)
+            outcome = run_cadence(app(), fields)
         except Exception as e:
             # Reminders already recorded stay recorded; the next run (15 min) does the rest.
             logger.error("reminders run failed", extra=failure_fields(e))
             metrics.add_metric(name="ReminderRunsFailed", unit=MetricUnit.Count, value=1)
             raise
         report(outcome, {**fields, "scheduled": event.get("time")})
-        return {"reminded": outcome.count}
+        return {"recorded": outcome.count, "held_sent": int(fields.get("held_sent", 0))}
 
     # Powertools' decorators are untyped.
     typed: Callable[[dict[str, Any], Any], dict[str, int]] = handler

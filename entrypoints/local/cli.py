@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from entrypoints.local.server import LocalApiServer
 
 HTTP_API_MODULE = "entrypoints.lambda.http_api"
+PAGES_MODULE = "entrypoints.lambda.patient_pages"
 PROVISION_MODULE = "adapters.aws.provision"
 MIGRATE_MODULE = "adapters.aws.migrate"
 EXIT_USAGE = 2
@@ -234,7 +235,6 @@ def serve(
     configure_logging()
     # Imported here: `citas provision` and `--help` must not pay for the whole application.
     from entrypoints.local.demo import register_demo_doctors
-    from entrypoints.local.server import LocalApiServer
 
     try:
         app, sqs = _app(backend, clinics)
@@ -256,16 +256,40 @@ def serve(
             return EXIT_USAGE
     runtime = _background_work(app, sqs)
 
-    http_api = importlib.import_module(HTTP_API_MODULE)
-    # The handler runs on this very app (same store, same queue) that the threads work on.
-    handler = http_api.make_handler(lambda: app)
     try:
-        keys = {c.api_key: c.api_key_id for c in settings.clinics}
-        server = LocalApiServer((host, port), handler, keys, describe=http_api.route_fields)
+        server = _server(app, host, port)
     except OSError as error:
         print(f"citas: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return EXIT_USAGE
+    if settings.public_base_url is None:
+        # Links point at this very server, on the port it really bound.
+        app.links.serve_at(server.url)
     return _serve_until_stopped(server, runtime, settings)
+
+
+def _server(app: App, host: str, port: int) -> LocalApiServer:
+    """The local API Gateway: the HTTP API, the patients' pages and the inbound replies."""
+    from entrypoints.local.inbound import PATH as INBOUND_PATH
+    from entrypoints.local.inbound import make_inbound_handler
+    from entrypoints.local.server import LocalApiServer, PrefixRoute
+
+    http_api = importlib.import_module(HTTP_API_MODULE)
+    pages = importlib.import_module(PAGES_MODULE)
+    # The handlers run on this very app (same store, same queue) that the threads work on.
+    routes = (
+        # API Gateway sends these to the pages function, without an API key.
+        PrefixRoute("/p/", pages.make_handler(lambda: app), False, "/p/{token}"),
+        # Only here: stands for the clinic's inbound number, so it takes the clinic's key.
+        PrefixRoute(INBOUND_PATH, make_inbound_handler(app), True, INBOUND_PATH),
+    )
+    keys = {c.api_key: c.api_key_id for c in app.settings.clinics}
+    return LocalApiServer(
+        (host, port),
+        http_api.make_handler(lambda: app),
+        keys,
+        describe=http_api.route_fields,
+        routes=routes,
+    )
 
 
 def _app(backend: str | None, clinics: Sequence[str] | None) -> tuple[App, SQSClient | None]:

@@ -34,6 +34,7 @@ from entrypoints.messages import (
     is_poison,
     notify_patient,
     relay_event,
+    run_cadence,
 )
 
 # Not named `citas.*`: Powertools' Logger(service="citas") filters every logger whose name
@@ -41,6 +42,8 @@ from entrypoints.messages import (
 log = logging.getLogger("local.worker")
 
 RELAY_INTERVAL_SECONDS = 0.1
+# The confirmation cadence's tick (EventBridge runs it every 15 minutes on AWS).
+CADENCE_INTERVAL_SECONDS = 60.0
 RELAY_BATCH = 100
 TAKE_TIMEOUT_SECONDS = 0.2
 # A request whose processing keeps failing is retried this often, then left (dead-lettered).
@@ -94,9 +97,12 @@ def worker_of(country: str) -> MessageHandler:
 class BackgroundThreads:
     """The daemon threads of a local runtime: the outbox relay and one loop per consumer."""
 
-    def __init__(self, app: App, relay_interval: float) -> None:
+    def __init__(
+        self, app: App, relay_interval: float, cadence_interval: float = CADENCE_INTERVAL_SECONDS
+    ) -> None:
         self.app = app
         self._relay_interval = relay_interval
+        self._cadence_interval = cadence_interval
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -109,7 +115,11 @@ class BackgroundThreads:
         if self._threads:
             return
         self._stop.clear()
-        targets = {"citas-outbox-relay": self._relay_loop, **self.loops()}
+        targets = {
+            "citas-outbox-relay": self._relay_loop,
+            "citas-cadence": self._cadence_loop,
+            **self.loops(),
+        }
         self._threads = [
             threading.Thread(target=target, name=name, daemon=True)
             for name, target in targets.items()
@@ -140,6 +150,21 @@ class BackgroundThreads:
             relay_event(self.app, event, {})
             moved += 1
         return moved
+
+    def tick(self) -> int:
+        """Run the confirmation cadence once (as the scheduled function does); steps recorded."""
+        fields: Fields = {}
+        outcome = run_cadence(self.app, fields)
+        if outcome.count or fields.get("held_sent"):
+            log.info(outcome.message, extra={"fields": fields})
+        return outcome.count
+
+    def _cadence_loop(self) -> None:
+        while not self._stop.wait(self._cadence_interval):
+            try:
+                self.tick()
+            except Exception as error:
+                log.warning("cadence tick failed", extra={"fields": failure_fields(error)})
 
     def _relay_loop(self) -> None:
         while not self._stop.is_set():

@@ -15,10 +15,12 @@ import socket
 import socketserver
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import attrs
 
 from entrypoints.context import LocalContext
 from entrypoints.local.proxy_event import proxy_event
@@ -26,6 +28,17 @@ from entrypoints.local.proxy_event import proxy_event
 LambdaHandler = Callable[[dict[str, Any], Any], Mapping[str, Any]]
 # (method, path) -> what the access log may say of them: the route template and ids.
 RouteDescriber = Callable[[str, str], Mapping[str, str]]
+
+
+@attrs.frozen
+class PrefixRoute:
+    """Paths starting with `prefix` go to `handler`; `needs_key`: behind the API key check."""
+
+    prefix: str
+    handler: LambdaHandler
+    needs_key: bool
+    template: str
+
 
 # The server refuses bigger bodies without reading them; smaller ones reach the handler,
 # which enforces the contract's 16 KiB limit itself (as it must on AWS).
@@ -62,10 +75,14 @@ class LocalApiServer(ThreadingHTTPServer):
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         describe: RouteDescriber | None = None,
+        routes: Sequence[PrefixRoute] = (),
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.lambda_handler = handler
+        # Paths API Gateway sends to other functions (the patients' pages) or that only the
+        # local server has (`/_local/inbound`), by prefix; the rest goes to `handler`.
+        self.routes = tuple(routes)
         self.describe = describe
         # Key value -> the key id API Gateway would put in the event.
         self.api_keys = dict(api_keys)
@@ -141,9 +158,14 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
             return False
         return super().handle_expect_100()
 
+    def _route(self) -> PrefixRoute | None:
+        path = self.path.split("?", 1)[0]
+        return next((r for r in self.server.routes if path.startswith(r.prefix)), None)
+
     def _forward(self) -> None:
+        route = self._route()
         key_id = self._api_key_id()
-        if key_id is None:
+        if key_id is None and (route is None or route.needs_key):
             self._discard_body()
             self._send_json(
                 HTTPStatus.FORBIDDEN, _FORBIDDEN, {"x-amzn-ErrorType": "ForbiddenException"}
@@ -166,8 +188,9 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
             request_id=self._request_id,
             api_key_id=key_id,
         )
+        handler = route.handler if route is not None else self.server.lambda_handler
         try:
-            result = self.server.lambda_handler(event, context)
+            result = handler(event, context)
             status, headers, payload = _lambda_response(result)
         except Exception:
             # API Gateway's answer to a failed invocation or a malformed proxy response.
@@ -325,8 +348,13 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
         # in it. Without a describer the line names no path at all.
         method = str(getattr(self, "command", None) or "")
         path = (getattr(self, "path", None) or "").partition("?")[0]
+        routed = self._route() if getattr(self, "path", None) else None
         request: Mapping[str, str] = (
-            self.server.describe(method, path) if self.server.describe else {"method": method}
+            {"method": method, "route": routed.template}
+            if routed is not None
+            else self.server.describe(method, path)
+            if self.server.describe
+            else {"method": method}
         )
         access_log.info(
             "request",

@@ -3,25 +3,53 @@ locals {
   # the Postman collection use, with API Gateway's extensions merged in: every operation goes
   # to the http_api Lambda (proxy), requests are validated against the document's schemas and
   # parameters before they cost a Lambda call, and the `x-api-key` scheme becomes API keys.
+  # The patient pages (paths under /p/, CONTRACT.md "Patients answer") are the exception:
+  # they go to the patient_pages Lambda, need no API key (`security: []`, whatever the
+  # document says) and have only their parameters checked (their bodies are HTML forms, which
+  # API Gateway's JSON-schema models cannot validate).
   openapi = yamldecode(file("${path.module}/../../api/openapi.yaml"))
 
   openapi_methods = ["get", "put", "post", "delete", "patch", "head", "options"]
 
-  api_integration = {
-    type                = "aws_proxy"
-    httpMethod          = "POST"
-    uri                 = aws_lambda_function.this["http_api"].invoke_arn
-    passthroughBehavior = "when_no_match"
-    timeoutInMillis     = 29000
+  page_path_prefix = "/p/"
+
+  # The functions API Gateway invokes, by the ARN their names give (the same as their
+  # invoke_arn): the API must not depend on aws_lambda_function.this, whose settings name
+  # the API (CITAS_PUBLIC_BASE_URL); the stage's deployment waits for the functions instead.
+  api_function_arns = {
+    for key in ["http_api", "patient_pages"] : key => "arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${local.name_prefix}-${replace(key, "_", "-")}"
+  }
+
+  api_integrations = {
+    for key, function_arn in local.api_function_arns : key => {
+      type                = "aws_proxy"
+      httpMethod          = "POST"
+      uri                 = "arn:${data.aws_partition.current.partition}:apigateway:${data.aws_region.current.name}:lambda:path/2015-03-31/functions/${function_arn}/invocations"
+      passthroughBehavior = "when_no_match"
+      timeoutInMillis     = 29000
+    }
+  }
+
+  # What a page operation gets on top of its integration.
+  page_operation = {
+    security                                = []
+    "x-amazon-apigateway-request-validator" = "params-only"
   }
 
   api_paths = {
     for path, item in local.openapi.paths : path => merge(item, {
-      for method, operation in item : method => merge(operation, {
-        "x-amazon-apigateway-integration" = local.api_integration
-      }) if contains(local.openapi_methods, method)
+      for method, operation in item : method => merge(
+        operation,
+        { "x-amazon-apigateway-integration" = local.api_integrations[startswith(path, local.page_path_prefix) ? "patient_pages" : "http_api"] },
+        { for key, value in local.page_operation : key => value if startswith(path, local.page_path_prefix) },
+      ) if contains(local.openapi_methods, method)
     })
   }
+
+  # The stage's invoke URL (aws_api_gateway_stage.citas.invoke_url), from the API's id: the
+  # functions' CITAS_PUBLIC_BASE_URL, the base of patients' links. The stage and its
+  # deployment come after the functions, so they cannot be referenced here.
+  public_base_url = "https://${aws_api_gateway_rest_api.citas.id}.execute-api.${data.aws_region.current.name}.${data.aws_partition.current.dns_suffix}/${var.api_stage_name}"
 
   # Answers the gateway gives itself keep the API's error shape (see CONTRACT.md).
   api_error_template = "{\"error\": {\"code\": \"%s\", \"message\": \"%s\", \"details\": {}}}"
@@ -45,6 +73,10 @@ locals {
       "x-amazon-apigateway-request-validators" = {
         body-and-params = {
           validateRequestBody       = true
+          validateRequestParameters = true
+        }
+        params-only = {
+          validateRequestBody       = false
           validateRequestParameters = true
         }
       }
@@ -98,6 +130,10 @@ resource "aws_api_gateway_deployment" "citas" {
   lifecycle {
     create_before_destroy = true
   }
+
+  # The integrations name the functions by ARN (local.api_function_arns): no stage serves
+  # them before they exist.
+  depends_on = [aws_lambda_function.this]
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {
@@ -175,6 +211,15 @@ resource "aws_lambda_permission" "api_gateway" {
   source_arn = "${aws_api_gateway_rest_api.citas.execution_arn}/${var.api_stage_name}/*/*"
 }
 
+resource "aws_lambda_permission" "patient_pages" {
+  statement_id  = "AllowApiGatewayPatientPages"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this["patient_pages"].function_name
+  principal     = "apigateway.amazonaws.com"
+  # Only this API's deployed stage, any method, the paths under /p/.
+  source_arn = "${aws_api_gateway_rest_api.citas.execution_arn}/${var.api_stage_name}/*${local.page_path_prefix}*"
+}
+
 # --- clinics: one API key each, its usage plan and its directory entry ------------------------
 
 locals {
@@ -236,16 +281,27 @@ resource "aws_api_gateway_usage_plan_key" "clinic" {
 # The clinic directory: which API key id is which clinic, with the clinic's name and links.
 # `insecure_value` (a String parameter) so that a plan shows what a change of clinics writes.
 resource "aws_ssm_parameter" "clinic" {
-  #checkov:skip=CKV2_AWS_34:No secret: ids and display names. The value is the clinic's id, name, public URL and its API key's id, which API Gateway logs with every request; the key itself is not in it. A SecureString would add a KMS Decrypt per clinic to every read of the directory.
+  #checkov:skip=CKV2_AWS_34:No secret: ids and display names. The value is the clinic's id, name, public URL, channels, sending numbers (which patients see) and its API key's id, which API Gateway logs with every request; the key itself is not in it. A SecureString would add a KMS Decrypt per clinic to every read of the directory.
   for_each = var.clinics
 
   name        = "${local.clinics_parameter_path}/${each.key}"
-  description = "citas clinic ${each.key}: its name and the id of its API key (no secret)"
+  description = "citas clinic ${each.key}: its name, channels, numbers and the id of its API key (no secret)"
   type        = "String"
   insecure_value = jsonencode({
-    clinic_id       = each.key
-    name            = each.value.name
-    api_key_id      = aws_api_gateway_api_key.clinic[each.key].id
-    public_base_url = each.value.public_base_url
+    clinic_id                = each.key
+    name                     = each.value.name
+    api_key_id               = aws_api_gateway_api_key.clinic[each.key].id
+    public_base_url          = each.value.public_base_url
+    channels                 = each.value.channels
+    sms_number               = each.value.sms_number
+    whatsapp_phone_number_id = each.value.whatsapp_phone_number_id
   })
+
+  lifecycle {
+    # Unlike SMS, WhatsApp has no account default: every message names its sending number.
+    precondition {
+      condition     = !contains(each.value.channels, "whatsapp") || each.value.whatsapp_phone_number_id != null || var.whatsapp_phone_number_id != null
+      error_message = "Clinic ${each.key} writes on WhatsApp but neither it (whatsapp_phone_number_id) nor the deployment (var.whatsapp_phone_number_id) names a WhatsApp number."
+    }
+  }
 }

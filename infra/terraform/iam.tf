@@ -3,7 +3,8 @@
 #
 # Each function's policy is its kind's document below (booking workers: one per country),
 # which starts from the statements every function needs (data.aws_iam_policy_document.
-# function_basics) and adds only that function's own.
+# function_basics), adds those of what it does with patients' links and messages
+# (link_keys, send_messages) and then only that function's own.
 
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
@@ -23,10 +24,13 @@ locals {
   # The policy document of each function of local.functions.
   function_policies = merge(
     {
-      http_api      = data.aws_iam_policy_document.http_api.json
-      outbox_relay  = data.aws_iam_policy_document.outbox_relay.json
-      notifications = data.aws_iam_policy_document.notifications.json
-      reminders     = data.aws_iam_policy_document.reminders.json
+      http_api         = data.aws_iam_policy_document.http_api.json
+      outbox_relay     = data.aws_iam_policy_document.outbox_relay.json
+      notifications    = data.aws_iam_policy_document.notifications.json
+      reminders        = data.aws_iam_policy_document.reminders.json
+      patient_pages    = data.aws_iam_policy_document.patient_pages.json
+      inbound_sms      = data.aws_iam_policy_document.inbound_sms.json
+      inbound_whatsapp = data.aws_iam_policy_document.inbound_whatsapp.json
     },
     { for key, document in data.aws_iam_policy_document.booking_worker : key => document.json },
   )
@@ -79,6 +83,43 @@ data "aws_iam_policy_document" "function_basics" {
     sid       = "ReadClinicDirectory"
     actions   = ["ssm:GetParametersByPath"]
     resources = [local.clinics_parameter_arn]
+  }
+}
+
+# --- link_keys: the functions that sign or check patients' links ----------------------------
+
+# The key ring's own parameter and nothing else; its SecureString is decrypted with the data
+# key, which function_basics already allows (UseDataKey).
+data "aws_iam_policy_document" "link_keys" {
+  statement {
+    sid       = "ReadLinkKeys"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.link_keys.arn]
+  }
+}
+
+# --- send_messages: the functions that write to patients -------------------------------------
+
+# From the configured sending identities only (messaging.tf); none configured, no statement.
+data "aws_iam_policy_document" "send_messages" {
+  dynamic "statement" {
+    for_each = length(local.sms_origination_arns) > 0 ? ["sms"] : []
+
+    content {
+      sid       = "SendSms"
+      actions   = ["sms-voice:SendTextMessage"]
+      resources = local.sms_origination_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.whatsapp_phone_number_arns) > 0 ? ["whatsapp"] : []
+
+    content {
+      sid       = "SendWhatsApp"
+      actions   = ["social-messaging:SendWhatsAppMessage"]
+      resources = local.whatsapp_phone_number_arns
+    }
   }
 }
 
@@ -176,12 +217,14 @@ data "aws_iam_policy_document" "booking_worker" {
   }
 }
 
-# --- notifications: events queue in, SMS out, handled-event markers -----------------------
+# --- notifications: events queue in, SMS and WhatsApp out, handled-event markers ----------
 
 data "aws_iam_policy_document" "notifications" {
-  #checkov:skip=CKV_AWS_356:sns:Publish straight to a phone number (SMS) has no resource ARN to name; IAM only accepts "*" for it. The statement allows that one action.
-  #checkov:skip=CKV_AWS_111:The one unconstrained write is sns:Publish of an SMS to a phone number, which has no resource ARN to constrain it to.
-  source_policy_documents = [data.aws_iam_policy_document.function_basics["notifications"].json]
+  source_policy_documents = [
+    data.aws_iam_policy_document.function_basics["notifications"].json,
+    data.aws_iam_policy_document.link_keys.json,
+    data.aws_iam_policy_document.send_messages.json,
+  ]
 
   statement {
     sid       = "ConsumeEventsQueue"
@@ -189,27 +232,34 @@ data "aws_iam_policy_document" "notifications" {
     resources = [aws_sqs_queue.events.arn]
   }
 
+  # GetItem: the markers, appointment, doctor and contact; PutItem: markers, held messages,
+  # sent messages; UpdateItem: the awaited answer on the contact.
   statement {
-    sid       = "ReadTableWriteMarkers"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    sid       = "ReadWriteTable"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = local.table_resources
-  }
-
-  statement {
-    sid       = "SendSms"
-    actions   = ["sns:Publish"]
-    resources = ["*"]
   }
 }
 
-# --- reminders: country-status lists on gsi2, reminder recorded with its event --------------
+# --- reminders: the confirmation cadence on gsi2, held messages on gsi1, messages out ------
 
 data "aws_iam_policy_document" "reminders" {
-  source_policy_documents = [data.aws_iam_policy_document.function_basics["reminders"].json]
+  source_policy_documents = [
+    data.aws_iam_policy_document.function_basics["reminders"].json,
+    data.aws_iam_policy_document.link_keys.json,
+    data.aws_iam_policy_document.send_messages.json,
+  ]
 
+  # Query: country-status lists and due held messages; DeleteItem: a held message sent.
   statement {
-    sid       = "ReadWriteTable"
-    actions   = ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
+    sid = "ReadWriteTable"
+    actions = [
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
     resources = local.table_resources
   }
 
@@ -218,6 +268,85 @@ data "aws_iam_policy_document" "reminders" {
     sid       = "DeadLetterFailedRuns"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.reminders_dlq.arn]
+  }
+}
+
+# --- patient_pages: one appointment and its doctor's free slots, changed by the patient -----
+
+data "aws_iam_policy_document" "patient_pages" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.function_basics["patient_pages"].json,
+    data.aws_iam_policy_document.link_keys.json,
+  ]
+
+  # Query: the doctor's day (free slots); the confirm, cancel or reschedule writes the
+  # appointment, its day guards and its event in one TransactWriteItems.
+  statement {
+    sid = "ReadWriteTable"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
+    resources = local.table_resources
+  }
+}
+
+# --- inbound_sms, inbound_whatsapp: a patient's reply applied, answered on its channel -------
+
+data "aws_iam_policy_document" "inbound_sms" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.function_basics["inbound_sms"].json,
+    data.aws_iam_policy_document.link_keys.json,
+    data.aws_iam_policy_document.send_messages.json,
+  ]
+
+  # The reply's marker, the contact (answered, opted out, with its event in a transaction)
+  # and the appointment it confirms or cancels.
+  statement {
+    sid = "ReadWriteTable"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]
+    resources = local.table_resources
+  }
+
+  # Lambda writes failed invocations to the function's dead-letter queue with its role.
+  statement {
+    sid       = "DeadLetterFailedReplies"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.inbound_sms_dlq.arn]
+  }
+}
+
+data "aws_iam_policy_document" "inbound_whatsapp" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.function_basics["inbound_whatsapp"].json,
+    data.aws_iam_policy_document.link_keys.json,
+    data.aws_iam_policy_document.send_messages.json,
+  ]
+
+  # As inbound_sms, and the sent message a failed WhatsApp delivery falls back to SMS with.
+  statement {
+    sid = "ReadWriteTable"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]
+    resources = local.table_resources
+  }
+
+  statement {
+    sid       = "DeadLetterFailedReplies"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.inbound_whatsapp_dlq.arn]
   }
 }
 

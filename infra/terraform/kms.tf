@@ -18,17 +18,41 @@ locals {
   }
 }
 
-# One customer-managed key encrypts the table and every queue. Its policy only delegates to
-# IAM, so Lambda roles get kms:Decrypt / kms:GenerateDataKey through their own IAM policies
-# instead of through edits to this policy.
+# One customer-managed key encrypts the table, every queue, the link keys and the inbound
+# topics. Its policy delegates to IAM, so Lambda roles get kms:Decrypt / kms:GenerateDataKey
+# through their own IAM policies instead of through edits to this policy. The one exception
+# is the End User Messaging services, which publish patients' replies to the encrypted
+# inbound topics (messaging.tf) as service principals, which no IAM policy can grant: each
+# may use the key for its own topic only (SNS's encryption context names the topic), acting
+# for this account (End User Messaging SMS User Guide, "Topic policies for Amazon SNS
+# topics"; End User Messaging Social User Guide, "Add a message and event destination").
 resource "aws_kms_key" "citas" {
-  description             = "${var.project}-${var.environment}: DynamoDB table and SQS queues"
+  description             = "${var.project}-${var.environment}: DynamoDB table, SQS queues, link keys and inbound topics"
   enable_key_rotation     = true
   deletion_window_in_days = 30
 
   policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = [local.kms_iam_delegation_statement]
+    Version = "2012-10-17"
+    Statement = concat([local.kms_iam_delegation_statement], [
+      for key, publisher in local.inbound_publishers : {
+        Sid    = { inbound_sms = "SmsPublishesToInboundSmsTopic", inbound_whatsapp = "WhatsAppPublishesToInboundWhatsAppTopic" }[key]
+        Effect = "Allow"
+        Principal = {
+          Service = "${publisher}.amazonaws.com"
+        }
+        Action   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+        Resource = "*"
+        Condition = {
+          StringEquals = {
+            "aws:SourceAccount"                      = data.aws_caller_identity.current.account_id
+            "kms:EncryptionContext:aws:sns:topicArn" = local.inbound_topic_arns[key]
+          }
+          ArnLike = {
+            "aws:SourceArn" = "arn:${data.aws_partition.current.partition}:${publisher}:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:*"
+          }
+        }
+      }
+    ])
   })
 }
 

@@ -19,7 +19,8 @@ locals {
   # - kind: what it does; memory, timeout and reserved concurrency come from the variables'
   #   attribute of that name (var.lambda_memory_mb.<kind>, ...), its IAM statements from the
   #   policy document of that name (iam.tf).
-  # - environment: its settings beyond local.function_environment, which every function gets.
+  # - environment: its settings beyond local.function_environment, which every function gets
+  #   (a null one is left out).
   # - queue: the SQS queue that invokes it (aws_lambda_event_source_mapping.queue), or null.
   # - dead_letter_queue: where Lambda puts failed asynchronous invocations, or null.
   # - country (booking workers only): the country whose requests it books.
@@ -53,26 +54,56 @@ locals {
       dead_letter_queue = null
     }
 
-    # Sends the patients' SMS for the events of the events queue.
+    # Writes to the patients (SMS, WhatsApp) for the events of the events queue, each message
+    # with its self-service link.
     notifications = {
-      kind        = "notifications"
-      description = "citas patient notifications (SMS) from the events queue"
-      handler     = "entrypoints.lambda.notifications.handler"
-      environment = {
-        CITAS_NOTIFIER = "sns"
-      }
+      kind              = "notifications"
+      description       = "citas patient notifications (SMS, WhatsApp) from the events queue"
+      handler           = "entrypoints.lambda.notifications.handler"
+      environment       = merge(local.link_keys_environment, local.messaging_environment)
       queue             = aws_sqs_queue.events
       dead_letter_queue = null
     }
 
-    # Records the reminders that are due, every 15 minutes (aws_cloudwatch_event_rule.reminders).
+    # The confirmation cadence, every 15 minutes (aws_cloudwatch_event_rule.reminders): asks
+    # again, marks appointments at risk, reminds, and sends the messages quiet hours held.
     reminders = {
       kind              = "reminders"
-      description       = "citas reminders: records ReminderDue for appointments 24 h ahead"
+      description       = "citas confirmation cadence: asks again, marks at risk, reminds, sends held messages"
       handler           = "entrypoints.lambda.reminders.handler"
-      environment       = {}
+      environment       = merge(local.link_keys_environment, local.messaging_environment)
       queue             = null
       dead_letter_queue = aws_sqs_queue.reminders_dlq
+    }
+
+    # The patients' self-service pages /p/{token} behind API Gateway (REST proxy, no API key).
+    patient_pages = {
+      kind              = "patient_pages"
+      description       = "citas patient pages /p/ (API Gateway REST proxy, no API key)"
+      handler           = "entrypoints.lambda.patient_pages.handler"
+      environment       = local.link_keys_environment
+      queue             = null
+      dead_letter_queue = null
+    }
+
+    # The patients' SMS replies, from the two-way SMS topic (messaging.tf).
+    inbound_sms = {
+      kind              = "inbound_sms"
+      description       = "citas patient replies by SMS (End User Messaging SMS topic)"
+      handler           = "entrypoints.lambda.inbound_sms.handler"
+      environment       = merge(local.link_keys_environment, local.messaging_environment)
+      queue             = null
+      dead_letter_queue = aws_sqs_queue.inbound_sms_dlq
+    }
+
+    # The patients' WhatsApp replies and delivery failures, from the WhatsApp topic (messaging.tf).
+    inbound_whatsapp = {
+      kind              = "inbound_whatsapp"
+      description       = "citas patient replies by WhatsApp (End User Messaging Social topic)"
+      handler           = "entrypoints.lambda.inbound_whatsapp.handler"
+      environment       = merge(local.link_keys_environment, local.messaging_environment)
+      queue             = null
+      dead_letter_queue = aws_sqs_queue.inbound_whatsapp_dlq
     }
   }
 
@@ -102,6 +133,21 @@ locals {
     CITAS_CLINICS_PARAMETER_PATH = local.clinics_parameter_path
     POWERTOOLS_SERVICE_NAME      = var.project
     POWERTOOLS_METRICS_NAMESPACE = var.project
+  }
+
+  # The functions that sign or check patients' links read the key ring from Parameter Store.
+  link_keys_environment = {
+    CITAS_LINK_KEYS_PARAMETER = aws_ssm_parameter.link_keys.name
+  }
+
+  # The functions that write to patients: End User Messaging SMS and Social, from the
+  # deployment's default identities (null ones are left out) or the clinic's own, with links
+  # to the API's stage unless the clinic names its own public_base_url.
+  messaging_environment = {
+    CITAS_NOTIFIER                 = "aws"
+    CITAS_SMS_ORIGINATION          = var.sms_origination_identity
+    CITAS_WHATSAPP_PHONE_NUMBER_ID = var.whatsapp_phone_number_id
+    CITAS_PUBLIC_BASE_URL          = local.public_base_url
   }
 
   function_names = { for key in keys(local.functions) : key => "${local.name_prefix}-${replace(key, "_", "-")}" }
@@ -155,11 +201,25 @@ resource "aws_sqs_queue" "reminders_dlq" {
   kms_master_key_id         = aws_kms_key.citas.arn
 }
 
+# Patients' replies whose function failed after Lambda's retries of an asynchronous (SNS)
+# invocation: the SNS notification, with the reply, waits here to be inspected and replayed.
+resource "aws_sqs_queue" "inbound_sms_dlq" {
+  name                      = "${local.name_prefix}-inbound-sms-dlq"
+  message_retention_seconds = local.dlq_retention_seconds
+  kms_master_key_id         = aws_kms_key.citas.arn
+}
+
+resource "aws_sqs_queue" "inbound_whatsapp_dlq" {
+  name                      = "${local.name_prefix}-inbound-whatsapp-dlq"
+  message_retention_seconds = local.dlq_retention_seconds
+  kms_master_key_id         = aws_kms_key.citas.arn
+}
+
 # --- functions -----------------------------------------------------------------------------
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:Only the reminders are invoked asynchronously, and they have a DLQ; API Gateway calls the HTTP API synchronously (the caller gets the error), the SQS consumers' failed messages go to their queue's own DLQ (redrive policy in sqs.tf), and the relay's stream mapping has an on-failure destination (aws_sqs_queue.outbox_relay_failures).
-  #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB, SQS, SNS); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
+  #checkov:skip=CKV_AWS_116:Every function invoked asynchronously (the reminders by EventBridge, the inbound functions by SNS) has a DLQ (dynamic dead_letter_config); API Gateway calls the HTTP API and the pages synchronously (the caller gets the error), the SQS consumers' failed messages go to their queue's own DLQ (redrive policy in sqs.tf), and the relay's stream mapping has an on-failure destination (aws_sqs_queue.outbox_relay_failures).
+  #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB, SQS, SSM, End User Messaging); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
   #checkov:skip=CKV_AWS_272:The artifact is built reproducibly by `make package` and pinned by source_code_hash; code signing needs an AWS Signer profile this stack does not assume.
   for_each = local.functions
 
@@ -176,8 +236,9 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = var.lambda_reserved_concurrency[each.value.kind]
   kms_key_arn                    = aws_kms_key.citas.arn
 
+  # A setting without a value (a messaging identity not configured) is left out, not empty.
   environment {
-    variables = merge(local.function_environment, each.value.environment)
+    variables = { for name, value in merge(local.function_environment, each.value.environment) : name => value if value != null }
   }
 
   dynamic "dead_letter_config" {
@@ -269,7 +330,7 @@ resource "aws_lambda_event_source_mapping" "queue" {
 
 resource "aws_cloudwatch_event_rule" "reminders" {
   name                = "${local.name_prefix}-reminders"
-  description         = "Runs the citas reminders every 15 minutes."
+  description         = "Runs the citas confirmation cadence (reminders) every 15 minutes."
   schedule_expression = "rate(15 minutes)"
 }
 
@@ -302,6 +363,46 @@ resource "aws_ssm_parameter" "page_token_key" {
   type        = "SecureString"
   key_id      = aws_kms_key.citas.arn
   value       = data.aws_secretsmanager_random_password.page_token_key.random_password
+
+  lifecycle {
+    ignore_changes = [value]
+  }
+}
+
+# The key ring that signs and checks patients' self-service links (CITAS_LINK_KEYS_PARAMETER,
+# adapters/aws/link_keys.py): {"current": "<key id>", "keys": {"<key id>": "<secret>", ...}},
+# a SecureString encrypted with the data key. Terraform writes the first ring only (key k1,
+# 48 letters and digits: valid base64url of 36 bytes); `ignore_changes` keeps whatever is
+# there afterwards, so a rotation done by an operator is never undone by an apply, and the
+# data source's new draw on every plan changes nothing.
+#
+# Rotating (put-parameter --overwrite, same type and key):
+# 1. Add the new key under a new id (1-8 lower-case letters or digits, e.g. k2) to "keys",
+#    and make it "current". A container reads the ring when it starts and again when a link
+#    names a key id it lacks (at most every 5 minutes), so it checks k2 links at once but
+#    signs with k1 until it refreshes or is replaced: replace them all with any change to the
+#    functions' configuration.
+# 2. Keep the old key in "keys" until every link signed with it has expired. A link expires
+#    when its appointment starts, so one signed just before step 1 may live as long as the
+#    booking horizon (the doctors' max_days_ahead).
+# 3. Remove the old key: a link still signed with it is refused like a forged one.
+data "aws_secretsmanager_random_password" "link_key" {
+  password_length     = 48
+  exclude_punctuation = true
+  include_space       = false
+}
+
+resource "aws_ssm_parameter" "link_keys" {
+  name        = "/${var.project}/${var.environment}/link-keys"
+  description = "The key ring that signs citas patients' links (rotation: see lambda.tf)"
+  type        = "SecureString"
+  key_id      = aws_kms_key.citas.arn
+  value = jsonencode({
+    current = "k1"
+    keys = {
+      k1 = data.aws_secretsmanager_random_password.link_key.random_password
+    }
+  })
 
   lifecycle {
     ignore_changes = [value]

@@ -46,6 +46,8 @@ output "dead_letter_queue_urls" {
       events                = aws_sqs_queue.events_dlq.url
       outbox_relay_failures = aws_sqs_queue.outbox_relay_failures.url
       reminders             = aws_sqs_queue.reminders_dlq.url
+      inbound_sms           = aws_sqs_queue.inbound_sms_dlq.url
+      inbound_whatsapp      = aws_sqs_queue.inbound_whatsapp_dlq.url
     },
     { for c, q in aws_sqs_queue.booking_requests_dlq : "booking_requests_${lower(c)}" => q.url },
   )
@@ -59,4 +61,24 @@ output "function_names" {
 output "alarm_topic_arn" {
   description = "SNS topic the alarms notify; subscribe more endpoints to it."
   value       = aws_sns_topic.alarms.arn
+}
+
+output "public_base_url" {
+  description = "Base of patients' links (`<public_base_url>/p/<token>`) for the clinics without a public_base_url of their own: the stage URL."
+  value       = local.public_base_url
+}
+
+output "inbound_sms_topic_arn" {
+  description = "SNS topic of patients' SMS replies: every two-way number's two-way channel (update-phone-number --two-way-enabled --two-way-channel-arn)."
+  value       = aws_sns_topic.inbound_sms.arn
+}
+
+output "inbound_whatsapp_topic_arn" {
+  description = "SNS topic of the WhatsApp Business Account's events: its event destination (put-whatsapp-business-account-event-destinations)."
+  value       = aws_sns_topic.inbound_whatsapp.arn
+}
+
+output "link_keys_parameter" {
+  description = "SSM SecureString holding the key ring of patients' links; rotate it as lambda.tf describes."
+  value       = aws_ssm_parameter.link_keys.name
 }

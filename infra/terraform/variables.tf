@@ -75,11 +75,14 @@ variable "lambda_zip" {
 variable "lambda_memory_mb" {
   description = "Memory of each function, in MB (more memory also buys proportionally more CPU)."
   type = object({
-    http_api       = optional(number, 512)
-    outbox_relay   = optional(number, 256)
-    booking_worker = optional(number, 512)
-    notifications  = optional(number, 256)
-    reminders      = optional(number, 256)
+    http_api         = optional(number, 512)
+    outbox_relay     = optional(number, 256)
+    booking_worker   = optional(number, 512)
+    notifications    = optional(number, 256)
+    reminders        = optional(number, 256)
+    patient_pages    = optional(number, 512)
+    inbound_sms      = optional(number, 256)
+    inbound_whatsapp = optional(number, 256)
   })
   default = {}
 
@@ -90,35 +93,42 @@ variable "lambda_memory_mb" {
 }
 
 variable "lambda_timeout_seconds" {
-  description = "Timeout of each function. The HTTP API answers within API Gateway's 29 s; SQS consumers must stay under the queues' 60 s visibility timeout."
+  description = "Timeout of each function. The HTTP API and the patient pages answer within API Gateway's 29 s; SQS consumers must stay under the queues' 60 s visibility timeout."
   type = object({
-    http_api       = optional(number, 10)
-    outbox_relay   = optional(number, 30)
-    booking_worker = optional(number, 20)
-    notifications  = optional(number, 20)
-    reminders      = optional(number, 120)
+    http_api         = optional(number, 10)
+    outbox_relay     = optional(number, 30)
+    booking_worker   = optional(number, 20)
+    notifications    = optional(number, 20)
+    reminders        = optional(number, 120)
+    patient_pages    = optional(number, 10)
+    inbound_sms      = optional(number, 30)
+    inbound_whatsapp = optional(number, 30)
   })
   default = {}
 
   validation {
     condition = (
       var.lambda_timeout_seconds.http_api <= 29
+      && var.lambda_timeout_seconds.patient_pages <= 29
       && var.lambda_timeout_seconds.booking_worker <= 60
       && var.lambda_timeout_seconds.notifications <= 60
       && alltrue([for s in values(var.lambda_timeout_seconds) : s >= 1 && s <= 900])
     )
-    error_message = "Timeouts are 1..900 s; http_api at most 29 s (API Gateway), booking_worker and notifications at most 60 s (queue visibility timeout)."
+    error_message = "Timeouts are 1..900 s; http_api and patient_pages at most 29 s (API Gateway), booking_worker and notifications at most 60 s (queue visibility timeout)."
   }
 }
 
 variable "lambda_reserved_concurrency" {
   description = "Reserved concurrency of each function (booking_worker: per country); it also caps the SQS pollers of the queue consumers. -1 reserves nothing, for accounts whose Lambda concurrency quota is still the new-account default of 10."
   type = object({
-    http_api       = optional(number, 20)
-    outbox_relay   = optional(number, 2)
-    booking_worker = optional(number, 2)
-    notifications  = optional(number, 5)
-    reminders      = optional(number, 1)
+    http_api         = optional(number, 20)
+    outbox_relay     = optional(number, 2)
+    booking_worker   = optional(number, 2)
+    notifications    = optional(number, 5)
+    reminders        = optional(number, 1)
+    patient_pages    = optional(number, 10)
+    inbound_sms      = optional(number, 2)
+    inbound_whatsapp = optional(number, 2)
   })
   default = {}
 
@@ -186,18 +196,31 @@ variable "clinics" {
     (the API key API Gateway validated is the only way a request names its clinic). Adding a
     clinic is one entry here and `terraform apply`; its key is in the `clinic_api_keys` output.
     - name: the display name that starts every patient message, 1-80 characters.
-    - public_base_url (optional): the http(s) base URL of the clinic's links.
+    - public_base_url (optional): the http(s) base URL of the clinic's links; unset, the
+      API's own stage URL.
+    - channels (optional): how the clinic writes to patients, "sms" and/or "whatsapp", the
+      usual one first (default ["sms"]; a reminder at risk goes out on all of them).
+    - sms_number (optional): the E.164 number of the clinic's own two-way SMS number, which
+      its messages leave from and its patients' replies arrive at; unset, the deployment's
+      var.sms_origination_identity. With several clinics, a reply to a number no clinic
+      names is dropped, so each clinic that gets replies names its number.
+    - whatsapp_phone_number_id (optional): the clinic's own WhatsApp number in AWS End User
+      Messaging Social, `phone-number-id-...` or its ARN; unset, the deployment's
+      var.whatsapp_phone_number_id.
     - quota_per_day (optional): requests per day for the clinic's key; unset, the key gets
       var.api_monthly_quota per month.
     - throttle_rate_limit, throttle_burst_limit (optional): requests per second and burst for
       the clinic's key; unset, var.api_throttle_rate_limit and var.api_throttle_burst_limit.
   EOT
   type = map(object({
-    name                 = string
-    public_base_url      = optional(string)
-    quota_per_day        = optional(number)
-    throttle_rate_limit  = optional(number)
-    throttle_burst_limit = optional(number)
+    name                     = string
+    public_base_url          = optional(string)
+    channels                 = optional(list(string), ["sms"])
+    sms_number               = optional(string)
+    whatsapp_phone_number_id = optional(string)
+    quota_per_day            = optional(number)
+    throttle_rate_limit      = optional(number)
+    throttle_burst_limit     = optional(number)
   }))
   default = {
     demo = { name = "Clínica Demo" }
@@ -226,6 +249,42 @@ variable "clinics" {
     error_message = "A clinic's public_base_url starts with http:// or https:// and has no spaces."
   }
 
+  # The channels the functions accept (domain/clinics.py): some, each once, of these two.
+  validation {
+    condition = alltrue([
+      for c in values(var.clinics) : length(c.channels) > 0
+      && length(distinct(c.channels)) == length(c.channels)
+      && alltrue([for channel in c.channels : contains(["sms", "whatsapp"], channel)])
+    ])
+    error_message = "A clinic's channels is a non-empty list of distinct \"sms\" and \"whatsapp\", e.g. [\"whatsapp\", \"sms\"]."
+  }
+
+  # E.164, as the functions accept it (domain/clinics.py).
+  validation {
+    condition     = alltrue([for c in values(var.clinics) : c.sms_number == null || can(regex("^\\+[1-9][0-9]{7,14}$", c.sms_number))])
+    error_message = "A clinic's sms_number is E.164: '+', the country code and the number, 8 to 15 digits, e.g. \"+51987654321\"."
+  }
+
+  # The two forms SendWhatsAppMessage takes (and inbound events name), which are also the
+  # two this stack can turn into the number's ARN for the functions' IAM grant. The
+  # functions accept more ("[A-Za-z0-9:/._-]{1,200}"); none of these is refused there.
+  validation {
+    condition     = alltrue([for c in values(var.clinics) : c.whatsapp_phone_number_id == null || can(regex("^(phone-number-id-[0-9A-Za-z]{1,99}|arn:aws[a-z-]*:social-messaging:[a-z0-9-]+:[0-9]{12}:phone-number-id/[0-9A-Za-z]{1,99})$", c.whatsapp_phone_number_id))])
+    error_message = "A clinic's whatsapp_phone_number_id is \"phone-number-id-<id>\" or \"arn:aws:social-messaging:<region>:<account>:phone-number-id/<id>\"."
+  }
+
+  # An inbound message finds its clinic by the number it was sent to: two clinics with one
+  # number would both claim its replies.
+  validation {
+    condition = alltrue([
+      for numbers in [
+        [for c in values(var.clinics) : c.sms_number if c.sms_number != null],
+        [for c in values(var.clinics) : c.whatsapp_phone_number_id if c.whatsapp_phone_number_id != null],
+      ] : length(distinct(numbers)) == length(numbers)
+    ])
+    error_message = "No two clinics share an sms_number or a whatsapp_phone_number_id: replies find their clinic by it."
+  }
+
   # A throttle of 0 stops the clinic's traffic (API Gateway's way to pause one key).
   validation {
     condition = alltrue(flatten([
@@ -236,6 +295,38 @@ variable "clinics" {
       ]
     ]))
     error_message = "A clinic's quota_per_day is a whole number of at least 1; throttle_rate_limit is at least 0; throttle_burst_limit is a whole number of at least 0."
+  }
+}
+
+# --- patient messages (AWS End User Messaging) ----------------------------------------
+
+variable "sms_origination_identity" {
+  description = <<-EOT
+    The deployment's default SMS origination identity (CITAS_SMS_ORIGINATION), used for the
+    clinics without an sms_number of their own: a phone number id (`phone-...`), a pool id
+    (`pool-...`) or the ARN of a phone number, pool or sender ID of AWS End User Messaging
+    SMS. The functions may send SMS only from it and from the clinics' numbers. null: none
+    (then only clinics with an sms_number can send SMS).
+  EOT
+  type        = string
+  default     = null
+
+  # The forms this stack can turn into the identity's ARN, the resource SendTextMessage is
+  # authorised against (an E.164 number names no ARN: use its phone number id).
+  validation {
+    condition     = var.sms_origination_identity == null || can(regex("^(phone-[0-9A-Za-z]{1,64}|pool-[0-9A-Za-z]{1,64}|arn:aws[a-z-]*:sms-voice:[a-z0-9-]+:[0-9]{12}:(phone-number|pool)/[0-9A-Za-z_-]{1,128}|arn:aws[a-z-]*:sms-voice:[a-z0-9-]+:[0-9]{12}:sender-id/[0-9A-Za-z]{1,11}/[A-Z]{2})$", var.sms_origination_identity))
+    error_message = "sms_origination_identity is a phone number id (phone-...), a pool id (pool-...) or an arn:aws:sms-voice:<region>:<account>:phone-number/..., pool/... or sender-id/... ARN."
+  }
+}
+
+variable "whatsapp_phone_number_id" {
+  description = "The deployment's default WhatsApp number in AWS End User Messaging Social (CITAS_WHATSAPP_PHONE_NUMBER_ID), `phone-number-id-...` or its ARN, used for the clinics without a whatsapp_phone_number_id of their own. null: none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.whatsapp_phone_number_id == null || can(regex("^(phone-number-id-[0-9A-Za-z]{1,99}|arn:aws[a-z-]*:social-messaging:[a-z0-9-]+:[0-9]{12}:phone-number-id/[0-9A-Za-z]{1,99})$", var.whatsapp_phone_number_id))
+    error_message = "whatsapp_phone_number_id is \"phone-number-id-<id>\" or \"arn:aws:social-messaging:<region>:<account>:phone-number-id/<id>\"."
   }
 }
 

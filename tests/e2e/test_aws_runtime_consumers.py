@@ -76,6 +76,10 @@ def _runtime(sqs: Any, urls: dict[str, str], clinic: Any, messenger: Any = None)
         clinics=StaticClinicDirectory([(DEMO_CLINIC, "local-demo")]),
         services=lambda clinic_id: clinic,
         messenger=SimpleNamespace(handle=messenger or (lambda event: True)),
+        # Not the consumers' business: the patients' pages and replies have their own tests.
+        pages=SimpleNamespace(),
+        replies=SimpleNamespace(),
+        links=SimpleNamespace(),
         outbox=SimpleNamespace(pending=lambda limit: [], remove=lambda ids: None),
         publisher=SimpleNamespace(publish=lambda event: None),
         request_queue=SimpleNamespace(),

@@ -122,8 +122,8 @@ def test_two_clinics_share_ids_phones_times_and_keys_without_meeting(
 
     # The patient hears from each clinic in its own name, about its own appointment.
     texts = _notifications(two_clinics, {in_sol["appointment_id"], in_luna["appointment_id"]})
-    assert texts[in_sol["appointment_id"]].startswith("Clínica Sol: Hola, recibimos tu reserva")
-    assert texts[in_luna["appointment_id"]].startswith("Clínica Luna: Hola, recibimos tu reserva")
+    assert texts[in_sol["appointment_id"]].startswith("Clínica Sol: Hola, reservaste una cita")
+    assert texts[in_luna["appointment_id"]].startswith("Clínica Luna: Hola, reservaste una cita")
 
 
 def test_another_clinics_id_is_not_found_exactly_as_a_missing_one(sol: Api, luna: Api) -> None:

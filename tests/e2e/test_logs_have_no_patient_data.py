@@ -9,6 +9,7 @@ from datetime import time as clock_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import requests
 import yaml
 
 from tests.unit.apigw import OPENAPI
@@ -34,6 +35,8 @@ SECRETS = (
 )
 ZONE = "America/Lima"
 ROUTES = {template for template in yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))["paths"]}
+# Served by `citas serve` besides the API: the patients' pages and the local inbound number.
+LOCAL_ROUTES = {"/p/{token}", "/_local/inbound"}
 
 
 def _at(day: date, hhmm: str) -> str:
@@ -108,6 +111,46 @@ def _full_flow(api: Api) -> None:
     time.sleep(0.5)
 
 
+def _patient_answers(api: Api, server: RunningServer) -> None:
+    """The patient's side: their page and its forms, and replies by SMS and WhatsApp."""
+    day = (datetime.now(ZoneInfo(ZONE)) + timedelta(days=4)).date()
+    patient = {"name": NAME, "phone": PHONE, "document_id": DOCUMENT}
+    booked = api.post(
+        "/appointments",
+        json={"doctor_id": "dra-logs-1", "patient": patient, "start": _at(day, "16:00")},
+    )
+    assert booked.status_code == 201, booked.text
+    appointment_id = booked.json()["appointment_id"]
+    link = ""
+    deadline = time.monotonic() + 5
+    while not link and time.monotonic() < deadline:
+        for line in server.stdout_lines():
+            if appointment_id in line and '"notification"' in line:
+                link = json.loads(line)["link"]
+        time.sleep(0.05)
+    assert link, "the booking's message never came"
+    page = requests.get(link, timeout=10)
+    assert page.status_code == 200 and NAME not in page.text and PHONE not in page.text
+    for action, form in (("confirmar", {}), ("reprogramar", {"start": "mañana"})):
+        answer = requests.post(f"{link}/{action}", data=form, allow_redirects=False, timeout=10)
+        assert answer.status_code == 303, answer.text
+    tampered = link[:-1] + ("A" if link[-1] != "A" else "B")
+    assert requests.get(tampered, timeout=10).status_code == 404
+    assert requests.get(link + "x" * 300, timeout=10).status_code == 404
+    for message in (
+        {"channel": "sms", "from": PHONE, "text": " Sí "},
+        {"channel": "whatsapp", "from": PHONE, "text": f"hola, soy {NAME}"},
+        {"channel": "sms", "from": PHONE, "text": NAME * 200},
+        {"channel": "sms", "from": PHONE, "text": "BAJA"},
+        {"channel": "sms", "from": PHONE, "text": "ALTA"},
+        {"channel": "whatsapp", "from": PHONE, "button": f"cancelar:{link.rsplit('/', 1)[1]}"},
+    ):
+        answered = api.post("/_local/inbound", json=message)
+        assert answered.status_code == 200, answered.text
+    assert api.post("/_local/inbound", json={"channel": "sms", "from": NAME}).status_code == 400
+    time.sleep(0.5)
+
+
 def _check_lines(server: RunningServer) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Parsed stdout and stderr lines; fails on patient data or a line that is not JSON."""
     parsed: dict[str, list[dict[str, Any]]] = {"stdout": [], "stderr": []}
@@ -132,6 +175,7 @@ def test_a_full_flow_leaves_no_patient_data_in_any_log_line(start_citas: Launche
     assert server.api_key == "local-dev-key"
     api = server.api()
     _full_flow(api)
+    _patient_answers(api, server)
     api.close()
     assert server.stop() == 0
     stdout, stderr = _check_lines(server)
@@ -142,15 +186,25 @@ def test_a_full_flow_leaves_no_patient_data_in_any_log_line(start_citas: Launche
     for record in access:
         assert {"time", "method", "route", "status", "duration_ms", "request_id"} <= set(record)
         assert "path" not in record
-        assert record["route"] == "unmatched" or record["route"] in ROUTES, record
+        assert record["route"] in {"unmatched", *ROUTES, *LOCAL_ROUTES}, record
     assert {r["status"] for r in access} >= {200, 201, 202, 400, 403, 409, 413, 422}
 
     # The patients' messages are printed (Spanish text, clinic time), their phones are not.
     # The flow changes appointments faster than messages go out, and a message that no longer
     # holds is not sent, so only the final cancellation is certain to be printed.
-    notifications = [r for r in stdout if r.get("notification") == "sms"]
+    notifications = [r for r in stdout if r.get("notification") in ("sms", "whatsapp")]
     texts = [r["text"] for r in notifications]
-    assert any(t.endswith("fue cancelada.") for t in texts)
+    assert any("fue cancelada." in t for t in texts)
     for record in notifications:
-        assert set(record) == {"notification", "appointment_id", "text"}
-        assert "(hora de " in record["text"]
+        assert set(record) == {"notification", "appointment_id", "text", "link"}
+        if record["appointment_id"] is not None and record["link"]:
+            assert "(hora de " in record["text"]
+    # A message is the patient's own screen and carries their link; no log line ever does.
+    tokens = {r["link"].rsplit("/", 1)[1] for r in notifications if r["link"]}
+    assert tokens
+    logs = [line for line in server.stdout_lines() if '"notification"' not in line]
+    logs += server.stderr_lines()
+    for token in tokens:
+        assert not any(token in line for line in logs), token
+    assert any(r.get("route") == "/p/{token}" for r in access)
+    assert sum(r.get("route") == "/_local/inbound" for r in access) >= 6

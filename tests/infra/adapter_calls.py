@@ -3,9 +3,10 @@
 The IAM tests compare each Lambda role with what its code really calls, so the calls are
 derived here from `adapters/aws/**/*.py` instead of being written down a second time:
 
-- every module that builds a client with `boto3.client("<service>", ...)` is a module of that
-  service, and so is every module of a package under `adapters/aws/` (`dynamodb/`) one of
-  whose modules builds one; an attribute call in it whose name is one of the service's
+- every module that builds a client with `boto3.client("<service>", ...)` (the name a literal
+  or a string constant of the module) is a module of that service, and so is every module of
+  a package under `adapters/aws/` (`dynamodb/`) one of whose modules builds one; an attribute
+  call in it whose name is one of the service's
   operations (botocore's model, in snake case: `client().send_message(...)`) is a call of
   that operation, and so is `get_paginator("<operation>")` (every page is one call of it);
 - calls are followed from an adapter method through the module's helpers (`self._table.get`,
@@ -79,7 +80,27 @@ class _Module:
     imports: dict[str, tuple[str, str]]  # local name -> (module, name)
 
 
+def _module_strings(tree: ast.Module) -> dict[str, str]:
+    """The module's top-level string constants: `NAME = "x"` or `NAME: Final = "x"`."""
+    found: dict[str, str] = {}
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        value = getattr(node, "value", None)
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = value.value
+    return found
+
+
 def _client_services(tree: ast.Module) -> tuple[str, ...]:
+    """The services of every `boto3.client("<service>", ...)`, the name a literal or a constant
+    of the module (`boto3.client(SMS_SERVICE, ...)`)."""
+    constants = _module_strings(tree)
     found = []
     for node in ast.walk(tree):
         if (
@@ -89,10 +110,16 @@ def _client_services(tree: ast.Module) -> tuple[str, ...]:
             and isinstance(node.func.value, ast.Name)
             and node.func.value.id == "boto3"
             and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
         ):
-            found.append(node.args[0].value)
+            service = node.args[0]
+            if isinstance(service, ast.Constant) and isinstance(service.value, str):
+                found.append(service.value)
+            elif isinstance(service, ast.Name) and service.id in constants:
+                found.append(constants[service.id])
+            else:
+                # A service this reader cannot name would drop its calls from every role's
+                # expected actions: fail loudly instead.
+                raise ValueError(f"boto3.client of an unreadable service: {ast.unparse(service)}")
     return tuple(sorted(set(found)))
 
 

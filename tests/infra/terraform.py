@@ -178,11 +178,27 @@ def source_documents(document: Mapping[str, Any]) -> list[tuple[str, str | None]
     return found
 
 
+def dynamic_blocks(body: Mapping[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
+    """(for_each, content) of every `dynamic "<key>"` block of `body`."""
+    found = []
+    for group in blocks(body, "dynamic"):
+        for name, dynamic in group.items():
+            if name == key:
+                found.append((dynamic["for_each"], block(dynamic, "content")))
+    return found
+
+
 def policy_statements(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """The statements of a policy document, those of its `source_policy_documents` first."""
+    """The statements of a policy document, those of its `source_policy_documents` first.
+
+    A `dynamic "statement"` block counts as its statement (with its `for_each` under
+    `dynamic_for_each`): present whenever what it grants is configured.
+    """
     for name, _index in source_documents(document):
         yield from policy_statements(data_sources("aws_iam_policy_document")[name])
     yield from blocks(document, "statement")
+    for for_each, content in dynamic_blocks(document, "statement"):
+        yield {**content, "dynamic_for_each": for_each}
 
 
 def lambda_keys(value: Any) -> set[str]:

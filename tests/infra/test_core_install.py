@@ -31,7 +31,16 @@ SOURCES = ("pyproject.toml", "README.md", "domain", "ports", "adapters", "entryp
 # Extras only; finding one of them means a core dependency pulls it in again.
 NOT_IN_CORE = ("boto3", "botocore", "aws_lambda_powertools", "hcl2", "punq")
 # holidays brings python-dateutil, which brings six.
-CORE_DISTRIBUTIONS = ["attrs", "citas", "holidays", "python-dateutil", "six", "tzdata"]
+CORE_DISTRIBUTIONS = [
+    "attrs",
+    "citas",
+    "holidays",
+    "jinja2",
+    "markupsafe",
+    "python-dateutil",
+    "six",
+    "tzdata",
+]
 PIP_TIMEOUT = 180
 # Offline, pip would retry each index request for minutes; fail within the test's budget. As
 # variables, so that the pip which installs the build dependencies obeys them too.

@@ -36,7 +36,16 @@ OUR_PACKAGES = {"domain", "ports", "adapters", "entrypoints"}
 # What the Lambda Python runtime provides (and so the zip must not carry).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 NEVER_PACKAGED = ("tests/", "infra/", "api/", ".venv", "bench/", "scripts/", "hcl2/", "lark/")
-HANDLERS = ("http_api", "outbox_relay", "booking_worker", "notifications", "reminders")
+HANDLERS = (
+    "http_api",
+    "outbox_relay",
+    "booking_worker",
+    "notifications",
+    "reminders",
+    "patient_pages",
+    "inbound_sms",
+    "inbound_whatsapp",
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +106,16 @@ def test_it_holds_our_code_and_pinned_dependencies_and_nothing_else(artifact: Pa
     assert "adapters/aws/migrate.py" not in names
     assert "adapters/aws/migrate_plan.py" not in names
     # The dependencies, at the versions the tests ran with.
-    for dist in ("attrs", "holidays", "punq", "aws_lambda_powertools", "typing_extensions"):
+    dists = ("attrs", "holidays", "punq", "aws_lambda_powertools", "typing_extensions")
+    for dist in (*dists, "jinja2", "markupsafe"):
         version = metadata.version(dist.replace("_", "-"))
         assert f"{dist}-{version}.dist-info/METADATA" in names, (dist, version)
     assert any(n.startswith("tzdata/zoneinfo/America/Santiago") for n in names)
     # The library's Spanish names, and our adapter over it.
     assert "holidays/locale/es/LC_MESSAGES/PE.mo" in names
     assert "adapters/holidays.py" in names
+    # The patient's page (entrypoints/pages.py) loads its templates from next to the module.
+    assert "entrypoints/templates/appointment.html" in names
 
 
 def test_no_packaged_module_imports_local_only_code(artifact: Path) -> None:
@@ -134,6 +146,28 @@ def _runtime_libraries(into: Path) -> None:
         origin = Path(spec.origin)
         source = origin.parent if origin.name == "__init__.py" else origin
         (into / source.name).symlink_to(source, target_is_directory=source.is_dir())
+
+
+def _sns_event(message: str) -> dict[str, Any]:
+    """What SNS hands a subscribed function: one record (docs.aws.amazon.com/lambda, with-sns)."""
+    topic = "arn:aws:sns:us-east-1:123456789012:citas-dev-inbound"
+    return {
+        "Records": [
+            {
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic}:{uuid.uuid4()}",
+                "EventSource": "aws:sns",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": str(uuid.uuid4()),
+                    "TopicArn": topic,
+                    "Message": message,
+                    "Timestamp": "2027-03-01T14:00:00.000Z",
+                    "MessageAttributes": {},
+                },
+            }
+        ]
+    }
 
 
 def _sqs_record(body: str, group: str) -> dict[str, Any]:
@@ -207,6 +241,19 @@ def _sample_events() -> dict[str, dict[str, Any]]:
                 _sqs_record("not an envelope", "other"),
             ]
         },
+        "patient_pages": apigw.event("GET", "/p/not-a-link-of-ours", api_key=None),
+        "inbound_sms": _sns_event(
+            json.dumps(
+                {
+                    "originationNumber": "+51987654321",
+                    "destinationNumber": "+51900000000",
+                    "messageKeyword": "KEYWORD_123456789012",
+                    "messageBody": "SI",
+                    "inboundMessageId": str(uuid.uuid4()),
+                }
+            )
+        ),
+        "inbound_whatsapp": _sns_event("not a whatsapp event"),
         "reminders": {
             "version": "0",
             "id": str(uuid.uuid4()),
@@ -249,6 +296,8 @@ zoneinfo.ZoneInfo("America/Santiago")
 from adapters.holidays import LibraryHolidayCalendar
 peru = LibraryHolidayCalendar().holidays("PE", 2026)
 answers["holidays"] = {str(day): name for day, name in peru.items()}
+from entrypoints import pages
+answers["page"] = pages.render_not_found()
 holidays_from = sys.modules["holidays"].__file__
 outside = sorted(
     m.__name__ for m in list(sys.modules.values())
@@ -320,7 +369,22 @@ def test_notifications_handle_an_event_and_fail_only_the_poison_message(
 
 
 def test_reminders_run_on_a_schedule_event(answers: dict[str, Any]) -> None:
-    assert answers["reminders"] == {"reminded": 0}
+    assert answers["reminders"] == {"recorded": 0, "held_sent": 0}
+
+
+def test_the_pages_answer_a_link_of_nobody_with_the_plain_404_page(answers: dict[str, Any]) -> None:
+    response = answers["patient_pages"]
+    assert response["statusCode"] == 404
+    assert response["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert "<h1" in response["body"]
+
+
+def test_the_inbound_functions_handle_a_reply_and_drop_a_malformed_one(
+    answers: dict[str, Any],
+) -> None:
+    # One clinic served, named by no number: the SMS is hers, and nothing awaits an answer.
+    assert answers["inbound_sms"] == {"handled": 1}
+    assert answers["inbound_whatsapp"] == {"handled": 0}
 
 
 def test_the_holiday_calendar_runs_from_the_zip_on_the_runtime_dateutil(
@@ -330,6 +394,10 @@ def test_the_holiday_calendar_runs_from_the_zip_on_the_runtime_dateutil(
     assert peru["2026-07-28"] == "Día de la Independencia"
     assert peru["2026-07-29"] == "Día de la Gran Parada Militar"
     assert len(peru) == 17
+
+
+def test_the_patient_page_renders_from_the_zip(answers: dict[str, Any]) -> None:
+    assert "Este enlace no es válido." in answers["page"]
 
 
 def test_every_handler_of_lambda_tf_was_run() -> None:

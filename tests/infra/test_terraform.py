@@ -20,6 +20,7 @@ import yaml
 from adapters.aws import resources as tf_resources
 from adapters.aws.clinics import parse_clinic_parameter
 from adapters.aws.dynamodb import outbox_pk
+from adapters.aws.link_keys import parse_key_ring
 from domain.clinics import DEMO_CLINIC, MAX_CLINIC_NAME, ClinicProfile
 from domain.errors import ValidationError
 from entrypoints.config import NOTIFIERS, Settings
@@ -37,7 +38,21 @@ HANDLERS = {
     "booking_worker": "entrypoints.lambda.booking_worker.handler",
     "notifications": "entrypoints.lambda.notifications.handler",
     "reminders": "entrypoints.lambda.reminders.handler",
+    "patient_pages": "entrypoints.lambda.patient_pages.handler",
+    "inbound_sms": "entrypoints.lambda.inbound_sms.handler",
+    "inbound_whatsapp": "entrypoints.lambda.inbound_whatsapp.handler",
 }
+
+# The functions that sign or check patients' links (CITAS_LINK_KEYS_PARAMETER, ssm:GetParameter
+# on the key ring), and those that write to patients (End User Messaging SMS and Social).
+LINK_KEY_READERS = {
+    "patient_pages",
+    "notifications",
+    "reminders",
+    "inbound_sms",
+    "inbound_whatsapp",
+}
+MESSAGE_SENDERS = {"notifications", "reminders", "inbound_sms", "inbound_whatsapp"}
 
 # The CITAS_ settings each function needs (entrypoints/config.py reads them).
 _EVERY_FUNCTION = {
@@ -46,16 +61,33 @@ _EVERY_FUNCTION = {
     "CITAS_TABLE_NAME",
     "CITAS_CLINICS_PARAMETER_PATH",
 }
+_LINK_KEYS = {"CITAS_LINK_KEYS_PARAMETER"}
+# The deployment's default sending identities (left out when not configured) and the base of
+# the links, the stage URL.
+_MESSAGING = {
+    "CITAS_NOTIFIER",
+    "CITAS_SMS_ORIGINATION",
+    "CITAS_WHATSAPP_PHONE_NUMBER_ID",
+    "CITAS_PUBLIC_BASE_URL",
+}
 NEEDED_SETTINGS = {
     "http_api": _EVERY_FUNCTION | {"CITAS_BOOKING_QUEUE_URLS", "CITAS_PAGE_TOKEN_KEY"},
     "outbox_relay": _EVERY_FUNCTION | {"CITAS_EVENTS_QUEUE_URL"},
     "booking_worker": _EVERY_FUNCTION | {"CITAS_WORKER_COUNTRY"},
-    "notifications": _EVERY_FUNCTION | {"CITAS_NOTIFIER"},
-    "reminders": _EVERY_FUNCTION,
+    "notifications": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING,
+    "reminders": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING,
+    "patient_pages": _EVERY_FUNCTION | _LINK_KEYS,
+    "inbound_sms": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING,
+    "inbound_whatsapp": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING,
 }
 # Read only by the local server: on AWS, API Gateway checks the key (usage plan).
-# The local server's clinics and keys; a deployed function reads them from SSM instead.
-LOCAL_ONLY_SETTINGS = {"CITAS_API_KEY", "CITAS_CLINICS"}
+# The local server's clinics and keys; a deployed function reads them from SSM instead. Its
+# clinics' channels and its link secret: a deployed function reads them from the clinic
+# directory and the key ring.
+LOCAL_ONLY_SETTINGS = {"CITAS_API_KEY", "CITAS_CLINICS", "CITAS_CHANNELS", "CITAS_LINK_SECRET"}
+# Read on AWS, but not by this stack: the key ring in Secrets Manager instead of Parameter
+# Store (this stack keeps it in Parameter Store, CITAS_LINK_KEYS_PARAMETER).
+NOT_THIS_STACKS_SETTINGS = {"CITAS_LINK_KEYS_SECRET"}
 
 # The adapter code each function runs, following the use cases its handler calls:
 # a class (all its methods) or `Class.method`. The IAM actions themselves are derived from
@@ -90,19 +122,79 @@ FUNCTION_ADAPTERS = {
         # The doctor's schedule, which the booking's transaction checks the version of.
         "DynamoDBDoctorRepository.schedule",
     ),
-    # PatientMessenger.handle: marker check, the appointment and doctor, the SMS, the marker.
+    # PatientMessenger.handle: marker check, the appointment and doctor, the contact (opted
+    # out? awaiting an answer), the message held by quiet hours or sent (SMS or WhatsApp,
+    # with its signed link) and remembered, the marker.
     "notifications": (
         *_EVERY_FUNCTION_ADAPTERS,
         "DynamoDBProcessedEvents",
         "DynamoDBAppointmentRepository.get",
         "DynamoDBDoctorRepository.get",
-        "SNSNotifier.send",
+        "DynamoDBPatientContacts.get",
+        "DynamoDBPatientContacts.await_answer",
+        "DynamoDBDeferredMessages.defer",
+        "DynamoDBSentMessages.remember",
+        "EndUserSmsNotifier.send",
+        "WhatsAppNotifier.send",
+        "SsmLinkKeys",
     ),
-    # Clinic.send_reminders: country-status lists, then the reminder with its event.
+    # The confirmation cadence: country-status lists, each step recorded with its event, the
+    # messages it sends, and the held messages that are due.
     "reminders": (
         *_EVERY_FUNCTION_ADAPTERS,
         "DynamoDBAppointmentRepository.list_by_country_status",
-        "DynamoDBAppointmentRepository.record_reminder",
+        "DynamoDBAppointmentRepository.record_cadence",
+        "DynamoDBAppointmentRepository.get",
+        "DynamoDBDoctorRepository.get",
+        "DynamoDBDeferredMessages.due",
+        "DynamoDBDeferredMessages.done",
+        "DynamoDBPatientContacts.get",
+        "DynamoDBPatientContacts.await_answer",
+        "DynamoDBProcessedEvents",
+        "EndUserSmsNotifier.send",
+        "WhatsAppNotifier.send",
+        "SsmLinkKeys",
+    ),
+    # The page of one appointment (token checked), its doctor's free slots, and the
+    # patient's confirm, cancel or reschedule.
+    "patient_pages": (
+        *_EVERY_FUNCTION_ADAPTERS,
+        "DynamoDBAppointmentRepository.get",
+        "DynamoDBAppointmentRepository.update",
+        "DynamoDBAppointmentRepository.list_by_doctor",
+        "DynamoDBDoctorRepository.get",
+        "DynamoDBDoctorRepository.schedule",
+        "SsmLinkKeys",
+    ),
+    # A reply: marker check, the phone's contact (answered, opted out or in), the appointment
+    # it confirms or cancels, and the answer or help message.
+    "inbound_sms": (
+        *_EVERY_FUNCTION_ADAPTERS,
+        "DynamoDBProcessedEvents",
+        "DynamoDBPatientContacts.get",
+        "DynamoDBPatientContacts.answered",
+        "DynamoDBPatientContacts.set_opted_out",
+        "DynamoDBAppointmentRepository.get",
+        "DynamoDBAppointmentRepository.update",
+        "DynamoDBDoctorRepository.get",
+        "EndUserSmsNotifier.send",
+        "WhatsAppNotifier.send",
+        "SsmLinkKeys",
+    ),
+    # As inbound_sms, and a failed WhatsApp delivery sent again by SMS (the sent message).
+    "inbound_whatsapp": (
+        *_EVERY_FUNCTION_ADAPTERS,
+        "DynamoDBProcessedEvents",
+        "DynamoDBPatientContacts.get",
+        "DynamoDBPatientContacts.answered",
+        "DynamoDBPatientContacts.set_opted_out",
+        "DynamoDBAppointmentRepository.get",
+        "DynamoDBAppointmentRepository.update",
+        "DynamoDBDoctorRepository.get",
+        "DynamoDBSentMessages.find",
+        "EndUserSmsNotifier.send",
+        "WhatsAppNotifier.send",
+        "SsmLinkKeys",
     ),
 }
 
@@ -117,7 +209,7 @@ EVENT_SOURCE_ACTIONS = {
     },
 }
 FAILURE_DESTINATION_ACTIONS = {"sqs:SendMessage"}
-DATA_SERVICES = ("dynamodb:", "sqs:", "sns:", "ssm:")
+DATA_SERVICES = ("dynamodb:", "sqs:", "sns:", "ssm:", "sms-voice:", "social-messaging:")
 
 # The queues each role may touch (any action).
 FUNCTION_QUEUES = {
@@ -126,6 +218,9 @@ FUNCTION_QUEUES = {
     "booking_worker": {"booking_requests"},
     "notifications": {"events"},
     "reminders": {"reminders_dlq"},
+    "patient_pages": set(),
+    "inbound_sms": {"inbound_sms_dlq"},
+    "inbound_whatsapp": {"inbound_whatsapp_dlq"},
 }
 
 EXPECTED_FILES = {
@@ -138,6 +233,8 @@ EXPECTED_FILES = {
     "iam.tf",
     "api.tf",
     "waf.tf",
+    # Patients' messages: the inbound topics and the sending identities.
+    "messaging.tf",
     "monitoring.tf",
     "outputs.tf",
     # Where the addresses of earlier versions went (moved blocks).
@@ -177,10 +274,28 @@ def function_entry(function: str) -> dict[str, Any]:
     return function_entries()[function][1]
 
 
+def entry_environment(function: str) -> dict[str, Any]:
+    """The entry's own settings: an object, or a merge of locals that are objects."""
+    value = function_entry(function)["environment"] or {}
+    if isinstance(value, str):
+        named = re.fullmatch(r"\$\{(?:merge\()?(local\.\w+(?:, local\.\w+)*)\)?\}", value)
+        assert named is not None, f"{function}: unreadable environment {value!r}"
+        merged: dict[str, Any] = {}
+        for name in named.group(1).split(", "):
+            merged.update(tf.local(name.removeprefix("local.")))
+        return merged
+    assert isinstance(value, dict), value
+    return value
+
+
 def environment(function: str) -> dict[str, Any]:
+    """Every setting of the function, a null one (left out by the resource) included."""
     variables = tf.block(function_resource(), "environment")["variables"]
-    assert variables == "${merge(local.function_environment, each.value.environment)}"
-    return {**tf.local("function_environment"), **(function_entry(function)["environment"] or {})}
+    assert variables == (
+        "${{for name, value in merge(local.function_environment, each.value.environment) : "
+        "name => value if value != null}}"
+    )
+    return {**tf.local("function_environment"), **entry_environment(function)}
 
 
 def function_keys_to_kinds(keys: set[str]) -> set[str]:
@@ -251,7 +366,7 @@ def test_every_checkov_skip_says_why() -> None:
 # --- functions and handlers ------------------------------------------------------------------
 
 
-def test_lambda_tf_declares_exactly_the_five_functions() -> None:
+def test_lambda_tf_declares_exactly_the_eight_functions() -> None:
     entries = function_entries()
     assert {kind: entry["handler"] for kind, (_key, entry) in entries.items()} == HANDLERS
     assert function_resource()["handler"] == "${each.value.handler}"
@@ -303,7 +418,8 @@ def test_the_needed_settings_are_settings_the_code_reads() -> None:
     needed = set().union(*NEEDED_SETTINGS.values())
     assert needed <= read, f"lambda.tf would set settings nobody reads: {needed - read}"
     # A new setting in config.py must be given to the functions that need it (or be local).
-    assert read <= needed | LOCAL_ONLY_SETTINGS, f"not given to any function: {read - needed}"
+    unset = read - needed - LOCAL_ONLY_SETTINGS - NOT_THIS_STACKS_SETTINGS
+    assert not unset, f"not given to any function: {unset}"
 
 
 @pytest.mark.parametrize("function", sorted(HANDLERS))
@@ -329,8 +445,9 @@ def test_the_settings_terraform_gives_are_accepted_by_the_code() -> None:
     assert environment("outbox_relay")["CITAS_EVENTS_QUEUE_URL"] == "${aws_sqs_queue.events.url}"
     # The country of the per-country entry (function_entries checks the for expression).
     assert environment("booking_worker")["CITAS_WORKER_COUNTRY"] == "${country}"
-    assert environment("notifications")["CITAS_NOTIFIER"] in NOTIFIERS
-    assert environment("notifications")["CITAS_NOTIFIER"] == "sns"
+    for function in MESSAGE_SENDERS:
+        assert environment(function)["CITAS_NOTIFIER"] in NOTIFIERS
+        assert environment(function)["CITAS_NOTIFIER"] == "aws"
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/{}"
     for function in HANDLERS:
         values = {
@@ -344,6 +461,12 @@ def test_the_settings_terraform_gives_are_accepted_by_the_code() -> None:
             "CITAS_NOTIFIER": environment("notifications")["CITAS_NOTIFIER"],
             # What the data source draws: 48 letters and digits.
             "CITAS_PAGE_TOKEN_KEY": "k" * 48,
+            "CITAS_LINK_KEYS_PARAMETER": tf.render(
+                tf.resources("aws_ssm_parameter")["link_keys"]["name"]
+            ),
+            "CITAS_SMS_ORIGINATION": "phone-0123456789abcdef0123456789abcdef",
+            "CITAS_WHATSAPP_PHONE_NUMBER_ID": "phone-number-id-0123456789abcdef0123456789abcdef",
+            "CITAS_PUBLIC_BASE_URL": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/v1",
         }
         settings = Settings.from_env({k: values[k] for k in NEEDED_SETTINGS[function]})
         assert settings.backend == "aws"
@@ -439,6 +562,8 @@ def test_the_relay_sees_only_inserted_outbox_items() -> None:
 def test_reminders_run_every_15_minutes() -> None:
     rule = tf.resources("aws_cloudwatch_event_rule")["reminders"]
     assert rule["schedule_expression"] == "rate(15 minutes)"
+    # The function under the old key is the confirmation cadence's tick.
+    assert "cadence" in function_entry("reminders")["description"]
     target = tf.resources("aws_cloudwatch_event_target")["reminders"]
     assert tf.references(target["arn"], "aws_lambda_function") == {"this"}
     assert function_keys_to_kinds(tf.lambda_keys(target["arn"])) == {"reminders"}
@@ -470,11 +595,10 @@ def test_each_role_reaches_only_its_own_resources(function: str) -> None:
         assert len(services) == 1, f"{function}: one service per statement, got {actions}"
         service = services.pop()
         if where == ["*"]:
-            # No resource ARN exists for these (X-Ray segments; SMS to a phone number).
+            # No resource ARN exists for these (X-Ray segments).
             assert set(actions) <= {
                 "xray:PutTraceSegments",
                 "xray:PutTelemetryRecords",
-                "sns:Publish",
             }, f"{function}: {actions} on '*'"
         elif service == "logs":
             # Its own log group: function_basics' instance of its key (checked below).
@@ -488,9 +612,23 @@ def test_each_role_reaches_only_its_own_resources(function: str) -> None:
         elif service == "kms":
             assert tf.references(where, "aws_kms_key") == {"citas"}
         elif service == "ssm":
-            # The clinic directory's path and nothing else (see
+            # The clinic directory's path, the link key ring, and nothing else (see
             # test_every_role_may_read_exactly_the_clinic_directory_path).
-            assert where == ["${local.clinics_parameter_arn}"]
+            assert where in (
+                ["${local.clinics_parameter_arn}"],
+                ["${aws_ssm_parameter.link_keys.arn}"],
+            )
+        elif service == "sms-voice":
+            # The configured origination identities (messaging.tf), only if there are any.
+            assert where == "${local.sms_origination_arns}"
+            assert statement["dynamic_for_each"] == (
+                '${length(local.sms_origination_arns) > 0 ? ["sms"] : []}'
+            )
+        elif service == "social-messaging":
+            assert where == "${local.whatsapp_phone_number_arns}"
+            assert statement["dynamic_for_each"] == (
+                '${length(local.whatsapp_phone_number_arns) > 0 ? ["whatsapp"] : []}'
+            )
         else:
             pytest.fail(f"{function}: unexpected service {service}")
     queues = set().union(
@@ -500,7 +638,13 @@ def test_each_role_reaches_only_its_own_resources(function: str) -> None:
         )
     )
     assert queues == FUNCTION_QUEUES[function]
-    assert tf.source_documents(policy(function)) == [("function_basics", own_index(function))]
+    # Its own basics, then what it does with links and messages, nothing else.
+    shared = [("link_keys", None)] * (function in LINK_KEY_READERS)
+    shared += [("send_messages", None)] * (function in MESSAGE_SENDERS)
+    assert tf.source_documents(policy(function)) == [
+        ("function_basics", own_index(function)),
+        *shared,
+    ]
     basics = tf.data_sources("aws_iam_policy_document")["function_basics"]
     assert basics["for_each"] == "${local.function_names}"
     assert tf.local("table_resources") == [
@@ -559,7 +703,12 @@ def test_the_resources_the_tests_provision_are_the_ones_terraform_declares() -> 
             rendered = {"": tf.render(body["name"])}
         assert rendered == names.queue_names(resource), resource
     # The other queues hold failed Lambda invocations: AWS-only, never provisioned locally.
-    assert set(queues) - set(specs) == {"outbox_relay_failures", "reminders_dlq"}
+    assert set(queues) - set(specs) == {
+        "outbox_relay_failures",
+        "reminders_dlq",
+        "inbound_sms_dlq",
+        "inbound_whatsapp_dlq",
+    }
 
 
 def test_every_index_the_adapters_query_is_declared() -> None:
@@ -593,18 +742,33 @@ def openapi_operations() -> set[tuple[str, str]]:
     }
 
 
-def api_gateway_operations() -> set[tuple[str, str]]:
-    """What api.tf's `api_paths` for-expression yields, evaluated here over the same file."""
+# The patient pages (CONTRACT.md "Patients answer"): in api/openapi.yaml, served by the
+# patient_pages function, without an API key.
+PAGE_OPERATIONS = {("GET", "/p/{token}"), ("POST", "/p/{token}/{action}")}
+
+
+def api_gateway_operations() -> dict[tuple[str, str], dict[str, Any]]:
+    """What api.tf's `api_paths` for-expression yields, evaluated here over the same file:
+    each operation -> the function its integration invokes and what api.tf adds to it."""
     assert tf.local("openapi") == '${yamldecode(file("${path.module}/../../api/openapi.yaml"))}'
     assert tf.local("api_paths") == (
         "${{for path, item in local.openapi.paths : path => merge(item, "
         "{for method, operation in item : method => merge(operation, "
-        '{"x-amazon-apigateway-integration" = local.api_integration}) '
+        '{"x-amazon-apigateway-integration" = local.api_integrations[startswith(path, '
+        'local.page_path_prefix) ? "patient_pages" : "http_api"]}, '
+        "{for key, value in local.page_operation : key => value if startswith(path, "
+        "local.page_path_prefix)}) "
         "if contains(local.openapi_methods, method)})}}"
     )
+    prefix = tf.local("page_path_prefix")
+    assert prefix == "/p/"
     integrated = set(tf.local("openapi_methods"))
     return {
-        (method.upper(), path)
+        (method.upper(), path): (
+            {"function": "patient_pages", **tf.local("page_operation")}
+            if path.startswith(prefix)
+            else {"function": "http_api"}
+        )
         for path, item in openapi()["paths"].items()
         for method in item
         if method in integrated
@@ -612,20 +776,40 @@ def api_gateway_operations() -> set[tuple[str, str]]:
 
 
 def test_the_api_gateway_body_has_every_path_and_method_of_openapi_yaml() -> None:
-    assert api_gateway_operations() == openapi_operations()
-    # ... which are the routes the handler serves.
+    operations = api_gateway_operations()
+    assert set(operations) == openapi_operations()
+    # ... which are the routes the handlers serve: the pages' two, the HTTP API's the others.
+    pages = {op for op, added in operations.items() if added["function"] == "patient_pages"}
+    assert pages == PAGE_OPERATIONS, "api/openapi.yaml must describe exactly the two page routes"
     http_api = importlib.import_module("entrypoints.lambda.http_api")
-    assert openapi_operations() == http_api.served_routes()
+    assert openapi_operations() - pages == http_api.served_routes()
 
 
-def test_every_operation_proxies_to_the_http_api_function_and_is_validated() -> None:
-    assert tf.local("api_integration") == {
-        "type": "aws_proxy",
-        "httpMethod": "POST",
-        "uri": '${aws_lambda_function.this["http_api"].invoke_arn}',
-        "passthroughBehavior": "when_no_match",
-        "timeoutInMillis": 29000,
-    }
+def test_every_operation_proxies_to_its_function_and_is_validated() -> None:
+    # Each integration invokes its function by the ARN its name gives: the invoke_arn,
+    # without a reference to the function (whose settings name the API).
+    integrations = tf.local("api_integrations")
+    function_arns = tf.local("api_function_arns")
+    assert function_arns == (
+        '${{for key in ["http_api", "patient_pages"] : key => '
+        '"arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:'
+        "${data.aws_caller_identity.current.account_id}:function:"
+        '${local.name_prefix}-${replace(key, "_", "-")}"}}'
+    )
+    # ... the same names as the functions' own (local.function_names).
+    assert tf.local("function_names") == (
+        "${{for key in keys(local.functions) : key => "
+        '"${local.name_prefix}-${replace(key, "_", "-")}"}}'
+    )
+    assert integrations == (
+        "${{for key, function_arn in local.api_function_arns : key => {"
+        'type = "aws_proxy", httpMethod = "POST", '
+        'uri = "arn:${data.aws_partition.current.partition}:apigateway:'
+        "${data.aws_region.current.name}:lambda:path/2015-03-31/functions/${function_arn}/"
+        'invocations", passthroughBehavior = "when_no_match", timeoutInMillis = 29000}}}'
+    )
+    assert not tf.references(tf.local("api_body"), "aws_lambda_function")
+    assert not tf.references(integrations, "aws_lambda_function")
     body = tf.text(tf.local("api_body"))
     for extension in (
         '"x-amazon-apigateway-api-key-source" = "HEADER"',
@@ -637,14 +821,23 @@ def test_every_operation_proxies_to_the_http_api_function_and_is_validated() -> 
         assert extension in body, extension
     api = tf.resources("aws_api_gateway_rest_api")["citas"]
     assert api["body"] == "${jsonencode(local.api_body)}"
-    # The document requires the key everywhere, so every method requires an API key.
+    # The document requires the key everywhere, so every method requires an API key, but
+    # the patient pages: api.tf gives them `security: []` (no key, CONTRACT.md) and a
+    # validator of parameters only (their bodies are HTML forms, not JSON).
     document = openapi()
     assert document["security"] == [{"api_key": []}]
     scheme = document["components"]["securitySchemes"]["api_key"]
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "x-api-key")
+    assert tf.local("page_operation") == {
+        "security": [],
+        "x-amazon-apigateway-request-validator": "params-only",
+    }
+    assert "params-only = {validateRequestBody = false, validateRequestParameters = true}" in body
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            if isinstance(operation, dict) and "security" in operation:
+            if (method.upper(), path) in PAGE_OPERATIONS:
+                assert operation.get("security") == [], f"{method} {path} needs the API key"
+            elif isinstance(operation, dict) and "security" in operation:
                 assert operation["security"], f"{method} {path} opts out of the API key"
 
 
@@ -684,6 +877,21 @@ def test_the_stage_is_logged_traced_throttled_and_behind_waf() -> None:
     permission = tf.resources("aws_lambda_permission")["api_gateway"]
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert function_keys_to_kinds(tf.lambda_keys(permission["function_name"])) == {"http_api"}
+    # The pages are on the same stage, so its WAF covers them: a rate rule with no
+    # scope-down statement counts every request of every path.
+    pages = tf.resources("aws_lambda_permission")["patient_pages"]
+    assert pages["principal"] == "apigateway.amazonaws.com"
+    assert function_keys_to_kinds(tf.lambda_keys(pages["function_name"])) == {"patient_pages"}
+    assert pages["source_arn"] == (
+        "${aws_api_gateway_rest_api.citas.execution_arn}/${var.api_stage_name}/*"
+        "${local.page_path_prefix}*"
+    )
+    (rate,) = [
+        tf.block(tf.block(r, "statement"), "rate_based_statement")
+        for r in tf.blocks(acl, "rule")
+        if "rate_based_statement" in tf.block(r, "statement")
+    ]
+    assert "scope_down_statement" not in rate and rate["aggregate_key_type"] == "IP"
 
 
 # --- clinics ---------------------------------------------------------------------------------
@@ -697,6 +905,8 @@ CLINIC_RESOURCES = (
 )
 CLINICS_TYPE = (
     "${map(object({name = string, public_base_url = optional(string), "
+    'channels = optional(list(string), ["sms"]), sms_number = optional(string), '
+    "whatsapp_phone_number_id = optional(string), "
     "quota_per_day = optional(number), throttle_rate_limit = optional(number), "
     "throttle_burst_limit = optional(number)}))}"
 )
@@ -720,9 +930,11 @@ def terraform_regex(condition: str, argument: str) -> re.Pattern[str]:
     return re.compile(source[:-1] + r"\Z")
 
 
-def domain_accepts(clinic_id: str = "demo", name: str = "Clínica", url: str | None = None) -> bool:
+def domain_accepts(
+    clinic_id: str = "demo", name: str = "Clínica", url: str | None = None, **more: Any
+) -> bool:
     try:
-        ClinicProfile(clinic_id, name, url)
+        ClinicProfile(clinic_id, name, url, **more)
     except ValidationError:
         return False
     return True
@@ -786,6 +998,105 @@ def test_the_clinics_variable_refuses_exactly_the_urls_the_code_refuses(url: str
     assert accepted == domain_accepts(url=url)
 
 
+# Channels, numbers and WhatsApp ids, for the checks below.
+SAMPLE_CHANNELS = (
+    ["sms"], ["whatsapp"], ["whatsapp", "sms"], ["sms", "whatsapp"], [], ["sms", "sms"],
+    ["SMS"], ["email"], ["sms", "email"], [" sms"],
+)  # fmt: skip
+SAMPLE_NUMBERS = (
+    *("+51987654321", "+12125550101", "+1234567", "+12345678", "+123456789012345"),
+    *("+1234567890123456", "51987654321", "+0987654321", "+51 987654321", "+51987654321\n"),
+    *("", "+", "+\uff15\uff11987654321"),
+)
+SAMPLE_WHATSAPP_IDS = (
+    "phone-number-id-0123456789abcdef0123456789abcdef",
+    "arn:aws:social-messaging:us-east-1:123456789012:phone-number-id/0123456789abcdef",
+    "arn:aws-us-gov:social-messaging:us-gov-west-1:123456789012:phone-number-id/abc",
+    *("phone-number-id-", "phone-number-id-ab_cd", "0123456789", "waba-0123", ""),
+    *("arn:aws:social-messaging:us-east-1:123456789012:waba/0123", "phone-number-id-x\n"),
+    "arn:aws:social-messaging:us-east-1:12345:phone-number-id/abc",
+)
+
+
+def clinics_condition(attribute: str) -> str:
+    (condition,) = [
+        c for c in clinics_validations() if f"c.{attribute} " in c and "distinct(numbers)" not in c
+    ]
+    return condition
+
+
+def channels_accepted(channels: list[str]) -> bool:
+    """What the channels condition of var.clinics computes, in Python."""
+    return (
+        len(channels) > 0
+        and len(set(channels)) == len(channels)
+        and all(c in ("sms", "whatsapp") for c in channels)
+    )
+
+
+@pytest.mark.parametrize("channels", SAMPLE_CHANNELS, ids=repr)
+def test_the_clinics_variable_refuses_exactly_the_channels_the_code_refuses(
+    channels: list[str],
+) -> None:
+    assert clinics_condition("channels") == (
+        "${alltrue([for c in values(var.clinics) : length(c.channels) > 0 && "
+        "length(distinct(c.channels)) == length(c.channels) && "
+        'alltrue([for channel in c.channels : contains(["sms", "whatsapp"], channel)])])}'
+    )
+    assert channels_accepted(channels) == domain_accepts(channels=tuple(channels))
+    # The default is the code's default.
+    assert ClinicProfile("demo", "Clínica").channels == ("sms",)
+    assert '["sms"]' in CLINICS_TYPE
+
+
+@pytest.mark.parametrize("number", SAMPLE_NUMBERS, ids=repr)
+def test_the_clinics_variable_refuses_exactly_the_sms_numbers_the_code_refuses(
+    number: str,
+) -> None:
+    condition = clinics_condition("sms_number")
+    assert condition.startswith(
+        "${alltrue([for c in values(var.clinics) : c.sms_number == null || can(regex("
+    )
+    accepted = terraform_regex(condition, "c.sms_number").search(number) is not None
+    assert accepted == domain_accepts(sms_number=number)
+
+
+@pytest.mark.parametrize("number_id", SAMPLE_WHATSAPP_IDS, ids=repr)
+def test_the_clinics_variable_accepts_only_whatsapp_ids_the_code_and_iam_accept(
+    number_id: str,
+) -> None:
+    condition = clinics_condition("whatsapp_phone_number_id")
+    accepted = terraform_regex(condition, "c.whatsapp_phone_number_id").search(number_id)
+    # Stricter than the code: only the two forms messaging.tf turns into the number's ARN,
+    # which are also the two SendWhatsAppMessage and the inbound events use. Never one the
+    # code refuses (a refused clinic would be dropped from the directory).
+    if accepted is not None:
+        assert domain_accepts(whatsapp_phone_number_id=number_id)
+        assert number_id.startswith(("phone-number-id-", "arn:"))
+    # The deployment's default accepts exactly the same.
+    (default,) = [
+        v["condition"]
+        for v in tf.blocks(tf.tree()["variable"]["whatsapp_phone_number_id"], "validation")
+    ]
+    same = terraform_regex(default, "var.whatsapp_phone_number_id").search(number_id)
+    assert (same is None) == (accepted is None)
+
+
+def test_no_two_clinics_share_a_sending_number() -> None:
+    (condition,) = [c for c in clinics_validations() if "distinct(numbers)" in c]
+    for attribute in ("sms_number", "whatsapp_phone_number_id"):
+        assert f"c.{attribute} if c.{attribute} != null" in condition
+
+
+def test_a_clinic_on_whatsapp_has_a_number_to_send_from() -> None:
+    parameter = tf.resources("aws_ssm_parameter")["clinic"]
+    (precondition,) = tf.blocks(tf.block(parameter, "lifecycle"), "precondition")
+    assert precondition["condition"] == (
+        '${!contains(each.value.channels, "whatsapp") || '
+        "each.value.whatsapp_phone_number_id != null || var.whatsapp_phone_number_id != null}"
+    )
+
+
 def test_the_clinics_variable_refuses_limits_api_gateway_refuses() -> None:
     (condition,) = [c for c in clinics_validations() if "quota_per_day" in c]
     for rule in (
@@ -802,8 +1113,9 @@ def test_there_is_one_api_key_usage_plan_plan_key_and_parameter_per_clinic() -> 
     for type_name in CLINIC_RESOURCES:
         declared = tf.resources(type_name)
         if type_name == "aws_ssm_parameter":
-            # The page-token key is the other parameter (lambda.tf).
+            # The page-token key and the link key ring are the others (lambda.tf).
             declared.pop("page_token_key")
+            declared.pop("link_keys")
         assert set(declared) == {"clinic"}, (type_name, sorted(declared))
         assert declared["clinic"]["for_each"] == "${var.clinics}", type_name
     key = tf.resources("aws_api_gateway_api_key")["clinic"]
@@ -861,18 +1173,40 @@ def test_each_clinic_parameter_maps_the_id_of_its_own_api_key_to_the_clinic() ->
         "name": "${each.value.name}",
         "api_key_id": "${aws_api_gateway_api_key.clinic[each.key].id}",
         "public_base_url": "${each.value.public_base_url}",
+        "channels": "${each.value.channels}",
+        "sms_number": "${each.value.sms_number}",
+        "whatsapp_phone_number_id": "${each.value.whatsapp_phone_number_id}",
     }
-    # That value, for the default clinic, is what the adapter reads.
+    # That value, for the default clinic, is what the adapter reads (optional attributes at
+    # their defaults: channels ["sms"], no numbers).
     (clinic_id, clinic), *_ = tf.variable_default("clinics").items()
     written = {
         "clinic_id": clinic_id,
         "name": clinic["name"],
         "api_key_id": "kqmbxvqkme",
         "public_base_url": clinic.get("public_base_url"),
+        "channels": clinic.get("channels", ["sms"]),
+        "sms_number": clinic.get("sms_number"),
+        "whatsapp_phone_number_id": clinic.get("whatsapp_phone_number_id"),
     }
     path = tf.render(tf.local("clinics_parameter_path"))
     profile, key_id = parse_clinic_parameter(f"{path}/{clinic_id}", json.dumps(written))
     assert (profile, key_id) == (ClinicProfile(clinic_id, clinic["name"]), "kqmbxvqkme")
+    # ... and a clinic with every attribute set.
+    full = {
+        **written,
+        "channels": ["whatsapp", "sms"],
+        "sms_number": "+51987654321",
+        "whatsapp_phone_number_id": "phone-number-id-0123456789abcdef0123456789abcdef",
+    }
+    profile, _ = parse_clinic_parameter(f"{path}/{clinic_id}", json.dumps(full))
+    assert profile == ClinicProfile(
+        clinic_id,
+        clinic["name"],
+        channels=("whatsapp", "sms"),
+        sms_number="+51987654321",
+        whatsapp_phone_number_id="phone-number-id-0123456789abcdef0123456789abcdef",
+    )
 
 
 @pytest.mark.parametrize("function", sorted(HANDLERS))
@@ -892,10 +1226,14 @@ def test_every_role_may_read_exactly_the_clinic_directory_path(function: str) ->
         for statement in tf.policy_statements(policy(function))
         if any(a.startswith("ssm:") for a in statement["actions"])
     ]
+    # The signers of links may also read the key ring's own parameter, nothing more.
+    link_keys = [(["ssm:GetParameter"], ["${aws_ssm_parameter.link_keys.arn}"])]
     assert [(s["actions"], s["resources"]) for s in ssm] == [
-        (["ssm:GetParametersByPath"], ["${local.clinics_parameter_arn}"])
+        (["ssm:GetParametersByPath"], ["${local.clinics_parameter_arn}"]),
+        *link_keys * (function in LINK_KEY_READERS),
     ]
-    assert "condition" not in ssm[0] and ssm[0].get("effect", "Allow") == "Allow"
+    for statement in ssm:
+        assert "condition" not in statement and statement.get("effect", "Allow") == "Allow"
     # GetParametersByPath is authorised against the path as called, so the grant is the
     # path's own ARN: no wildcard, no other parameter.
     assert tf.local("clinics_parameter_arn") == (
@@ -1025,6 +1363,15 @@ def test_the_outputs_name_the_api_the_key_the_table_and_the_queues() -> None:
     assert outputs["table_name"]["value"] == "${aws_dynamodb_table.citas.name}"
     for name in ("events_queue_url", "booking_queue_urls", "booking_queue_names"):
         assert name in outputs
+    # What an operator points the numbers at, and where links and their keys are.
+    assert outputs["inbound_sms_topic_arn"]["value"] == "${aws_sns_topic.inbound_sms.arn}"
+    assert outputs["inbound_whatsapp_topic_arn"]["value"] == (
+        "${aws_sns_topic.inbound_whatsapp.arn}"
+    )
+    assert outputs["public_base_url"]["value"] == "${local.public_base_url}"
+    assert outputs["link_keys_parameter"]["value"] == "${aws_ssm_parameter.link_keys.name}"
+    dead_letters = tf.references(outputs["dead_letter_queue_urls"]["value"], "aws_sqs_queue")
+    assert dead_letters == tf.references(tf.local("dead_letter_queues"), "aws_sqs_queue")
 
 
 def test_destroy_resets_the_regions_api_gateway_logging_role() -> None:
@@ -1050,3 +1397,227 @@ def test_the_page_token_key_is_generated_once_and_kept_secret() -> None:
     )
     functions_with_key = [f for f in HANDLERS if "CITAS_PAGE_TOKEN_KEY" in environment(f)]
     assert functions_with_key == ["http_api"]
+
+
+# --- patients' links ---------------------------------------------------------------------------
+
+
+def test_the_link_keys_are_generated_once_kept_secret_and_read_by_their_users() -> None:
+    parameter = tf.resources("aws_ssm_parameter")["link_keys"]
+    assert parameter["type"] == "SecureString"
+    assert parameter["key_id"] == "${aws_kms_key.citas.arn}"
+    # An operator's rotation is never undone by an apply (nor the plan unsettled by the
+    # data source's new draw).
+    assert tf.block(parameter, "lifecycle")["ignore_changes"] == ["value"]
+    assert tf.call_object(parameter["value"], "jsonencode") == {
+        "current": "k1",
+        "keys": {"k1": "${data.aws_secretsmanager_random_password.link_key.random_password}"},
+    }
+    drawn = tf.data_sources("aws_secretsmanager_random_password")["link_key"]
+    assert drawn["password_length"] >= 43 and drawn["exclude_punctuation"] is True
+    assert drawn.get("include_space", False) is False
+    # What the data source draws (letters and digits) is a ring the adapter reads, of a key
+    # of at least 32 bytes.
+    sample = ("Ab3" * 20)[: drawn["password_length"]]
+    ring = parse_key_ring(json.dumps({"current": "k1", "keys": {"k1": sample}}))
+    assert ring.current.key_id == "k1" and len(ring.current.secret) >= 32
+    # The functions that sign or check links get the parameter's name...
+    readers = {f for f in HANDLERS if "CITAS_LINK_KEYS_PARAMETER" in environment(f)}
+    assert readers == LINK_KEY_READERS
+    assert tf.local("link_keys_environment") == {
+        "CITAS_LINK_KEYS_PARAMETER": "${aws_ssm_parameter.link_keys.name}"
+    }
+    # ... and may read that parameter alone (its KMS Decrypt is function_basics' UseDataKey).
+    document = tf.data_sources("aws_iam_policy_document")["link_keys"]
+    assert tf.blocks(document, "statement") == [
+        {
+            "sid": "ReadLinkKeys",
+            "actions": ["ssm:GetParameter"],
+            "resources": ["${aws_ssm_parameter.link_keys.arn}"],
+        }
+    ]
+    basics = tf.blocks(tf.data_sources("aws_iam_policy_document")["function_basics"], "statement")
+    (data_key,) = [b for b in basics if b["sid"] == "UseDataKey"]
+    assert "kms:Decrypt" in data_key["actions"]
+    assert data_key["resources"] == ["${aws_kms_key.citas.arn}"]
+    # The rotation is written down next to it.
+    source = (tf.TF_DIR / "lambda.tf").read_text(encoding="utf-8")
+    assert "Rotating" in source and "current" in source
+
+
+# --- patients' messages ------------------------------------------------------------------------
+
+
+def test_the_senders_get_the_messaging_settings_and_the_stage_url() -> None:
+    assert tf.local("messaging_environment") == {
+        "CITAS_NOTIFIER": "aws",
+        "CITAS_SMS_ORIGINATION": "${var.sms_origination_identity}",
+        "CITAS_WHATSAPP_PHONE_NUMBER_ID": "${var.whatsapp_phone_number_id}",
+        "CITAS_PUBLIC_BASE_URL": "${local.public_base_url}",
+    }
+    senders = {f for f in HANDLERS if "CITAS_NOTIFIER" in environment(f)}
+    assert senders == MESSAGE_SENDERS
+    # Not configured: null, which the function resource leaves out (see environment()).
+    for name in ("sms_origination_identity", "whatsapp_phone_number_id"):
+        assert name in tf.tree()["variable"] and tf.variable_default(name) is None
+    # The stage's invoke URL, from the API's id: neither the stage nor its deployment,
+    # which come after the functions.
+    url = tf.local("public_base_url")
+    assert url == (
+        "https://${aws_api_gateway_rest_api.citas.id}.execute-api."
+        "${data.aws_region.current.name}.${data.aws_partition.current.dns_suffix}"
+        "/${var.api_stage_name}"
+    )
+    assert not tf.references(url, "aws_api_gateway_stage")
+    assert not tf.references(url, "aws_api_gateway_deployment")
+    # The API names no function (see test_every_operation_proxies_to_its_function_and_is_
+    # validated); its deployment waits for them.
+    deployment = tf.resources("aws_api_gateway_deployment")["citas"]
+    assert "${aws_lambda_function.this}" in deployment["depends_on"]
+
+
+def test_the_senders_may_send_only_from_the_configured_identities() -> None:
+    document = tf.data_sources("aws_iam_policy_document")["send_messages"]
+    assert not tf.blocks(document, "statement")
+    assert [
+        (content["sid"], content["actions"])
+        for _, content in tf.dynamic_blocks(document, "statement")
+    ] == [
+        ("SendSms", ["sms-voice:SendTextMessage"]),
+        ("SendWhatsApp", ["social-messaging:SendWhatsAppMessage"]),
+    ]
+    for function in HANDLERS:
+        sources = {name for name, _ in tf.source_documents(policy(function))}
+        assert ("send_messages" in sources) == (function in MESSAGE_SENDERS), function
+    # The ARNs SendTextMessage and SendWhatsAppMessage are authorised against (Service
+    # Authorization Reference): phone-number/<PhoneNumberId>, pool/<PoolId>,
+    # sender-id/<SenderId>/<IsoCountryCode>; phone-number-id/<id>.
+    prefix = tf.local("sms_arn_prefix")
+    assert prefix == (
+        "arn:${data.aws_partition.current.partition}:sms-voice:${data.aws_region.current.name}:"
+        "${data.aws_caller_identity.current.account_id}"
+    )
+    origination = tf.local("sms_origination_arn")
+    for form in (
+        "var.sms_origination_identity == null ? null",
+        'startswith(var.sms_origination_identity, "arn:") ? var.sms_origination_identity',
+        'startswith(var.sms_origination_identity, "pool-") ? '
+        '"${local.sms_arn_prefix}:pool/${var.sms_origination_identity}"',
+        '"${local.sms_arn_prefix}:phone-number/${var.sms_origination_identity}"',
+    ):
+        assert form in origination, form
+    # A clinic's own number is E.164, not its id: any phone number of the account and region.
+    assert '"${local.sms_arn_prefix}:phone-number/*"' in tf.text(tf.local("sms_origination_arns"))
+    whatsapp = tf.text(tf.local("whatsapp_phone_number_arns"))
+    assert ":social-messaging:" in whatsapp
+    assert 'phone-number-id/${trimprefix(id, "phone-number-id-")}' in whatsapp
+
+
+@pytest.mark.parametrize(
+    ("identity", "accepted"),
+    [
+        ("phone-0123456789abcdef0123456789abcdef", True),
+        ("pool-0123456789abcdef0123456789abcdef", True),
+        ("arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-0123abcd", True),
+        ("arn:aws:sms-voice:us-east-1:123456789012:pool/pool-0123abcd", True),
+        ("arn:aws:sms-voice:us-east-1:123456789012:sender-id/CLINICA/PE", True),
+        ("+51987654321", False),  # E.164 names no ARN
+        ("CLINICA", False),  # a bare sender id names no country
+        ("arn:aws:sms-voice:us-east-1:123456789012:configuration-set/x", False),
+        ("arn:aws:sns:us-east-1:123456789012:phone-number/x", False),
+        ("phone-", False),
+        ("phone-0123\n", False),
+    ],
+)
+def test_the_sms_origination_identity_is_one_iam_can_name(identity: str, accepted: bool) -> None:
+    (condition,) = [
+        v["condition"]
+        for v in tf.blocks(tf.tree()["variable"]["sms_origination_identity"], "validation")
+    ]
+    pattern = terraform_regex(condition, "var.sms_origination_identity")
+    assert (pattern.search(identity) is not None) == accepted
+    # SendTextMessage's own constraint on OriginationIdentity (botocore's model).
+    if accepted:
+        assert re.fullmatch(r"[A-Za-z0-9_:/\+-]+", identity) and len(identity) <= 256
+
+
+def test_each_inbound_topic_is_standard_encrypted_and_triggers_its_function() -> None:
+    topics = tf.resources("aws_sns_topic")
+    expected = {"inbound_sms": "sms-voice", "inbound_whatsapp": "social-messaging"}
+    assert tf.local("inbound_publishers") == expected
+    assert tf.local("inbound_topics") == {key: f"${{aws_sns_topic.{key}}}" for key in expected}
+    for key in expected:
+        topic = topics[key]
+        # Neither service publishes to FIFO topics.
+        assert "fifo_topic" not in topic
+        assert topic["kms_master_key_id"] == "${aws_kms_key.citas.arn}"
+        assert topic["name"] == f'${{local.inbound_topic_names["{key}"]}}'
+        assert not tf.render(tf.local("inbound_topic_names")[key]).endswith(".fifo")
+    # The inbound functions are invoked by SNS (asynchronously): Lambda needs nothing on the
+    # role for that, the function's resource policy allows that topic alone.
+    subscription = tf.resources("aws_sns_topic_subscription")["inbound"]
+    assert subscription["for_each"] == "${local.inbound_topics}"
+    assert subscription["protocol"] == "lambda"
+    assert subscription["topic_arn"] == "${each.value.arn}"
+    assert subscription["endpoint"] == "${aws_lambda_function.this[each.key].arn}"
+    permission = tf.resources("aws_lambda_permission")["inbound"]
+    assert permission["for_each"] == "${local.inbound_topics}"
+    assert permission["principal"] == "sns.amazonaws.com"
+    assert permission["source_arn"] == "${each.value.arn}"
+    assert permission["function_name"] == "${aws_lambda_function.this[each.key].function_name}"
+    for key in expected:
+        assert key in HANDLERS and function_entry(key)["queue"] is None
+        # Failed asynchronous invocations go to the function's own dead-letter queue.
+        assert failure_destinations(key) == {f"{key}_dlq"}
+
+
+def test_only_each_channels_service_may_publish_to_its_topic() -> None:
+    policy_resource = tf.resources("aws_sns_topic_policy")["inbound"]
+    assert policy_resource["for_each"] == "${local.inbound_topics}"
+    assert policy_resource["arn"] == "${each.value.arn}"
+    assert policy_resource["policy"] == (
+        "${data.aws_iam_policy_document.inbound_topic[each.key].json}"
+    )
+    document = tf.data_sources("aws_iam_policy_document")["inbound_topic"]
+    assert document["for_each"] == "${local.inbound_topic_arns}"
+    (statement,) = tf.blocks(document, "statement")
+    assert statement["actions"] == ["sns:Publish"]
+    assert statement["resources"] == ["${each.value}"]
+    assert tf.block(statement, "principals") == {
+        "type": "Service",
+        "identifiers": ["${local.inbound_publishers[each.key]}.amazonaws.com"],
+    }
+    conditions = {
+        (c["test"], c["variable"]): c["values"] for c in tf.blocks(statement, "condition")
+    }
+    assert conditions == {
+        ("StringEquals", "aws:SourceAccount"): ["${data.aws_caller_identity.current.account_id}"],
+        ("ArnLike", "aws:SourceArn"): [
+            "arn:${data.aws_partition.current.partition}:${local.inbound_publishers[each.key]}:"
+            "${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:*"
+        ],
+    }
+    # The ARNs the policies and the key name are the topics' own.
+    arns = tf.local("inbound_topic_arns")
+    assert arns == (
+        "${{for key, name in local.inbound_topic_names : key => "
+        '"arn:${data.aws_partition.current.partition}:sns:${data.aws_region.current.name}:'
+        '${data.aws_caller_identity.current.account_id}:${name}"}}'
+    )
+
+
+def test_the_data_key_lets_each_publisher_encrypt_for_its_own_topic_only() -> None:
+    key = tf.resources("aws_kms_key")["citas"]
+    policy_text = tf.text(key["policy"])
+    for needle in (
+        "local.kms_iam_delegation_statement",
+        "for key, publisher in local.inbound_publishers",
+        'Service = "${publisher}.amazonaws.com"',
+        '"kms:GenerateDataKey*", "kms:Decrypt"',
+        '"aws:SourceAccount" = data.aws_caller_identity.current.account_id',
+        '"kms:EncryptionContext:aws:sns:topicArn" = local.inbound_topic_arns[key]',
+        '"aws:SourceArn" = "arn:${data.aws_partition.current.partition}:${publisher}:',
+    ):
+        assert needle in policy_text, needle
+    # The key names the topics by the ARNs their names give, so it does not depend on them.
+    assert not tf.references(key, "aws_sns_topic")

@@ -243,7 +243,7 @@ def test_reminders_outbox_and_requests(counted: tuple[World, Calls]) -> None:
     world.clinic.book(booking(at(THU, "10:00")))
     calls.take()
     world.clock.set(at(WED, "10:05"))
-    assert len(world.clinic.send_reminders()) == 1
+    assert len(world.clinic.run_cadence()) == 1
     # One Query per country and active status (2 x 2), one transaction per reminder.
     assert calls.take() == {"Query": 4, "TransactWriteItems": 1}
 

@@ -173,7 +173,7 @@ def test_failed_reminders_and_outbox_calls_are_temporarily_unavailable(
     world.clock.set(at(WED, "10:05"))
     faults.plan["TransactWriteItems"] = FAULTS["service-unavailable"]
     with pytest.raises(TemporarilyUnavailable):
-        world.clinic.send_reminders()
+        world.clinic.run_cadence()
     faults.plan["BatchWriteItem"] = FAULTS["throttling"]
     with pytest.raises(TemporarilyUnavailable):
         world.repos.outbox.remove([e.event_id for e in world.repos.outbox.pending(10)])

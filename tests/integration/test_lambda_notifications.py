@@ -10,7 +10,7 @@ import pytest
 
 from domain.commands import RescheduleAppointment
 from domain.errors import TemporarilyUnavailable
-from ports.messaging import Notifier
+from ports.messaging import Notifier, OutboundMessage
 from tests.integration.aws_world import THU, WED, at, booking, patient
 from tests.integration.lambda_stack import (
     FakeContext,
@@ -58,10 +58,10 @@ class FlakyNotifier:
         self.real = real
         self.phone = phone
 
-    def send(self, phone: str, text: str, *, appointment_id: str | None) -> None:
-        if phone == self.phone:
+    def send(self, message: OutboundMessage) -> str | None:
+        if message.phone == self.phone:
             raise TemporarilyUnavailable("sns is throttling", service="sns")
-        self.real.send(phone, text, appointment_id=appointment_id)
+        return self.real.send(message)
 
 
 def test_a_booking_texts_the_patient_in_spanish_in_the_clinics_time(
@@ -75,9 +75,10 @@ def test_a_booking_texts_the_patient_in_spanish_in_the_clinics_time(
 
     ((phone, text),) = stack.sms()
     assert phone == patient(1).phone
-    assert text == (
-        "Clínica Demo: Hola, recibimos tu reserva con Dra. Rosa Quispe para el miércoles 2 de "
-        "diciembre, 10:00 (hora de Lima). La clínica te confirmará la cita."
+    assert text.startswith(
+        "Clínica Demo: Hola, reservaste una cita con Dra. Rosa Quispe el miércoles 2 de "
+        "diciembre, 10:00 (hora de Lima). ¿Nos confirmas? Responde SI para confirmar o NO para "
+        "cancelar, o entra aquí: http://127.0.0.1:8000/p/"
     )
     assert peek(stack.sqs, stack.events_url) == []
     logged = log_records(logs)
@@ -109,11 +110,11 @@ def test_a_failure_holds_back_only_that_appointments_later_events(
     stack: Stack, trigger: QueueTrigger
 ) -> None:
     # Two messages of the first appointment that both still hold: its booking and, once its
-    # 24-hour mark has passed, its reminder.
+    # 24-hour mark has passed, its at-risk reminder.
     first = stack.clinic.book(booking(at(THU, "10:00"), who=1))
     second = stack.clinic.book(booking(at(WED, "11:00"), who=2, doctor="ana"))
     stack.clock.set(at(WED, "10:05"))
-    assert [a.appointment_id for a in stack.clinic.send_reminders()] == [first.appointment_id]
+    assert [a.appointment_id for a in stack.clinic.run_cadence()] == [first.appointment_id]
     relay_all(stack)
     real = stack.app.messenger.notifier
     stack.rebuild({Notifier: FlakyNotifier(real, patient(1).phone)})
@@ -131,8 +132,8 @@ def test_a_failure_holds_back_only_that_appointments_later_events(
     assert trigger.drain() == 1
     texts = [text for phone, text in stack.sms() if phone == patient(1).phone]
     assert len(texts) == 2
-    assert "recibimos tu reserva" in texts[0]  # in order: the booking, then its reminder
-    assert texts[1].startswith("Clínica Demo: Recordatorio")
+    assert "reservaste una cita" in texts[0]  # in order: the booking, then its day-before
+    assert texts[1].startswith("Clínica Demo: Tu cita con Dra. Rosa Quispe es el jueves")
 
 
 def test_a_reschedule_texts_the_new_and_the_old_time(stack: Stack, trigger: QueueTrigger) -> None:

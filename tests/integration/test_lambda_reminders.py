@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from domain.commands import CancelAppointment, RescheduleAppointment
+from domain.appointment import Status
+from domain.commands import CancelAppointment, ChangeStatus, RescheduleAppointment
 from domain.errors import TemporarilyUnavailable
 from ports.repositories import AppointmentRepository
 from tests.integration.aws_world import SANTIAGO, THU, WED, at, booking, patient
@@ -41,7 +42,7 @@ def fire(stack: Stack, when: datetime) -> int:
     """The schedule fires at `when` (the clock says so too); returns how many were reminded."""
     stack.clock.set(when.astimezone(UTC))
     response: dict[str, Any] = reminders.handler(scheduled_event(when), FakeContext())
-    return int(response["reminded"])
+    return int(response["recorded"])
 
 
 def deliver(stack: Stack) -> list[str]:
@@ -57,7 +58,9 @@ def test_the_24_hours_are_real_hours_across_santiagos_dst_change(stack: Stack) -
     stack.clock.set(datetime(2026, 9, 1, tzinfo=UTC))
     # Sunday 2026-09-06 10:00 is -03; 24 real hours earlier Santiago's clocks showed 09:00 (-04).
     start = datetime(2026, 9, 6, 10, 0, tzinfo=SANTIAGO)
-    stack.clinic.book(booking(start, doctor="vera"))
+    booked = stack.clinic.book(booking(start, doctor="vera"))
+    # Confirmed: the day-before message is the plain reminder (unconfirmed, it is at risk).
+    stack.clinic.change_status(ChangeStatus(booked.appointment_id, Status.CONFIRMED))
 
     with service_logs(reminders.logger) as logs:
         assert fire(stack, datetime(2026, 9, 5, 8, 59, tzinfo=SANTIAGO)) == 0
@@ -65,20 +68,22 @@ def test_the_24_hours_are_real_hours_across_santiagos_dst_change(stack: Stack) -
         assert fire(stack, datetime(2026, 9, 5, 9, 15, tzinfo=SANTIAGO)) == 0  # once only
 
     texts = deliver(stack)
-    assert texts[-1] == (
-        "Clínica Demo: Recordatorio: tienes cita con Dra. Vera Rojas el domingo 6 de septiembre, "
-        "10:00 (hora de Santiago). Si no puedes asistir, avisa a la clínica."
+    assert texts[-1].startswith(
+        "Clínica Demo: Recordatorio: tu cita con Dra. Vera Rojas es el domingo 6 de septiembre, "
+        "10:00 (hora de Santiago). Si no puedes venir, responde NO o cambia la hora aquí: "
+        "http://127.0.0.1:8000/p/"
     )
     assert sum(t.startswith("Clínica Demo: Recordatorio") for t in texts) == 1
-    runs = [r for r in log_records(logs) if r["message"] == "reminders recorded"]
-    assert [r["reminded"] for r in runs] == [0, 1, 0]
+    runs = [r for r in log_records(logs) if r["message"] == "cadence recorded"]
+    assert [r["recorded"] for r in runs] == [0, 1, 0]
     assert all(r["correlation_id"] for r in runs)  # the EventBridge event id
     for record in log_records(logs):
         assert patient(1).phone not in str(record) and patient(1).name not in str(record)
 
 
 def test_overlapping_runs_remind_once(stack: Stack) -> None:
-    stack.clinic.book(booking(at(THU, "10:00")))
+    booked = stack.clinic.book(booking(at(THU, "10:00")))
+    stack.clinic.change_status(ChangeStatus(booked.appointment_id, Status.CONFIRMED))
     assert fire(stack, at(WED, "10:00")) + fire(stack, at(WED, "10:00")) == 1
     texts = deliver(stack)
     assert sum(t.startswith("Clínica Demo: Recordatorio") for t in texts) == 1
@@ -88,7 +93,7 @@ def test_a_cancelled_appointment_gets_no_reminder(stack: Stack) -> None:
     appointment = stack.clinic.book(booking(at(THU, "10:00")))
     stack.clinic.cancel(CancelAppointment(appointment.appointment_id))
     assert fire(stack, at(WED, "10:00")) == 0
-    assert not any("Recordatorio:" in t for t in deliver(stack))
+    assert not any("Recordatorio:" in t or "sin confirmar" in t for t in deliver(stack))
 
 
 def test_a_reminder_cancelled_before_it_is_sent_says_nothing(stack: Stack) -> None:
@@ -99,7 +104,8 @@ def test_a_reminder_cancelled_before_it_is_sent_says_nothing(stack: Stack) -> No
     # Neither the booking message nor the reminder still holds once cancelled.
     assert texts == [
         "Clínica Demo: Hola, tu cita con Dra. Rosa Quispe del jueves 3 de diciembre, 10:00 "
-        "(hora de Lima) fue cancelada."
+        "(hora de Lima) fue cancelada. Si quieres otra hora, responde a este mensaje o llama a "
+        "la clínica."
     ]
 
 
@@ -107,14 +113,15 @@ def test_a_rescheduled_appointment_is_reminded_for_its_new_time_only(stack: Stac
     appointment = stack.clinic.book(booking(at(THU, "10:00")))
     friday = THU + timedelta(days=1)
     stack.clinic.reschedule(RescheduleAppointment(appointment.appointment_id, at(friday, "15:00")))
+    stack.clinic.change_status(ChangeStatus(appointment.appointment_id, Status.CONFIRMED))
 
     assert fire(stack, at(WED, "10:00")) == 0
     assert fire(stack, at(THU, "14:59")) == 0
     assert fire(stack, at(THU, "15:00")) == 1
     reminders_sent = [t for t in deliver(stack) if t.startswith("Clínica Demo: Recordatorio")]
-    assert reminders_sent == [
-        "Clínica Demo: Recordatorio: tienes cita con Dra. Rosa Quispe el viernes 4 de diciembre, "
-        "15:00 (hora de Lima). Si no puedes asistir, avisa a la clínica."
+    assert [t.partition(" aquí: ")[0] for t in reminders_sent] == [
+        "Clínica Demo: Recordatorio: tu cita con Dra. Rosa Quispe es el viernes 4 de diciembre, "
+        "15:00 (hora de Lima). Si no puedes venir, responde NO o cambia la hora"
     ]
 
 
@@ -125,7 +132,7 @@ def test_a_reminder_already_recorded_is_not_sent_after_a_reschedule(stack: Stack
     stack.clinic.reschedule(
         RescheduleAppointment(appointment.appointment_id, at(THU + timedelta(days=1), "15:00"))
     )
-    assert not any("Recordatorio:" in t for t in deliver(stack))
+    assert not any("Recordatorio:" in t or "sin confirmar" in t for t in deliver(stack))
 
 
 def test_a_failed_run_raises_logs_no_message_and_the_next_run_catches_up(stack: Stack) -> None:
@@ -153,7 +160,7 @@ def test_a_failed_run_raises_logs_no_message_and_the_next_run_catches_up(stack: 
 
     stack.rebuild()
     assert fire(stack, at(WED, "10:15")) == 1
-    assert stack.clinic.get(appointment.appointment_id).reminded_start == appointment.start
+    assert stack.clinic.get(appointment.appointment_id).cadence_start == appointment.start
 
 
 def test_each_run_emits_its_count_as_an_emf_metric(
@@ -165,7 +172,7 @@ def test_each_run_emits_its_count_as_an_emf_metric(
     blobs = [
         json.loads(line)
         for line in capsys.readouterr().out.splitlines()
-        if line.startswith('{"_aws"') and "RemindersDue" in line
+        if line.startswith('{"_aws"') and "CadenceStepsDue" in line
     ]
-    assert [b["RemindersDue"] for b in blobs] == [[1.0]]
+    assert [b["CadenceStepsDue"] for b in blobs] == [[1.0]]
     assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "citas"

@@ -580,21 +580,25 @@ class LockstepMachine(RuleBasedStateMachine):
         if target > self.now():
             self.set_clock(target)
 
-    @rule(appointment_id=appointments, after_mark=st.integers(0, 7 * 60))
-    def reach_a_reminder_mark_and_send_reminders(
-        self, appointment_id: str, after_mark: int
+    @rule(
+        appointment_id=appointments,
+        lead=st.sampled_from([48, 24, 2]),
+        after_mark=st.integers(0, 7 * 60),
+    )
+    def reach_a_cadence_mark_and_run_the_cadence(
+        self, appointment_id: str, lead: int, after_mark: int
     ) -> None:
         start = self.store.appointments["demo", appointment_id].start
-        target = start - timedelta(hours=24) + timedelta(minutes=after_mark)
+        target = start - timedelta(hours=lead) + timedelta(minutes=after_mark)
         if target > self.now():
             self.set_clock(target)
-        self.send_reminders()
+        self.run_cadence()
 
     @rule()
-    def send_reminders(self) -> None:
-        reminded, _ = self.both("send_reminders", lambda c: c.send_reminders())
-        if isinstance(reminded, list):
-            self.stats["reminders sent"] += len(reminded)
+    def run_cadence(self) -> None:
+        recorded, _ = self.both("run_cadence", lambda c: c.run_cadence())
+        if isinstance(recorded, list):
+            self.stats["cadence steps"] += len(recorded)
 
     # Rules: reads ----------------------------------------------------------------------
 

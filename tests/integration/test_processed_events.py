@@ -7,12 +7,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters.aws.dynamodb import DynamoDBProcessedEvents, DynamoDBRepositories
+from adapters.aws.dynamodb import (
+    DynamoDBProcessedEvents,
+    DynamoDBRepositories,
+    DynamoDBSentMessages,
+)
 from adapters.clinics import StaticClinicDirectory
+from adapters.links import random_link_keys
 from adapters.memory.store import InMemoryNotifier
 from domain.clinics import DEMO_CLINIC
 from domain.errors import TemporarilyUnavailable
 from domain.use_cases import PatientMessenger
+from domain.use_cases.links import Links
 from tests.integration.aws_world import (
     WED,
     Repositories,
@@ -125,6 +131,9 @@ def test_the_patient_messenger_sends_once_for_a_redelivered_event(
         DynamoDBRepositories(table, dynamodb_local_client),
         notifier,
         DynamoDBProcessedEvents(table, dynamodb_local_client),
+        DynamoDBSentMessages(table, dynamodb_local_client),
+        Links(random_link_keys(), None),
+        world.clock,
     )
     assert messenger.handle(event) is True
     # SQS delivers at least once: the same event again sends nothing.

@@ -20,6 +20,7 @@ from moto import mock_aws
 from adapters.aws.dynamodb.guards import is_guard, owner_tag
 from domain.appointment import Appointment, Status
 from domain.booking_request import RequestStatus
+from domain.cadence import Step
 from domain.commands import (
     CancelAppointment,
     ChangeStatus,
@@ -482,34 +483,77 @@ def test_availability_leaves_out_booked_slots(world: World) -> None:
 
 def test_reminders_are_recorded_once_per_start(world: World) -> None:
     booked = world.clinic.book(booking(at(THU, "10:00")))
-    assert world.clinic.send_reminders() == []
+    assert world.clinic.run_cadence() == []
     world.clock.set(at(WED, "10:05"))
-    (reminded,) = world.clinic.send_reminders()
+    (reminded,) = world.clinic.run_cadence()
     assert reminded.appointment_id == booked.appointment_id
-    assert world.clinic.send_reminders() == []
+    assert world.clinic.run_cadence() == []
     stored = world.clinic.get(booked.appointment_id)
-    assert stored.version == 1 and stored.reminded_start == at(THU, "10:00")
-    # The reminder does not bump the version, so an If-Match taken before it still works.
+    assert stored.version == 1 and stored.cadence_start == at(THU, "10:00")
+    assert stored.sent_steps == {Step.AT_RISK_24H} and stored.at_risk
+    # The step does not bump the version, so an If-Match taken before it still works.
     confirmed = world.clinic.change_status(
         ChangeStatus(booked.appointment_id, Status.CONFIRMED, expected_version=1)
     )
-    assert confirmed.reminded_start == at(THU, "10:00")
-    assert world.clinic.send_reminders() == []
+    stored = world.clinic.get(booked.appointment_id)
+    assert stored.cadence_start == at(THU, "10:00") and not stored.at_risk
+    assert confirmed.sent_steps == {Step.AT_RISK_24H}
+    # The day-before reminder went with the at-risk message: no second one once confirmed.
+    assert world.clinic.run_cadence() == []
     assert world.event_types(booked.appointment_id) == [
         "AppointmentRequested",
-        "ReminderDue",
+        "AppointmentAtRisk",
         "AppointmentConfirmed",
     ]
 
 
-def test_record_reminder_refuses_a_moved_version(world: World) -> None:
+def test_record_cadence_refuses_a_moved_version(world: World) -> None:
     booked = world.clinic.book(booking(at(THU, "10:00")))
     stale = world.clinic.get(booked.appointment_id)
     world.clinic.change_status(ChangeStatus(booked.appointment_id, Status.CONFIRMED))
     previous = stale.copy()
-    stale.remind(now=NOW, event_id="0190a000-0000-7000-8000-00000000000c")
-    assert not world.repos.appointments.record_reminder(previous, stale)
+    stale.record_step(Step.AT_RISK_24H, now=NOW, event_id="0190a000-0000-7000-8000-00000000000c")
+    assert not world.repos.appointments.record_cadence(previous, stale)
     assert world.event_types(booked.appointment_id)[-1] == "AppointmentConfirmed"
+    assert not world.clinic.get(booked.appointment_id).at_risk
+
+
+def test_record_cadence_refuses_a_step_already_recorded(world: World) -> None:
+    booked = world.clinic.book(booking(at(THU, "10:00")))
+    first = world.clinic.get(booked.appointment_id)
+    second = first.copy()
+    for n, copy in enumerate((first, second)):
+        previous = copy.copy()
+        copy.record_step(Step.ASK_48H, now=NOW, event_id=f"0190a000-0000-7000-8000-00000000001{n}")
+        assert world.repos.appointments.record_cadence(previous, copy) is (n == 0)
+    assert world.event_types(booked.appointment_id).count("ConfirmationRequested") == 1
+
+
+def test_the_at_risk_list_pages_exactly_like_the_full_list_filtered(world: World) -> None:
+    booked = [
+        world.clinic.book(booking(at(THU, hhmm), who=n))
+        for n, hhmm in enumerate(("09:00", "09:30", "10:00", "10:30", "11:00"), start=1)
+    ]
+    # Two of the five at risk, apart in the list: pages of 1 must skip the others.
+    for appointment in (booked[1], booked[3]):
+        stored = world.clinic.get(appointment.appointment_id)
+        previous = stored.copy()
+        stored.record_step(
+            Step.AT_RISK_24H, now=NOW, event_id=f"{appointment.appointment_id[:-1]}f"
+        )
+        assert world.repos.appointments.record_cadence(previous, stored)
+    seen, token = [], None
+    while True:
+        page = world.clinic.list_by_country_status(
+            ListByCountryStatus("PE", Status.REQUESTED, limit=1, next_token=token, at_risk=True)
+        )
+        seen.extend(a.appointment_id for a in page.items)
+        token = page.next_token
+        if token is None:
+            break
+    assert seen == [booked[1].appointment_id, booked[3].appointment_id]
+    everything = world.clinic.list_by_country_status(ListByCountryStatus("PE", Status.REQUESTED))
+    assert [a.at_risk for a in everything.items] == [False, True, False, True, False]
 
 
 # --- booking requests ----------------------------------------------------------------------
@@ -739,21 +783,24 @@ def test_adding_a_request_twice_is_harmless_but_a_clash_is_not(world: World) -> 
     assert world.clinic.booking_request(request.request_id).country == "PE"
 
 
-def test_an_update_keeps_a_reminder_recorded_after_its_read(world: World) -> None:
+def test_an_update_keeps_a_cadence_step_recorded_after_its_read(world: World) -> None:
     # The reminder keeps the version, so a confirm read before it still commits; it must
     # not write back the stale "no reminder yet".
     booked = world.clinic.book(booking(at(THU, "10:00")))
     read_before = world.clinic.get(booked.appointment_id)
     world.clock.set(at(WED, "10:05"))
-    assert len(world.clinic.send_reminders()) == 1
+    assert len(world.clinic.run_cadence()) == 1
     previous = read_before.copy()
     read_before.transition(
         Status.CONFIRMED, now=NOW, event_id="0190a000-0000-7000-8000-0000000000c1"
     )
     world.repos.appointments.update(previous, read_before)
     stored = world.clinic.get(booked.appointment_id)
-    assert (stored.status, stored.reminded_start) == (Status.CONFIRMED, at(THU, "10:00"))
-    assert world.clinic.send_reminders() == []
+    assert (stored.status, stored.cadence_start) == (Status.CONFIRMED, at(THU, "10:00"))
+    assert stored.sent_steps == {Step.AT_RISK_24H}
+    # The confirmation clears the flag the cadence set after it was read.
+    assert not stored.at_risk
+    assert world.clinic.run_cadence() == []
 
 
 # --- hostile input that reaches storage ----------------------------------------------------

@@ -889,7 +889,7 @@ class TwoClinicsMachine(RuleBasedStateMachine):
 
     @rule(clinic_id=clinics)
     def send_reminders(self, clinic_id: str) -> None:
-        reminded, _ = self.run(clinic_id, "send_reminders", lambda s: s.clinic.send_reminders())
+        reminded, _ = self.run(clinic_id, "send_reminders", lambda s: s.clinic.run_cadence())
         if isinstance(reminded, list):
             self.stats["reminders sent"] += len(reminded)
 

@@ -175,7 +175,7 @@ def test_a_patient_message_starts_with_its_clinics_name(two: App) -> None:
     assert event_.clinic_id == "luna"
     assert two.messenger.handle(event_)
     (sent,) = two.messenger.notifier.sent  # type: ignore[attr-defined]
-    assert sent[1].startswith("Clínica Luna: Hola, recibimos tu reserva")
+    assert sent[1].startswith("Clínica Luna: Hola, reservaste una cita")
 
 
 # Messages name their clinic ----------------------------------------------------------------

@@ -9,6 +9,7 @@ import threading
 import time
 
 from adapters.console import ConsoleNotifier, LineWriter
+from ports.messaging import OutboundMessage
 
 THREADS = 8
 LINES = 150
@@ -40,7 +41,16 @@ def _hammer(out: LineWriter) -> None:
                 record = logging.makeLogRecord({"msg": json.dumps({"thread": n, "i": i})})
                 handler.emit(record)
             else:
-                notifier.send("+51987654321", f"texto {n}-{i}", appointment_id=f"a-{n}-{i}")
+                notifier.send(
+                    OutboundMessage(
+                        channel="sms",
+                        phone="+51987654321",
+                        text=f"texto {n}-{i}",
+                        clinic_id="demo",
+                        appointment_id=f"a-{n}-{i}",
+                        link=f"http://127.0.0.1:8000/p/t{n}{i}",
+                    )
+                )
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
     for thread in threads:

@@ -216,6 +216,8 @@ def test_booking_answers_201_with_location_etag_and_the_appointment_in_local_tim
         "version": 1,
         "created_at": "2030-01-01T12:00:00-05:00",
         "updated_at": "2030-01-01T12:00:00-05:00",
+        # Set by the confirmation cadence a day before an unconfirmed visit.
+        "at_risk": False,
         "notes": "Primera vez",
     }
     assert body["appointment_id"][14] == "7"  # UUID version 7

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 
 from adapters.clinics import StaticClinicDirectory
+from adapters.links import random_link_keys
+from adapters.memory.patients import InMemorySentMessages
 from adapters.memory.store import (
     InMemoryNotifier,
     InMemoryProcessedEvents,
@@ -12,10 +15,12 @@ from adapters.memory.store import (
 )
 from domain import events as ev
 from domain.appointment import Status
-from domain.clinics import DEMO_CLINIC
-from domain.commands import CancelAppointment, ChangeStatus, RescheduleAppointment
+from domain.clinics import DEMO_CLINIC, ClinicProfile
+from domain.commands import CancelAppointment, ChangeStatus, RegisterDoctor, RescheduleAppointment
 from domain.messages import local_when, message_for
+from domain.replies import DeliveryFailure
 from domain.use_cases import PatientMessenger
+from domain.use_cases.links import Links
 from tests.unit.conftest import SANTIAGO, THU, WED, World, at, booking
 
 LIMA_START = "2026-12-07T15:00:00+00:00"  # lunes 7 de diciembre, 10:00 en Lima
@@ -40,6 +45,9 @@ def test_santiago_in_winter_and_summer_shows_the_same_wall_time_for_different_of
     )
 
 
+LINK = "https://citas.example/p/TOKEN"
+
+
 @pytest.mark.parametrize(
     ("kind", "data", "zone", "expected"),
     [
@@ -47,97 +55,188 @@ def test_santiago_in_winter_and_summer_shows_the_same_wall_time_for_different_of
             ev.AppointmentRequested,
             {"start": LIMA_START},
             "America/Lima",
-            "Hola, recibimos tu reserva con Dra. Rosa para el lunes 7 de diciembre, 10:00 "
-            "(hora de Lima). La clínica te confirmará la cita.",
+            "Hola, reservaste una cita con Dra. Rosa el lunes 7 de diciembre, 10:00 (hora de "
+            "Lima). ¿Nos confirmas? Responde SI para confirmar o NO para cancelar, o entra aquí: "
+            f"{LINK}",
         ),
         (
             ev.AppointmentRequested,
             {"start": SCL_START},
             "America/Santiago",
-            "Hola, recibimos tu reserva con Dra. Rosa para el lunes 7 de diciembre, 10:00 "
-            "(hora de Santiago). La clínica te confirmará la cita.",
+            "Hola, reservaste una cita con Dra. Rosa el lunes 7 de diciembre, 10:00 (hora de "
+            "Santiago). ¿Nos confirmas? Responde SI para confirmar o NO para cancelar, o entra "
+            f"aquí: {LINK}",
+        ),
+        (
+            ev.ConfirmationRequested,
+            {"start": LIMA_START, "step": "ask_48h"},
+            "America/Lima",
+            "Hola, tu cita con Dra. Rosa es el lunes 7 de diciembre, 10:00 (hora de Lima) y aún "
+            "no está confirmada. Responde SI para confirmar o NO para cancelar, o entra aquí: "
+            f"{LINK}",
+        ),
+        (
+            ev.AppointmentAtRisk,
+            {"start": SCL_START, "step": "at_risk_24h"},
+            "America/Santiago",
+            "Tu cita con Dra. Rosa es el lunes 7 de diciembre, 10:00 (hora de Santiago) y sigue "
+            f"sin confirmar. Responde SI si vienes o NO para liberar el horario: {LINK}",
         ),
         (
             ev.AppointmentRescheduled,
             {"start": LIMA_START, "previous_start": "2026-12-04T19:30:00+00:00"},
             "America/Lima",
             "Hola, tu cita con Dra. Rosa cambió al lunes 7 de diciembre, 10:00 (hora de Lima) "
-            "(antes: viernes 4 de diciembre, 14:30 (hora de Lima)). La clínica te confirmará "
-            "el nuevo horario.",
+            "(antes: viernes 4 de diciembre, 14:30 (hora de Lima)). ¿Nos confirmas el nuevo "
+            "horario? Responde SI para confirmar o NO para cancelar, o entra aquí: "
+            f"{LINK}",
         ),
         (
             ev.AppointmentRescheduled,
             {"start": SCL_START, "previous_start": "2026-12-04T17:30:00+00:00"},
             "America/Santiago",
             "Hola, tu cita con Dra. Rosa cambió al lunes 7 de diciembre, 10:00 (hora de "
-            "Santiago) (antes: viernes 4 de diciembre, 14:30 (hora de Santiago)). La clínica te "
-            "confirmará el nuevo horario.",
+            "Santiago) (antes: viernes 4 de diciembre, 14:30 (hora de Santiago)). ¿Nos "
+            "confirmas el nuevo horario? Responde SI para confirmar o NO para cancelar, o entra "
+            f"aquí: {LINK}",
+        ),
+        (
+            ev.AppointmentConfirmed,
+            {"start": LIMA_START},
+            "America/Lima",
+            "¡Listo! Tu cita con Dra. Rosa del lunes 7 de diciembre, 10:00 (hora de Lima) está "
+            f"confirmada. Si necesitas cambiarla, entra aquí: {LINK}",
         ),
         (
             ev.AppointmentCancelled,
             {"start": LIMA_START},
             "America/Lima",
             "Hola, tu cita con Dra. Rosa del lunes 7 de diciembre, 10:00 (hora de Lima) fue "
-            "cancelada.",
+            "cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica.",
         ),
         (
             ev.AppointmentCancelled,
             {"start": SCL_START},
             "America/Santiago",
             "Hola, tu cita con Dra. Rosa del lunes 7 de diciembre, 10:00 (hora de Santiago) fue "
-            "cancelada.",
+            "cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica.",
         ),
         (
             ev.ReminderDue,
-            {"start": LIMA_START},
+            {"start": LIMA_START, "step": "remind_24h", "lead_hours": 24},
             "America/Lima",
-            "Recordatorio: tienes cita con Dra. Rosa el lunes 7 de diciembre, 10:00 (hora de "
-            "Lima). Si no puedes asistir, avisa a la clínica.",
+            "Recordatorio: tu cita con Dra. Rosa es el lunes 7 de diciembre, 10:00 (hora de "
+            f"Lima). Si no puedes venir, responde NO o cambia la hora aquí: {LINK}",
         ),
         (
+            # Published before the cadence: no lead, the day-before reminder.
             ev.ReminderDue,
             {"start": SCL_START},
             "America/Santiago",
-            "Recordatorio: tienes cita con Dra. Rosa el lunes 7 de diciembre, 10:00 (hora de "
-            "Santiago). Si no puedes asistir, avisa a la clínica.",
+            "Recordatorio: tu cita con Dra. Rosa es el lunes 7 de diciembre, 10:00 (hora de "
+            f"Santiago). Si no puedes venir, responde NO o cambia la hora aquí: {LINK}",
+        ),
+        (
+            ev.ReminderDue,
+            {"start": SCL_START, "step": "remind_2h", "lead_hours": 2},
+            "America/Santiago",
+            "Te esperamos el lunes 7 de diciembre, 10:00 (hora de Santiago) con Dra. Rosa. Si no "
+            f"puedes venir, responde NO: {LINK}",
         ),
     ],
 )
 def test_each_message_reads_exactly_so(
     kind: type[ev.Event], data: dict[str, str], zone: str, expected: str
 ) -> None:
-    text = message_for(
-        _event(kind, **data), clinic_name="Clínica Sol", doctor_name="Dra. Rosa", time_zone=zone
+    message = message_for(
+        _event(kind, **data),
+        clinic_name="Clínica Sol",
+        doctor_name="Dra. Rosa",
+        time_zone=zone,
+        link=LINK,
     )
-    # The clinic's name first: one number may write for many clinics.
-    assert text == f"Clínica Sol: {expected}"
+    assert message is not None
+    # The clinic's name first (one number may write for many clinics), the link last.
+    assert message.text == f"Clínica Sol: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("instant", "expected"),
+    [
+        # Saturday 2026-04-04 is the last day of Chile's summer time (-03); Sunday is -04.
+        (datetime(2026, 4, 4, 13, 0, tzinfo=UTC), "sábado 4 de abril, 10:00 (hora de Santiago)"),
+        (datetime(2026, 4, 5, 14, 0, tzinfo=UTC), "domingo 5 de abril, 10:00 (hora de Santiago)"),
+        # Saturday 2026-09-05 is -04; Sunday 2026-09-06, after the change, is -03.
+        (
+            datetime(2026, 9, 5, 14, 0, tzinfo=UTC),
+            "sábado 5 de septiembre, 10:00 (hora de Santiago)",
+        ),
+        (
+            datetime(2026, 9, 6, 13, 0, tzinfo=UTC),
+            "domingo 6 de septiembre, 10:00 (hora de Santiago)",
+        ),
+    ],
+)
+def test_santiago_messages_across_the_dst_change_keep_the_wall_time(
+    instant: datetime, expected: str
+) -> None:
+    message = message_for(
+        _event(ev.AppointmentRequested, start=instant.isoformat()),
+        clinic_name="Clínica Sol",
+        doctor_name="Dra. Rosa",
+        time_zone="America/Santiago",
+        link=LINK,
+    )
+    assert message is not None
+    assert f"el {expected}. ¿Nos confirmas?" in message.text
+
+
+def test_lima_has_no_dst_the_same_utc_hour_is_the_same_wall_time_all_year() -> None:
+    for month in (1, 4, 7, 9, 12):
+        when = local_when(datetime(2026, month, 7, 15, 0, tzinfo=UTC), "America/Lima")
+        assert when.endswith("10:00 (hora de Lima)")
 
 
 @pytest.mark.parametrize(
     "kind",
-    [ev.AppointmentConfirmed, ev.AppointmentCompleted, ev.AppointmentMarkedNoShow],
+    [ev.AppointmentCompleted, ev.AppointmentMarkedNoShow, ev.TimeOffAdded],
 )
 def test_other_changes_send_no_message(kind: type[ev.Event]) -> None:
     assert (
         message_for(
-            _event(kind, start=LIMA_START),
+            _event(kind, start=LIMA_START, doctor_id="d"),
             clinic_name="Clínica Sol",
             doctor_name="x",
             time_zone="America/Lima",
+            link=LINK,
         )
         is None
     )
 
 
+@pytest.mark.parametrize("kind", [ev.AppointmentConfirmed, ev.AppointmentCancelled])
+def test_what_the_patient_did_themselves_sends_no_message(kind: type[ev.Event]) -> None:
+    event = _event(kind, start=LIMA_START, by="patient")
+    assert (
+        message_for(event, clinic_name="Sol", doctor_name="x", time_zone="America/Lima", link=LINK)
+        is None
+    )
+
+
 class Messaging:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, clinic: ClinicProfile = DEMO_CLINIC) -> None:
         self.world = world
         self.notifier = InMemoryNotifier()
+        self.sent = InMemorySentMessages(world.store)
+        self.links = Links(random_link_keys(), "https://citas.example")
         self.messenger = PatientMessenger(
-            StaticClinicDirectory([(DEMO_CLINIC, "local-demo")]),
+            StaticClinicDirectory([(clinic, "local-demo")]),
             InMemoryRepositories(world.store),
             self.notifier,
             InMemoryProcessedEvents(world.store),
+            self.sent,
+            self.links,
+            world.clock,
         )
 
     def deliver_all(self) -> list[str]:
@@ -145,16 +244,28 @@ class Messaging:
             self.messenger.handle(event)
         return [text for _, text, _ in self.notifier.sent]
 
+    def link_of(self, appointment_id: str) -> str:
+        appointment = self.world.clinic.get(appointment_id)
+        return self.links.url(DEMO_CLINIC, self.links.token(appointment))
 
-def test_a_booking_sends_one_message_to_the_patients_phone(world: World) -> None:
+
+def test_a_booking_asks_the_patient_to_confirm_with_their_link(world: World) -> None:
     messaging = Messaging(world)
     appointment = world.clinic.book(booking(at(WED, "10:00")))
 
+    link = messaging.link_of(appointment.appointment_id)
     assert messaging.deliver_all() == [
-        "Clínica Demo: Hola, recibimos tu reserva con Dra. Rosa Quispe para el miércoles 2 de "
-        "diciembre, 10:00 (hora de Lima). La clínica te confirmará la cita."
+        "Clínica Demo: Hola, reservaste una cita con Dra. Rosa Quispe el miércoles 2 de "
+        "diciembre, 10:00 (hora de Lima). ¿Nos confirmas? Responde SI para confirmar o NO para "
+        f"cancelar, o entra aquí: {link}"
     ]
-    assert messaging.notifier.sent[0][0] == appointment.patient.phone
+    [message] = messaging.notifier.messages
+    assert message.phone == appointment.patient.phone
+    assert (message.channel, message.link, message.template) == ("sms", link, "citas_reserva")
+    # It asked: the appointment now awaits the patient's answer.
+    contact = InMemoryRepositories(world.store).contacts("demo").get(appointment.patient.key)
+    assert contact is not None
+    assert contact.awaiting == {appointment.appointment_id: appointment.start}
 
 
 def test_a_redelivered_event_sends_nothing_twice(world: World) -> None:
@@ -171,40 +282,58 @@ def test_a_reminder_for_a_cancelled_appointment_is_not_sent(world: World) -> Non
     messaging = Messaging(world)
     appointment = world.clinic.book(booking(at(THU, "10:00")))
     world.clock.set(at(WED, "10:00"))
-    world.clinic.send_reminders()
+    assert world.clinic.run_cadence()
     world.clinic.cancel(CancelAppointment(appointment.appointment_id))
 
     texts = messaging.deliver_all()
 
-    assert not any("Recordatorio:" in t for t in texts)
-    assert texts[-1].endswith("fue cancelada.")
-
-
-def test_a_stale_reminder_after_a_reschedule_is_not_sent_and_the_new_one_is(world: World) -> None:
-    messaging = Messaging(world)
-    appointment = world.clinic.book(booking(at(THU, "10:00")))
-    world.clock.set(at(WED, "10:00"))
-    world.clinic.send_reminders()
-    later = at(THU + timedelta(days=1), "10:00")
-    world.clinic.reschedule(RescheduleAppointment(appointment.appointment_id, later))
-    texts = messaging.deliver_all()
-    assert not any("Recordatorio:" in t for t in texts)
-
-    world.clock.set(at(THU, "10:00"))
-    world.clinic.send_reminders()
-    texts = messaging.deliver_all()
-    assert texts[-1] == (
-        "Clínica Demo: Recordatorio: tienes cita con Dra. Rosa Quispe el viernes 4 de "
-        "diciembre, 10:00 (hora de Lima). Si no puedes asistir, avisa a la clínica."
+    assert not any("sigue sin confirmar" in t for t in texts)
+    assert texts[-1].endswith(
+        "fue cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica."
     )
 
 
-def test_a_confirmation_sends_no_extra_message(world: World) -> None:
+def test_a_stale_step_after_a_reschedule_is_not_sent_and_the_new_one_is(world: World) -> None:
+    messaging = Messaging(world)
+    appointment = world.clinic.book(booking(at(THU, "10:00")))
+    world.clock.set(at(WED, "10:00"))
+    world.clinic.run_cadence()
+    later = at(THU + timedelta(days=1), "10:00")
+    world.clinic.reschedule(RescheduleAppointment(appointment.appointment_id, later))
+    texts = messaging.deliver_all()
+    assert not any("sigue sin confirmar" in t for t in texts)
+
+    world.clock.set(at(THU, "10:00"))
+    world.clinic.run_cadence()
+    texts = messaging.deliver_all()
+    assert texts[-1].startswith(
+        "Clínica Demo: Tu cita con Dra. Rosa Quispe es el viernes 4 de diciembre, 10:00 (hora "
+        "de Lima) y sigue sin confirmar."
+    )
+
+
+def test_the_patient_is_told_when_the_clinic_confirms(world: World) -> None:
     messaging = Messaging(world)
     appointment = world.clinic.book(booking(at(WED, "10:00")))
     world.clinic.change_status(ChangeStatus(appointment.appointment_id, Status.CONFIRMED))
 
-    assert len(messaging.deliver_all()) == 1
+    texts = messaging.deliver_all()
+    assert len(texts) == 2
+    assert texts[1].startswith("Clínica Demo: ¡Listo! Tu cita con Dra. Rosa Quispe del miércoles")
+
+
+def test_what_the_patient_confirmed_or_cancelled_themselves_is_not_told_again(
+    world: World,
+) -> None:
+    messaging = Messaging(world)
+    appointment = world.clinic.book(booking(at(WED, "10:00")))
+    assert len(messaging.deliver_all()) == 1  # the booking's
+    world.clinic.change_status(
+        ChangeStatus(appointment.appointment_id, Status.CONFIRMED, by_patient=True)
+    )
+    world.clinic.cancel(CancelAppointment(appointment.appointment_id, by_patient=True))
+
+    assert len(messaging.deliver_all()) == 1  # nothing more: their page or reply told them
 
 
 def test_santiago_messages_use_santiago_time(world: World) -> None:
@@ -226,7 +355,8 @@ def test_a_booking_message_arriving_after_the_cancellation_is_not_sent(world: Wo
 
     assert [text for _, text, _ in messaging.notifier.sent] == [
         "Clínica Demo: Hola, tu cita con Dra. Rosa Quispe del miércoles 2 de diciembre, 10:00 "
-        "(hora de Lima) fue cancelada."
+        "(hora de Lima) fue cancelada. Si quieres otra hora, responde a este mensaje o llama a "
+        "la clínica."
     ]
 
 
@@ -240,3 +370,85 @@ def test_a_superseded_reschedule_message_is_not_sent(world: World) -> None:
 
     assert len(texts) == 1
     assert "cambió al jueves 3 de diciembre, 12:00" in texts[0]
+
+
+def test_an_opted_out_phone_gets_nothing(world: World) -> None:
+    messaging = Messaging(world)
+    appointment = world.clinic.book(booking(at(WED, "10:00")))
+    contacts = InMemoryRepositories(world.store).contacts("demo")
+    contacts.set_opted_out(appointment.patient.key, True, None)
+
+    assert messaging.deliver_all() == []
+
+
+def test_a_message_due_in_quiet_hours_waits_for_8_and_goes_once(world: World) -> None:
+    messaging = Messaging(world)
+    world.clock.set(at(WED, "22:30"))
+    appointment = world.clinic.book(booking(at(THU, "10:00")))
+
+    assert messaging.deliver_all() == []  # 22:30 in Lima: held
+    world.clock.set(at(THU, "07:59"))
+    assert messaging.messenger.send_held("demo") == 0
+    world.clock.set(at(THU, "08:00"))
+    assert messaging.messenger.send_held("demo") == 1
+    assert messaging.messenger.send_held("demo") == 0
+    [message] = messaging.notifier.messages
+    assert message.appointment_id == appointment.appointment_id
+
+
+def test_a_message_in_quiet_hours_for_a_visit_before_8_goes_at_once(world: World) -> None:
+    messaging = Messaging(world)
+    world.clock.set(at(WED, "22:30"))
+    world.clinic.register_doctor(
+        RegisterDoctor(
+            "noche",
+            "Dr. Noche",
+            "PE",
+            {d: [["00:00", "24:00"]] for d in ("wed", "thu")},
+            min_notice_minutes=0,
+        )
+    )
+    world.clinic.book(booking(at(THU, "07:00"), doctor="noche"))
+
+    assert len(messaging.deliver_all()) == 1
+
+
+def test_at_risk_goes_on_every_channel_of_the_clinic(world: World) -> None:
+    clinic = attrs.evolve(DEMO_CLINIC, channels=("whatsapp", "sms"))
+    messaging = Messaging(world, clinic)
+    world.clinic.book(booking(at(THU, "10:00")))
+    messaging.deliver_all()
+    assert [m.channel for m in messaging.notifier.messages] == ["whatsapp"]
+
+    world.clock.set(at(WED, "10:00"))
+    world.clinic.run_cadence()
+    messaging.deliver_all()
+    assert [m.channel for m in messaging.notifier.messages] == ["whatsapp", "whatsapp", "sms"]
+    whatsapp = messaging.notifier.messages[1]
+    assert whatsapp.template == "citas_en_riesgo"
+    assert [b.split(":")[0] for b in whatsapp.buttons] == ["confirmar", "cancelar", "reprogramar"]
+
+
+def test_a_refused_whatsapp_message_goes_by_sms(world: World) -> None:
+    messaging = Messaging(world, attrs.evolve(DEMO_CLINIC, channels=("whatsapp",)))
+    messaging.notifier.refusing.add("whatsapp")
+    world.clinic.book(booking(at(WED, "10:00")))
+
+    messaging.deliver_all()
+    assert [m.channel for m in messaging.notifier.messages] == ["sms"]
+
+
+def test_a_whatsapp_message_that_fails_later_is_resent_by_sms_once(world: World) -> None:
+    messaging = Messaging(world, attrs.evolve(DEMO_CLINIC, channels=("whatsapp",)))
+    appointment = world.clinic.book(booking(at(WED, "10:00")))
+    messaging.deliver_all()
+    [sent] = messaging.notifier.messages
+    failure = DeliveryFailure(
+        channel="whatsapp", message_id="whatsapp-1", recipient=appointment.patient.phone
+    )
+
+    assert messaging.messenger.fall_back(failure)
+    assert not messaging.messenger.fall_back(failure)  # a redelivered status
+    assert not messaging.messenger.fall_back(attrs.evolve(failure, message_id="unknown"))
+    sms = messaging.notifier.messages[-1]
+    assert (sms.channel, sms.text, sms.phone) == ("sms", sent.text, appointment.patient.phone)

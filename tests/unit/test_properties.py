@@ -153,8 +153,8 @@ def assert_history_rebuilds(system: System, appointment_id: str) -> list[ev.Even
     assert Appointment.replay(history).snapshot() == stored.snapshot()
     version = 0
     for event in history:
-        if isinstance(event, ev.ReminderDue):
-            assert event.version == version, "a reminder must carry the current version"
+        if isinstance(event, ev.ReminderDue | ev.ConfirmationRequested | ev.AppointmentAtRisk):
+            assert event.version == version, "a cadence step must carry the current version"
         else:
             assert event.version == version + 1, [(e.type, e.version) for e in history]
             version = event.version
@@ -736,7 +736,7 @@ def apply_operation(system: System, appointment_id: str, operation: tuple[Any, .
     elif name == "cancel":
         attempt(clinic.cancel, CancelAppointment(appointment_id, "motivo"))
     elif name == "remind":
-        clinic.send_reminders()
+        clinic.run_cadence()
     elif name == "reschedule":
         _, days, index, slots = operation
         local_today = clock.now().astimezone(LIMA).date()
@@ -755,7 +755,7 @@ def apply_operation(system: System, appointment_id: str, operation: tuple[Any, .
         if target > clock.now():
             clock.set(target)
         if remind:
-            clinic.send_reminders()
+            clinic.run_cadence()
     else:
         target = clinic.get(appointment_id).start + timedelta(minutes=operation[1])
         if target > clock.now():

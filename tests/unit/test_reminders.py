@@ -8,7 +8,7 @@ from tests.unit.conftest import SANTIAGO, THU, WED, World, at, booking
 
 
 def _reminded(world: World) -> list[str]:
-    return [a.appointment_id for a in world.clinic.send_reminders()]
+    return [a.appointment_id for a in world.clinic.run_cadence()]
 
 
 def test_a_reminder_is_due_once_the_24_hour_mark_passes(world: World) -> None:
@@ -19,7 +19,8 @@ def test_a_reminder_is_due_once_the_24_hour_mark_passes(world: World) -> None:
     world.clock.set(at(WED, "10:05"))
     assert _reminded(world) == [appointment.appointment_id]
     event = list(world.store.outbox.values())[-1]
-    assert event.type == "ReminderDue"
+    # Still unconfirmed a day before: at risk, and reminded on every channel.
+    assert event.type == "AppointmentAtRisk"
     assert event.version == 1
 
 
@@ -30,7 +31,7 @@ def test_a_reminder_goes_out_only_once(world: World) -> None:
 
     world.clock.set(at(WED, "10:15"))
     assert _reminded(world) == []
-    assert world.event_types().count("ReminderDue") == 1
+    assert world.event_types().count("AppointmentAtRisk") == 1
 
 
 def test_a_reminder_does_not_change_the_version(world: World) -> None:
@@ -89,7 +90,7 @@ def test_the_reminder_follows_a_reschedule(world: World) -> None:
     )
     world.clock.set(at(THU, "15:00"))
     assert _reminded(world) == [appointment.appointment_id]
-    assert world.event_types(appointment.appointment_id).count("ReminderDue") == 2
+    assert world.event_types(appointment.appointment_id).count("AppointmentAtRisk") == 2
 
 
 def test_a_rescheduled_appointment_is_not_reminded_for_its_old_time(world: World) -> None:
@@ -99,7 +100,12 @@ def test_a_rescheduled_appointment_is_not_reminded_for_its_old_time(world: World
     )
 
     world.clock.set(at(WED, "10:00"))
-    assert _reminded(world) == []
+    # Due at Wednesday 10:00 is the 48-hour request of the new time, not a day-before step
+    # of the old one.
+    assert _reminded(world) == [appointment.appointment_id]
+    event = list(world.store.outbox.values())[-1]
+    assert event.type == "ConfirmationRequested"
+    assert datetime.fromisoformat(event.data["start"]) == at(THU + timedelta(days=1), "10:00")
 
 
 def test_the_24_hours_are_real_hours_across_santiagos_dst_change(world: World) -> None:

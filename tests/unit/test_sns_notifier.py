@@ -17,7 +17,7 @@ from adapters.aws.sns import SmsRefused, SNSNotifier
 from domain.errors import TemporarilyUnavailable
 from entrypoints.bootstrap import build_container
 from entrypoints.config import Settings
-from ports.messaging import Notifier
+from ports.messaging import Notifier, OutboundMessage
 
 REGION = "us-east-1"
 PHONE = "+51987650001"
@@ -33,6 +33,16 @@ def sns(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield boto3.client("sns", region_name=REGION)
 
 
+def sms(phone: str, channel: str = "sms") -> OutboundMessage:
+    return OutboundMessage(
+        channel=channel,  # type: ignore[arg-type]
+        phone=phone,
+        text=TEXT,
+        clinic_id="demo",
+        appointment_id="a-1",
+    )
+
+
 def sent() -> list[tuple[str, str]]:
     return list(sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values())
 
@@ -43,7 +53,7 @@ def test_a_message_is_one_transactional_sms_to_the_patients_phone(sns: Any) -> N
         "before-parameter-build.sns.Publish", lambda params, **_: calls.append(dict(params))
     )
 
-    SNSNotifier(sns).send(PHONE, TEXT, appointment_id="a-1")
+    SNSNotifier(sns).send(sms(PHONE))
 
     assert sent() == [(PHONE, TEXT)]
     (call,) = calls
@@ -66,8 +76,8 @@ def test_no_client_is_built_until_the_first_message(
     monkeypatch.setattr(sns_adapter, "default_client", counting)
     notifier = SNSNotifier()
     assert built == []
-    notifier.send(PHONE, TEXT, appointment_id=None)
-    notifier.send(PHONE, TEXT, appointment_id=None)
+    notifier.send(sms(PHONE))
+    notifier.send(sms(PHONE))
     assert built == ["sns"]
     assert len(sent()) == 2
 
@@ -81,7 +91,7 @@ def test_throttling_and_outages_are_temporarily_unavailable(sns: Any, code: str)
 
     sns.meta.events.register("before-call.sns.Publish", refuse)
     with pytest.raises(TemporarilyUnavailable) as raised:
-        SNSNotifier(sns).send(PHONE, TEXT, appointment_id="a-1")
+        SNSNotifier(sns).send(sms(PHONE))
     assert raised.value.details["service"] == "sns"
 
 
@@ -91,19 +101,32 @@ def test_an_unreachable_sns_is_temporarily_unavailable(sns: Any) -> None:
 
     sns.meta.events.register("before-call.sns.Publish", unreachable)
     with pytest.raises(TemporarilyUnavailable):
-        SNSNotifier(sns).send(PHONE, TEXT, appointment_id="a-1")
+        SNSNotifier(sns).send(sms(PHONE))
 
 
 def test_a_refused_number_is_not_retried_as_if_sns_were_busy_and_is_not_quoted(sns: Any) -> None:
     with pytest.raises(SmsRefused) as raised:
-        SNSNotifier(sns).send("+0000-not-a-phone", TEXT, appointment_id="a-1")
+        SNSNotifier(sns).send(sms("+0000-not-a-phone"))
     assert str(raised.value) == "sns refused the message: InvalidParameter"
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
+def test_sns_has_no_whatsapp_so_a_whatsapp_message_is_refused_for_the_sms_fallback(
+    sns: Any,
+) -> None:
+    with pytest.raises(SmsRefused):
+        SNSNotifier(sns).send(sms(PHONE, channel="whatsapp"))
+    assert sent() == []
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("memory", "InMemoryNotifier"), ("console", "ConsoleNotifier"), ("sns", "SNSNotifier")],
+    [
+        ("memory", "InMemoryNotifier"),
+        ("console", "ConsoleNotifier"),
+        ("sns", "SNSNotifier"),
+        ("aws", "ChannelNotifier"),
+    ],
 )
 def test_the_container_registers_the_configured_notifier(
     sns: Any, value: str, expected: str

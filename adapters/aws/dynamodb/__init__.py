@@ -21,15 +21,20 @@ key of a clinic's data, in the table and in both indexes, starts with `<clinic>#
   event ids are globally unique, and only the relay reads it.
 - handled-event marker `DONE#<consumer>:<event id>` / `DONE`: `expires_at` (a week later);
   the consumers' ledger, keyed by the globally unique event id like the outbox.
+- contact `<clinic>#PATIENT#<patient key>` / `CONTACT`, sent message `SENT#<message id>` /
+  `SENT` (the deployment's ledger, by provider message id) and held message
+  `<clinic>#LATER#<event id>` / `LATER` (`gsi1pk=<clinic>#LATER`, `gsi1sk=<due>#<event id>`):
+  see `patients`.
 
 Instants in sort keys are fixed-width UTC (`2026-12-02T14:00:00.000000Z`) so that string
 order is time order and `<start>#<id>` sorts after the bare `<start>` used as a bound.
 
 Modules: `keys` (the key space), `items` (item mappers), `transaction` (the builder and its
 `Role`s), `table` (every call, errors translated), `appointments` (the appointment
-repository), `guards` (the day guards that make overlaps impossible) and `repositories`
-(doctors, booking requests, outbox, handled events). `adapters.aws.migrate` (`citas migrate`)
-moves the per-cell lock items of earlier releases to the guards.
+repository), `guards` (the day guards that make overlaps impossible), `patients` (contacts,
+sent and held messages) and `repositories` (doctors, booking requests, outbox, handled
+events). `adapters.aws.migrate` (`citas migrate`) moves the per-cell lock items of earlier
+releases to the guards.
 
 A transaction cancelled only by contention (`TransactionConflict`) wrote nothing and is sent
 again (`adapters.aws.client.TRANSACTION_RETRY`: 5 attempts in all, a few jittered
@@ -75,6 +80,9 @@ from adapters.aws.dynamodb.items import (
 from adapters.aws.dynamodb.keys import (
     APPOINTMENT_SK,
     BATCH_WRITE_LIMIT,
+    CONTACT_SK,
+    DEFERRED_SK,
+    DEFERRED_TTL,
     DOCTOR_SK,
     EVENT_SK,
     IDEMPOTENCY_SK,
@@ -83,14 +91,25 @@ from adapters.aws.dynamodb.keys import (
     PROCESSED_SK,
     PROCESSED_TTL,
     REQUEST_SK,
+    SENT_SK,
+    SENT_TTL,
     TRANSACTION_LIMIT,
     appointment_pk,
+    contact_pk,
     country_status_partition,
+    deferred_partition,
+    deferred_pk,
     doctor_partition,
     idempotency_pk,
     outbox_pk,
     processed_pk,
     request_pk,
+    sent_pk,
+)
+from adapters.aws.dynamodb.patients import (
+    DynamoDBDeferredMessages,
+    DynamoDBPatientContacts,
+    DynamoDBSentMessages,
 )
 from adapters.aws.dynamodb.repositories import (
     DynamoDBBookingRequestRepository,
@@ -104,6 +123,9 @@ __all__ = [
     "APPOINTMENT_SK",
     "BATCH_WRITE_LIMIT",
     "CLIENT_CONFIG",
+    "CONTACT_SK",
+    "DEFERRED_SK",
+    "DEFERRED_TTL",
     "DOCTOR_SK",
     "EVENT_SK",
     "GUARD_SK",
@@ -115,20 +137,28 @@ __all__ = [
     "PROCESSED_TTL",
     "REQUEST_SK",
     "RETRYABLE_CODES",
+    "SENT_SK",
+    "SENT_TTL",
     "TRANSACTION_LIMIT",
     "DynamoDBAppointmentRepository",
     "DynamoDBBookingRequestRepository",
+    "DynamoDBDeferredMessages",
     "DynamoDBDoctorRepository",
     "DynamoDBEventOutbox",
+    "DynamoDBPatientContacts",
     "DynamoDBProcessedEvents",
     "DynamoDBRepositories",
+    "DynamoDBSentMessages",
     "LazyClient",
     "appointment_from_item",
     "appointment_pk",
     "appointment_to_item",
     "cell_name",
+    "contact_pk",
     "country_status_partition",
     "default_client",
+    "deferred_partition",
+    "deferred_pk",
     "doctor_from_item",
     "doctor_guard_pk",
     "doctor_partition",
@@ -147,5 +177,6 @@ __all__ = [
     "request_from_item",
     "request_pk",
     "request_to_item",
+    "sent_pk",
     "translate_errors",
 ]

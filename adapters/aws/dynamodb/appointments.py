@@ -133,11 +133,24 @@ class DynamoDBAppointmentRepository:
         return self._list("gsi1", partition, start_from, start_to, limit, cursor)
 
     def list_by_country_status(
-        self, country: str, status: Status, window: Window, limit: int, cursor: Cursor
+        self,
+        country: str,
+        status: Status,
+        window: Window,
+        limit: int,
+        cursor: Cursor,
+        *,
+        at_risk: bool = False,
     ) -> Page[Appointment]:
-        """Appointments of a country in a status, start in the window: one Query on gsi2."""
+        """Appointments of a country in a status, start in the window: a Query on gsi2.
+
+        `at_risk` filters on the item's flag (gsi2 projects every attribute); the Query goes
+        on until the page is full, so pages are as long as the memory backend's.
+        """
         partition = country_status_partition(self._clinic, country, status)
-        return self._list("gsi2", partition, window.start_from, window.start_to, limit, cursor)
+        return self._list(
+            "gsi2", partition, window.start_from, window.start_to, limit, cursor, at_risk=at_risk
+        )
 
     def _list(
         self,
@@ -147,6 +160,8 @@ class DynamoDBAppointmentRepository:
         start_to: datetime | None,
         limit: int,
         cursor: Cursor,
+        *,
+        at_risk: bool = False,
     ) -> Page[Appointment]:
         low = instant(start_from) if start_from is not None else None
         high = instant(start_to) if start_to is not None else None
@@ -154,24 +169,50 @@ class DynamoDBAppointmentRepository:
             if cursor is not None:
                 check_cursor(cursor, f"{index}pk", f"{index}sk", partition, None, None)
             return Page([], None)  # an empty range; BETWEEN would reject low > high
-        items, next_cursor = self._table.query_page(index, partition, low, high, limit, cursor)
+        only = {"at_risk": True} if at_risk else None
+        items, next_cursor = self._table.query_page(
+            index, partition, low, high, limit, cursor, only=only
+        )
         return Page([appointment_from_item(item) for item in items], next_cursor)
 
-    def record_reminder(self, previous: Appointment, current: Appointment) -> bool:
-        """Store `reminded_start` and the ReminderDue event once per start, in one transaction."""
+    def record_cadence(self, previous: Appointment, current: Appointment) -> bool:
+        """Store a cadence step and its event once per start time, in one transaction."""
         require_clinic(self._clinic, current.clinic_id, "an appointment")
-        start = current.snapshot().get("reminded_start")
-        if start is None:
-            return False  # nothing to record
+        new = sorted(current.sent_steps - previous.sent_steps)
+        stored = current.snapshot()
+        if len(new) != 1 or "cadence_start" not in stored:
+            return False  # nothing (or not one step) to record
+        sets = "#cs = :start, #sent = :sent"
+        update = (
+            f"SET {sets}, #risk = :risk REMOVE #reminded"
+            if current.at_risk
+            else f"SET {sets} REMOVE #risk, #reminded"
+        )
+        values: dict[str, object] = {
+            ":start": stored["cadence_start"],
+            ":sent": stored["cadence_sent"],
+            ":step": str(new[0]),
+            ":version": previous.version,
+        }
+        if current.at_risk:
+            values[":risk"] = True
         tx = Transaction(self._table.table_name)
         tx.update(
             appointment_pk(self._clinic, current.appointment_id),
             APPOINTMENT_SK,
             Role.APPOINTMENT,
-            "SET #reminded = :start",
-            "#version = :version AND (attribute_not_exists(#reminded) OR #reminded <> :start)",
-            {"#reminded": "reminded_start", "#version": "version"},
-            {":start": start, ":version": previous.version},
+            update,
+            # The step is new for this start: a second tick (or a retry) records nothing.
+            "#version = :version AND (attribute_not_exists(#cs) OR #cs <> :start "
+            "OR NOT contains(#sent, :step))",
+            {
+                "#cs": "cadence_start",
+                "#sent": "cadence_sent",
+                "#risk": "at_risk",
+                "#reminded": "reminded_start",
+                "#version": "version",
+            },
+            values,
         )
         tx.put_events(current.events)
         try:
@@ -239,12 +280,15 @@ def _refuse_taken(failed: Role | None) -> None:
 
 
 def _versioned_update(tx: Transaction, previous: Appointment, current: Appointment) -> None:
-    # Only what changed is written: a reminder recorded meanwhile (which keeps the
-    # version) is not overwritten by the stale `reminded_start` of `previous`.
+    # Only what changed is written: a cadence step recorded meanwhile (which keeps the
+    # version) is not overwritten by the stale marks of `previous`.
     before, after = appointment_to_item(previous), appointment_to_item(current)
     changed = {k: v for k, v in after.items() if k not in ("pk", "sk") and before.get(k) != v}
     changed["version"] = current.version
     dropped = [k for k in before if k not in after]
+    if not current.at_risk and "at_risk" not in dropped:
+        # Every change clears the flag, also one the cadence set after `previous` was read.
+        dropped.append("at_risk")
     names = {f"#a{i}": k for i, k in enumerate([*changed, *dropped])}
     by_name = {k: n for n, k in names.items()}
     expression = "SET " + ", ".join(f"{by_name[k]} = :v{i}" for i, k in enumerate(changed))

@@ -4,7 +4,8 @@ Every key of a clinic's data, in the table and in both indexes, starts with `<cl
 ids are per clinic, and a read built for one clinic cannot name another's item. Clinic ids
 are lower case, the fixed prefixes upper case (`APPT#`, `OUTBOX#`), so the two never meet.
 The outbox and the handled-event markers are the deployment's own ledgers, keyed by globally
-unique event ids; the events in them name their clinic.
+unique event ids; the events in them name their clinic. So is the ledger of sent messages,
+keyed by the provider's message id, each naming its clinic.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ IDEMPOTENCY_TTL: Final = timedelta(hours=24)
 # duplicate within minutes (visibility timeouts, relay retries), never a week later.
 PROCESSED_TTL: Final = timedelta(days=7)
 OUTBOX_PARTITION: Final = "OUTBOX"
+# A reply comes within days of its message; a held message goes out within hours of its due
+# time, or it is stale (the appointment passed) and DynamoDB may drop it.
+SENT_TTL: Final = timedelta(days=7)
+DEFERRED_TTL: Final = timedelta(days=7)
 
 APPOINTMENT_SK: Final = "APPT"
 # The sort key of the per-cell lock items of releases before the day guards (`citas migrate`).
@@ -35,6 +40,13 @@ EVENT_SK: Final = "EVENT"
 DOCTOR_SK: Final = "PROFILE"
 REQUEST_SK: Final = "REQ"
 PROCESSED_SK: Final = "DONE"
+CONTACT_SK: Final = "CONTACT"
+SENT_SK: Final = "SENT"
+DEFERRED_SK: Final = "LATER"
+# A contact's awaited answers are top-level attributes `AW#<appointment id>` (ISO start): one
+# UpdateItem can SET one and REMOVE others whether or not the item exists yet, where a
+# nested map would first need creating.
+AWAITING_PREFIX: Final = "AW#"
 # Time off lives in its doctor's partition, next to the profile: one Query reads a schedule.
 TIME_OFF_SK_PREFIX: Final = "TIMEOFF#"
 # The profile attribute every schedule change bumps and every booking checks.
@@ -119,3 +131,23 @@ def clinic_of(pk: str) -> str | None:
 def processed_pk(key: str) -> str:
     """The partition key of a handled-event marker."""
     return f"DONE#{key}"
+
+
+def contact_pk(clinic_id: str, patient_key: str) -> str:
+    """The partition key of a phone's contact within a clinic (the key is a hash)."""
+    return f"{clinic_id}#PATIENT#{patient_key}"
+
+
+def sent_pk(message_id: str) -> str:
+    """The partition key of a sent message, by the provider's message id."""
+    return f"SENT#{message_id}"
+
+
+def deferred_pk(clinic_id: str, event_id: str) -> str:
+    """The partition key of a message held back by quiet hours."""
+    return f"{clinic_id}#LATER#{event_id}"
+
+
+def deferred_partition(clinic_id: str) -> str:
+    """The gsi1 partition of a clinic's held messages, by due instant."""
+    return f"{clinic_id}#LATER"

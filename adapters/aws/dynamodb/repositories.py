@@ -31,6 +31,7 @@ from adapters.aws.dynamodb.keys import (
     processed_pk,
     request_pk,
 )
+from adapters.aws.dynamodb.patients import DynamoDBDeferredMessages, DynamoDBPatientContacts
 from adapters.aws.dynamodb.table import Table
 from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction
 from domain.booking_request import BookingRequest, RequestStatus
@@ -177,3 +178,11 @@ class DynamoDBRepositories:
     def requests(self, clinic_id: str) -> DynamoDBBookingRequestRepository:
         """The clinic's booking requests."""
         return DynamoDBBookingRequestRepository(self.table_name, self._client, clinic_id=clinic_id)
+
+    def contacts(self, clinic_id: str) -> DynamoDBPatientContacts:
+        """The clinic's patient contacts: opt-outs and awaited answers."""
+        return DynamoDBPatientContacts(self.table_name, self._client, clinic_id=clinic_id)
+
+    def deferred(self, clinic_id: str) -> DynamoDBDeferredMessages:
+        """The clinic's messages held back by quiet hours."""
+        return DynamoDBDeferredMessages(self.table_name, self._client, clinic_id=clinic_id)

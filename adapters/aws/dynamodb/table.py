@@ -89,6 +89,25 @@ class Table:
             )
         return from_attribute_values(answer.get("Attributes", {}))
 
+    def delete(self, pk: str, sk: str) -> None:
+        """One DeleteItem of `(pk, sk)`; deleting an absent item is no error."""
+        with translate_errors(SERVICE):
+            self.client().delete_item(TableName=self.table_name, Key=key(pk, sk))
+
+    def query_up_to(self, limit: int, **request: Any) -> list[dict[str, Any]]:
+        """Up to `limit` items of a Query (TableName added), paging on past the 1 MB cap."""
+        items: list[dict[str, Any]] = []
+        while len(items) < limit:
+            request["Limit"] = limit - len(items)
+            with translate_errors(SERVICE):
+                found = self.client().query(TableName=self.table_name, **request)
+            items.extend(from_attribute_values(item) for item in found.get("Items", []))
+            last = found.get("LastEvaluatedKey")
+            if not last:
+                break
+            request["ExclusiveStartKey"] = last
+        return items
+
     def query_all(self, **request: Any) -> list[dict[str, Any]]:
         """Every item of a Query (TableName added), page after page, as plain values."""
         items: list[dict[str, Any]] = []
@@ -181,27 +200,50 @@ class Table:
         high: str | None,
         limit: int,
         cursor: Cursor,
+        *,
+        only: Mapping[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One Query on `index` for sort keys in [low, high): up to `limit` items and a cursor.
+        """Query `index` for sort keys in [low, high): up to `limit` items and a cursor.
 
         Asks for one item more than `limit` to know, without a second call, whether a next
-        page exists; the cursor is then the key of the last item returned.
+        page exists; the cursor is then the key of the last item returned. `only` keeps the
+        items whose attributes equal its values (a FilterExpression): DynamoDB filters after
+        `Limit`, so the Query goes on from where it stopped until the page is full.
         """
         pk_name, sk_name = f"{index}pk", f"{index}sk"
         start_key = check_cursor(cursor, pk_name, sk_name, partition, low, high)
         kwargs = _range_query(self.table_name, index, partition, low, high)
+        if only:
+            names = dict(kwargs.get("ExpressionAttributeNames", {}))
+            values = dict(kwargs.get("ExpressionAttributeValues", {}))
+            terms = []
+            for n, (name, value) in enumerate(sorted(only.items())):
+                names[f"#f{n}"] = name
+                values[f":f{n}"] = attribute_values({"v": value})["v"]
+                terms.append(f"#f{n} = :f{n}")
+            kwargs["FilterExpression"] = " AND ".join(terms)
+            kwargs["ExpressionAttributeNames"] = names
+            kwargs["ExpressionAttributeValues"] = values
         kwargs["Limit"] = limit + 1
-        if start_key is not None:
-            kwargs["ExclusiveStartKey"] = start_key
-        with translate_errors(SERVICE):
-            found = self.client().query(**kwargs)
-        items = [from_attribute_values(item) for item in found.get("Items", [])]
+        items: list[dict[str, Any]] = []
+        last_key: Mapping[str, Any] | None = None
+        while True:
+            if start_key is not None:
+                kwargs["ExclusiveStartKey"] = start_key
+            with translate_errors(SERVICE):
+                found = self.client().query(**kwargs)
+            items.extend(from_attribute_values(item) for item in found.get("Items", []))
+            last_key = found.get("LastEvaluatedKey")
+            # Without a filter one Query says it all; with one, go on until one item more
+            # than the page is found or the partition ends.
+            if not only or len(items) > limit or not last_key:
+                break
+            start_key = dict(last_key)
         if len(items) > limit:
             items = items[:limit]
             last = items[-1]
             return items, {k: last[k] for k in ("pk", "sk", pk_name, sk_name)}
-        last_key = found.get("LastEvaluatedKey")
-        if last_key and items:
+        if last_key and items and not only:
             # The 1 MB page cap stopped the query early: more may follow.
             return items, {k: str(from_attribute_value(v)) for k, v in last_key.items()}
         return items, None

@@ -48,6 +48,8 @@ class Role(StrEnum):
     # The doctor's profile, checked (or bumped) at the schedule version a change read.
     SCHEDULE = "schedule"
     TIME_OFF = "time_off"
+    # A phone's contact, whose opt-out flag must still be the other value.
+    CONTACT = "contact"
 
 
 def cancellation_reasons(error: ClientError) -> list[str]:

@@ -1,0 +1,269 @@
+"""Terraform itself on infra/terraform: `fmt`, `validate`, and plans against a mocked AWS.
+
+The plans (`terraform test` with `mock_provider`, Terraform 1.7+) evaluate what python-hcl2
+cannot: that the graph has no cycle (the functions' settings name the API, whose integrations
+name the functions), that null settings are left out, the sending identities' ARNs, and that
+the variables' validations and the clinics' preconditions refuse what they should. No AWS
+call is made: every data source and resource is the mock's.
+
+They need `terraform` on the PATH (skipped otherwise, as `make test` does not install it) and
+the AWS provider: from a local mirror when TF_PLUGIN_DIR names one (or /opt/tf-plugins
+exists), else from the registry. Everything runs on a copy, so no .terraform directory or
+lock file appears in the repository.
+"""
+
+# ruff: noqa: E501  (the HCL of MOCKED_PLANS keeps Terraform's own line lengths)
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.infra.terraform import ROOT, TF_DIR
+
+TERRAFORM = shutil.which("terraform")
+DEFAULT_PLUGIN_DIR = Path("/opt/tf-plugins")
+
+pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not on the PATH")
+
+
+def run(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    assert TERRAFORM is not None
+    return subprocess.run(
+        [TERRAFORM, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"},
+    )
+
+
+def plugin_flags() -> list[str]:
+    configured = os.environ.get("TF_PLUGIN_DIR")
+    if configured:
+        return [f"-plugin-dir={configured}"]
+    return [f"-plugin-dir={DEFAULT_PLUGIN_DIR}"] if DEFAULT_PLUGIN_DIR.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised copy of infra/terraform, with the api/openapi.yaml it reads."""
+    root = tmp_path_factory.mktemp("terraform")
+    copy = root / "infra" / "terraform"
+    shutil.copytree(TF_DIR, copy, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    (root / "api").mkdir()
+    shutil.copy(ROOT / "api" / "openapi.yaml", root / "api" / "openapi.yaml")
+    done = run("init", "-backend=false", "-input=false", "-no-color", *plugin_flags(), cwd=copy)
+    if done.returncode != 0:
+        pytest.fail(
+            "terraform init failed (set TF_PLUGIN_DIR to a provider mirror when offline):\n"
+            + done.stderr[-4000:]
+        )
+    return copy
+
+
+def test_the_tf_files_are_formatted() -> None:
+    done = run("fmt", "-check", "-diff", "-no-color", str(TF_DIR), cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+
+def test_terraform_validate_accepts_the_configuration(workdir: Path) -> None:
+    done = run("validate", "-no-color", cwd=workdir)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+
+# The runs of the mocked plans. Values the mock only knows after an apply (ids, ARNs of
+# resources) are not asserted; everything built from variables and data sources is.
+MOCKED_PLANS = """
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws", dns_suffix = "amazonaws.com" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{}" }
+  }
+  mock_data "aws_secretsmanager_random_password" {
+    defaults = { random_password = "Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3Ab3" }
+  }
+}
+
+variables {
+  lambda_zip = "LAMBDA_ZIP"
+}
+
+# The defaults: no sending identity, so no grant and no setting for one; no cycle.
+run "defaults" {
+  command = plan
+
+  assert {
+    condition     = length(local.sms_origination_arns) == 0 && length(local.whatsapp_phone_number_arns) == 0
+    error_message = "No identity is configured, yet some would be granted."
+  }
+  assert {
+    condition = alltrue([
+      for key in ["notifications", "reminders", "inbound_sms", "inbound_whatsapp"] :
+      !contains(keys(aws_lambda_function.this[key].environment[0].variables), "CITAS_SMS_ORIGINATION")
+      && !contains(keys(aws_lambda_function.this[key].environment[0].variables), "CITAS_WHATSAPP_PHONE_NUMBER_ID")
+      && aws_lambda_function.this[key].environment[0].variables["CITAS_NOTIFIER"] == "aws"
+    ])
+    error_message = "A sender's settings are wrong: a null identity kept, or not the aws notifier."
+  }
+  assert {
+    condition     = aws_lambda_function.this["patient_pages"].environment[0].variables["CITAS_LINK_KEYS_PARAMETER"] == "/citas/dev/link-keys"
+    error_message = "The pages do not get the key ring's parameter."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for path, item in jsondecode(aws_api_gateway_rest_api.citas.body).paths : [
+        for method, operation in item : (
+          startswith(path, "/p/")
+          ? strcontains(operation["x-amazon-apigateway-integration"].uri, ":function:citas-dev-patient-pages/invocations")
+          && length(operation.security) == 0
+          : strcontains(operation["x-amazon-apigateway-integration"].uri, ":function:citas-dev-http-api/invocations")
+        ) if contains(["get", "put", "post", "delete", "patch", "head", "options"], method)
+      ]
+    ]))
+    error_message = "An operation of the API goes to the wrong function, or a page needs the API key."
+  }
+}
+
+# Identities of the deployment and of a clinic, in each form.
+run "configured" {
+  command = plan
+
+  variables {
+    sms_origination_identity = "pool-0123abcd"
+    whatsapp_phone_number_id = "phone-number-id-abc123"
+    clinics = {
+      sol = {
+        name                     = "Clínica Sol"
+        channels                 = ["whatsapp", "sms"]
+        sms_number               = "+51987654321"
+        whatsapp_phone_number_id = "arn:aws:social-messaging:us-east-1:123456789012:phone-number-id/def456"
+      }
+      luna = { name = "Clínica Luna" }
+    }
+  }
+
+  assert {
+    condition = local.sms_origination_arns == tolist([
+      "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-0123abcd",
+      "arn:aws:sms-voice:us-east-1:123456789012:phone-number/*",
+    ])
+    error_message = "The SMS identities are not the pool's and the account's phone numbers."
+  }
+  assert {
+    condition = local.whatsapp_phone_number_arns == tolist([
+      "arn:aws:social-messaging:us-east-1:123456789012:phone-number-id/abc123",
+      "arn:aws:social-messaging:us-east-1:123456789012:phone-number-id/def456",
+    ])
+    error_message = "The WhatsApp identities are not the two numbers' ARNs."
+  }
+  assert {
+    condition = (
+      aws_lambda_function.this["inbound_sms"].environment[0].variables["CITAS_SMS_ORIGINATION"] == "pool-0123abcd"
+      && aws_lambda_function.this["inbound_sms"].environment[0].variables["CITAS_WHATSAPP_PHONE_NUMBER_ID"] == "phone-number-id-abc123"
+    )
+    error_message = "The senders do not get the deployment's identities."
+  }
+}
+
+run "an_sms_origination_given_as_a_phone_number_id_or_an_arn" {
+  command = plan
+
+  variables {
+    sms_origination_identity = "phone-0123abcd"
+  }
+
+  assert {
+    condition     = local.sms_origination_arns == tolist(["arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-0123abcd"])
+    error_message = "A phone number id does not become its ARN."
+  }
+}
+
+run "a_clinic_on_whatsapp_without_a_number" {
+  command = plan
+
+  variables {
+    clinics = { sol = { name = "Clínica Sol", channels = ["whatsapp"] } }
+  }
+
+  expect_failures = [aws_ssm_parameter.clinic]
+}
+
+run "a_number_that_is_not_e164" {
+  command = plan
+
+  variables {
+    clinics = { sol = { name = "Clínica Sol", sms_number = "987654321" } }
+  }
+
+  expect_failures = [var.clinics]
+}
+
+run "two_clinics_with_one_number" {
+  command = plan
+
+  variables {
+    clinics = {
+      sol  = { name = "Clínica Sol", sms_number = "+51987654321" }
+      luna = { name = "Clínica Luna", sms_number = "+51987654321" }
+    }
+  }
+
+  expect_failures = [var.clinics]
+}
+
+run "an_unknown_channel" {
+  command = plan
+
+  variables {
+    clinics = { sol = { name = "Clínica Sol", channels = ["email"] } }
+  }
+
+  expect_failures = [var.clinics]
+}
+
+run "an_sms_origination_iam_cannot_name" {
+  command = plan
+
+  variables {
+    sms_origination_identity = "+51987654321"
+  }
+
+  expect_failures = [var.sms_origination_identity]
+}
+"""
+
+
+def test_mocked_plans_have_no_cycle_and_check_what_they_should(
+    workdir: Path, tmp_path: Path
+) -> None:
+    version = run("version", cwd=workdir).stdout
+    found = re.search(r"Terraform v(\d+)\.(\d+)", version)
+    assert found is not None, version
+    if (int(found[1]), int(found[2])) < (1, 7):
+        pytest.skip(f"mock_provider needs Terraform 1.7 or later: {version.splitlines()[0]}")
+    artifact = tmp_path / "lambda.zip"
+    artifact.write_bytes(b"not a real artifact: nothing is deployed")
+    tests = workdir / "tests"
+    tests.mkdir(exist_ok=True)
+    (tests / "mocked.tftest.hcl").write_text(
+        MOCKED_PLANS.replace("LAMBDA_ZIP", str(artifact)), encoding="utf-8"
+    )
+    done = run("test", "-no-color", cwd=workdir)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-4000:]
+    assert " 0 failed" in done.stdout, done.stdout[-4000:]
