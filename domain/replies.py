@@ -8,6 +8,7 @@ Patients answer by SMS or WhatsApp, in whatever case, with or without accents: `
 from __future__ import annotations
 
 import enum
+import re
 import unicodedata
 from typing import Final, Literal
 
@@ -43,6 +44,7 @@ KEYWORDS: Final = {
     "STOP": Intent.OPT_OUT,
     "ALTA": Intent.OPT_IN,
 }
+_SEPARATORS: Final = re.compile(r"[\s.,;:!¡?¿]+")
 # Button payload actions (`confirmar:<token>`), the page's own words.
 BUTTON_ACTIONS: Final = {
     "confirmar": Intent.CONFIRM,
@@ -59,10 +61,16 @@ def normalise(text: str) -> str:
 
 
 def intent_of(text: str | None) -> Intent:
-    """The keyword `text` is, or UNKNOWN."""
+    """The keyword `text` is, or UNKNOWN.
+
+    Several keywords of one meaning count as that one (`Sí, confirmo`); any other word, or
+    keywords of two meanings (`si no`), make it UNKNOWN: a guess could cancel a visit.
+    """
     if not text:
         return Intent.UNKNOWN
-    return KEYWORDS.get(normalise(text), Intent.UNKNOWN)
+    words = [w for w in _SEPARATORS.split(normalise(text)) if w]
+    intents = {KEYWORDS.get(word, Intent.UNKNOWN) for word in words}
+    return intents.pop() if len(intents) == 1 else Intent.UNKNOWN
 
 
 def button_intent(payload: str | None) -> tuple[Intent, str] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -112,6 +112,27 @@ def test_a_country_and_status_list_honours_from_and_to(api: Api) -> None:
     assert chile["items"] == []
 
 
+def test_at_risk_lists_only_what_the_cadence_marked_for_staff_to_call(
+    api: Api, container: Any, clock: FixedClock
+) -> None:
+    ids = _book_many(api, 3)
+    query = {"country": "PE", "status": "requested", "at_risk": "true"}
+    assert api.get("/appointments", query=query).json["items"] == []
+    # A day before the first visits: still unconfirmed, they are at risk.
+    clock.set(datetime.fromisoformat(f"{MON}T09:00:00-05:00") - timedelta(hours=24))
+    assert container.for_clinic("demo").run_cadence()
+    at_risk = api.get("/appointments", query=query).json["items"]
+    assert [a["appointment_id"] for a in at_risk] and all(a["at_risk"] for a in at_risk)
+    confirmed = at_risk[0]["appointment_id"]
+    api.post(f"/appointments/{confirmed}/status", {"status": "confirmed"})
+    assert confirmed not in [
+        a["appointment_id"] for a in api.get("/appointments", query=query).json["items"]
+    ]
+    assert api.get(f"/appointments/{confirmed}").json["at_risk"] is False
+    everything = api.get("/appointments", query={"country": "PE", "status": "requested"})
+    assert {a["appointment_id"] for a in everything.json["items"]} <= set(ids)
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -125,6 +146,9 @@ def test_a_country_and_status_list_honours_from_and_to(api: Api) -> None:
         {"country": "PE", "status": "requested", "doctor_id": "dr-lima"},
         {"country": "PE", "status": "requested", "date": MON},
         {"doctor_id": "dr-lima", "date": MON, "sort": "start"},
+        {"doctor_id": "dr-lima", "date": MON, "at_risk": "true"},
+        {"country": "PE", "status": "requested", "at_risk": "yes"},
+        {"country": "PE", "status": "requested", "at_risk": "TRUE"},
         {"doctor_id": "dr-lima", "date": MON, "limit": "0"},
         {"doctor_id": "dr-lima", "date": MON, "limit": "101"},
         {"doctor_id": "dr-lima", "date": MON, "limit": "abc"},

@@ -11,6 +11,7 @@ import importlib
 import json
 import urllib.parse
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -25,8 +26,10 @@ from domain.patient import Patient
 from domain.replies import InboundMessage
 from entrypoints.bootstrap import App, build_app
 from entrypoints.config import LocalClinic, Settings
+from entrypoints.consumers import sns_handler
+from entrypoints.context import LocalContext
 from entrypoints.local.inbound import make_inbound_handler
-from entrypoints.messages import reply_to
+from entrypoints.messages import inbound_sms, inbound_whatsapp, reply_to
 from tests.unit.apigw import event
 
 pages = importlib.import_module("entrypoints.lambda.patient_pages")
@@ -243,7 +246,9 @@ def asked(app: App, appointment: Appointment) -> None:
         app.messenger.handle(e)
 
 
-@pytest.mark.parametrize("text", ["SI", "sí", " Sí ", "si!", "1", "confirmo", "CONFIRMAR"])
+@pytest.mark.parametrize(
+    "text", ["SI", "sí", " Sí ", "si!", "1", "confirmo", "CONFIRMAR", "Sí, confirmo", "SI SI"]
+)
 def test_every_yes_confirms_the_next_appointment_awaiting_an_answer(app: App, text: str) -> None:
     appointment = book(app)
     asked(app, appointment)
@@ -285,7 +290,9 @@ def test_an_answer_applies_only_within_the_clinic_that_wrote(app: App) -> None:
     assert status_of(app, in_luna, "luna") is Status.REQUESTED
 
 
-@pytest.mark.parametrize("text", ["hola", "", "¿a qué hora?", "x" * 5000, "SI SI", "\u200b"])
+@pytest.mark.parametrize(
+    "text", ["hola", "", "¿a qué hora?", "x" * 5000, "si no", "\u200b", "sí, pero"]
+)
 def test_anything_else_gets_one_help_reply_and_changes_nothing(app: App, text: str) -> None:
     appointment = book(app)
     asked(app, appointment)
@@ -414,3 +421,93 @@ def test_bad_inbound_input_is_a_400_and_changes_nothing(app: App, body: object) 
 def test_the_local_inbound_route_needs_a_clinics_key(app: App) -> None:
     answer = inbound(app, {"channel": "sms", "from": ANA.phone, "text": "SI"}, key_id="nobody")
     assert answer["statusCode"] == 403
+
+
+# --- the inbound functions, fed AWS's documented SNS events ----------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "inbound"
+# The clinic's numbers in the fixtures: the SMS destination, the WhatsApp phone number id.
+SOL_NUMBERS = attrs.evolve(
+    SOL,
+    channels=("whatsapp", "sms"),
+    sms_number="+51912345678",
+    whatsapp_phone_number_id="phone-number-id-976c72a700aac43eaf573ae050example",
+)
+
+
+def fixture(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    loaded.pop("_source")
+    return loaded
+
+
+@pytest.fixture
+def numbered(clock: FixedClock) -> App:
+    settings = Settings(
+        notifier="memory",
+        clinics=(LocalClinic(SOL_NUMBERS, "sol-key-123"), LocalClinic(LUNA, "luna-key-123")),
+    )
+    built = build_app(settings, clock=clock)
+    built.for_clinic("sol").register_doctor(RegisterDoctor("dra-rosa", "Dra. Rosa", "PE", HOURS))
+    return built
+
+
+def test_the_sms_function_applies_a_documented_two_way_sms_once(numbered: App) -> None:
+    appointment = book(numbered)
+    asked(numbered, appointment)
+    handler = sns_handler(lambda: numbered, inbound_sms, failure_metric="InboundFailures")
+    sms = fixture("lambda_sns_sms.json")
+    assert handler(sms, LocalContext()) == {"handled": 1}
+    assert status_of(numbered, appointment) is Status.CONFIRMED
+    replies = [m for m in notifier(numbered).messages if m.appointment_id and m.channel == "sms"]
+    assert replies[-1].text.startswith("Clínica Sol: ¡Gracias!")
+    # SNS delivers at least once: the same message again changes and sends nothing.
+    sent = len(notifier(numbered).messages)
+    assert handler(sms, LocalContext()) == {"handled": 1}
+    assert len(notifier(numbered).messages) == sent
+
+
+def test_the_whatsapp_function_applies_a_documented_message(numbered: App) -> None:
+    patient = Patient("Sheena", "+16505551234")
+    appointment = book(numbered, who=patient)
+    asked(numbered, appointment)
+    handler = sns_handler(lambda: numbered, inbound_whatsapp, failure_metric="InboundFailures")
+    assert handler(fixture("lambda_sns_whatsapp.json"), LocalContext()) == {"handled": 1}
+    assert status_of(numbered, appointment) is Status.CONFIRMED
+    answer = notifier(numbered).messages[-1]
+    assert (answer.channel, answer.template) == ("whatsapp", None)  # a plain-text reply
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "not json",
+        "{}",
+        json.dumps({"originationNumber": "51987654321", "messageBody": "SI"}),
+        json.dumps({"whatsAppWebhookEntry": "{"}),
+    ],
+)
+def test_a_forged_or_malformed_record_is_dropped_and_changes_nothing(
+    numbered: App, message: str
+) -> None:
+    appointment = book(numbered)
+    asked(numbered, appointment)
+    event = fixture("lambda_sns_sms.json")
+    event["Records"][0]["Sns"]["Message"] = message
+    for handle in (inbound_sms, inbound_whatsapp):
+        handler = sns_handler(lambda: numbered, handle, failure_metric="InboundFailures")
+        assert handler(event, LocalContext()) == {"handled": 0}
+    assert handler({"Records": "no"}, LocalContext()) == {"handled": 0}
+    assert status_of(numbered, appointment) is Status.REQUESTED
+
+
+def test_an_sms_to_a_number_of_no_clinic_is_dropped(numbered: App) -> None:
+    appointment = book(numbered)
+    asked(numbered, appointment)
+    event = fixture("lambda_sns_sms.json")
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message["destinationNumber"] = "+51999999999"
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    handler = sns_handler(lambda: numbered, inbound_sms, failure_metric="InboundFailures")
+    assert handler(event, LocalContext()) == {"handled": 1}
+    assert status_of(numbered, appointment) is Status.REQUESTED
