@@ -273,7 +273,6 @@ class Appointment:
             start=self.start,
             scheduled_at=self.scheduled_at,
             sent=self.sent_steps,
-            time_zone=self.time_zone,
             now=now,
         )
 

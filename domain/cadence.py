@@ -6,11 +6,13 @@ still unconfirmed is *at risk* (staff should call) and its reminder goes on ever
 confirmed appointments get a reminder 24 hours and 2 hours before.
 
 Each step fires once per start time (a reschedule starts the cadence again), only for an
-appointment set before the step's mark (one booked 10 hours ahead was just asked), and never
-between 21:00 and 08:00 in the doctor's zone: a step due then waits for 08:00, unless the
-appointment starts before that, then it goes at once. A step whose moment has passed by more
-than the grace (a scheduler outage) is dropped rather than sent late, and so is any step once
-a later one is due: a patient gets the freshest message, never two at once.
+appointment set before the step's mark (one booked 10 hours ahead was just asked). A step is
+recorded at its mark, so an appointment is at risk 24 hours before whatever the hour; its
+message keeps quiet hours like every other (`send_time`: between 21:00 and 08:00 in the
+doctor's zone it waits for 08:00, unless the visit starts before that, then it goes at once;
+the messenger holds it). A step whose mark has passed by more than the grace (a scheduler
+outage) is dropped rather than recorded late, and so is any step once a later one is due: a
+patient gets the freshest message, never two at once.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def send_time(due: datetime, start: datetime, time_zone: str) -> datetime:
 
 @frozen
 class Due:
-    """A step due now, and the instant it was due to go out."""
+    """A step due now, and its mark (the instant it became due)."""
 
     step: Step
     at: datetime
@@ -97,7 +99,6 @@ def due_step(
     start: datetime,
     scheduled_at: datetime | None,
     sent: Iterable[Step],
-    time_zone: str,
     now: datetime,
 ) -> Due | None:
     """The one step due at `now` for an appointment in this state, or None.
@@ -121,7 +122,7 @@ def due_step(
     # just after it does not bring a second 24-hour reminder.
     if any(r.lead == rule.lead and r.step in done for r in RULES):
         return None
-    at = send_time(start - rule.lead, start, time_zone)
-    if not at <= now < min(at + GRACE, start):
+    mark = start - rule.lead
+    if not mark <= now < min(mark + GRACE, start):
         return None
-    return Due(rule.step, at)
+    return Due(rule.step, mark)

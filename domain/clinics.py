@@ -127,12 +127,22 @@ def clinic_for_recipient(
     with several clinics, an unknown number belongs to none (it is dropped, never guessed).
     """
     if recipient:
+        wanted = _identity(channel, recipient)
         for clinic in clinics:
             own = clinic.sms_number if channel == "sms" else clinic.whatsapp_phone_number_id
-            if own is not None and (own == recipient or own.endswith(f"/{recipient}")):
+            if own is not None and _identity(channel, own) == wanted:
                 return clinic
     if len(clinics) == 1:
         only = clinics[0]
         own = only.sms_number if channel == "sms" else only.whatsapp_phone_number_id
         return only if own is None or not recipient else None
     return None
+
+
+def _identity(channel: str, value: str) -> str:
+    """A WhatsApp number's id whatever its spelling (`phone-number-id-<id>` or its ARN)."""
+    if channel != "whatsapp":
+        return value
+    if value.startswith("arn:") and "phone-number-id/" in value:
+        return value.rsplit("phone-number-id/", 1)[1]
+    return value.removeprefix("phone-number-id-")

@@ -240,8 +240,3 @@ def _claims(reader: _Reader) -> LinkClaims:
         )
     except (ValueError, OverflowError) as e:
         raise InvalidLink("bad claims") from e
-
-
-def token_hint(token: str) -> str:
-    """What a log may say of a token: its first 8 characters, never the whole capability."""
-    return token[:8] if isinstance(token, str) else ""

@@ -128,8 +128,7 @@ def message_for(
         before = local_when(datetime.fromisoformat(data["previous_start"]), time_zone)
         params.append(before)
     body = _BODIES[kind].format(doctor=doctor_name, when=when, before=before, answer=_ANSWER)
-    # A cancelled visit has nothing left to do on its page: no link.
-    return _content(kind, clinic_name, body, None if kind == "cancelled" else link, *params)
+    return _content(kind, clinic_name, body, link, *params)
 
 
 _KIND: Final[Mapping[type[ev.Event], str]] = {
@@ -157,7 +156,7 @@ _BODIES: Final[Mapping[str, str]] = {
     "confirmed": "¡Listo! Tu cita con {doctor} del {when} está confirmada. Si necesitas "
     "cambiarla, entra aquí:",
     "cancelled": "Hola, tu cita con {doctor} del {when} fue cancelada. Si quieres otra hora, "
-    "responde a este mensaje o llama a la clínica.",
+    "responde a este mensaje o llama a la clínica. Detalle:",
 }
 
 
@@ -197,7 +196,7 @@ _REPLIES: Final[Mapping[str, str]] = {
     "confirmed": "¡Gracias! {Visit} quedó confirmada. Te esperamos.",
     "already_confirmed": "{Visit} ya está confirmada. Si necesitas cambiarla, entra aquí:",
     "cancelled": "Listo, cancelamos {visit}. Si quieres otra hora, responde a este mensaje o "
-    "llama a la clínica.",
+    "llama a la clínica. Detalle:",
     "reschedule": "Elige tu nueva hora aquí:",
     "help": "No entendimos tu respuesta. {answer} {visit}, o entra aquí:",
     "help_no_link": "No entendimos tu respuesta. {answer} cuando te escribamos sobre tu cita, "
@@ -210,5 +209,5 @@ _REPLIES: Final[Mapping[str, str]] = {
     "refused": "No pudimos cambiar {visit}. Revisa su estado aquí:",
 }
 _REPLIES_WITH_LINK: Final = frozenset(
-    {"confirmed", "already_confirmed", "reschedule", "help", "refused"}
+    {"confirmed", "already_confirmed", "cancelled", "reschedule", "help", "refused"}
 )

@@ -23,9 +23,10 @@ Invoke API action on the function" and, given the topic as `source-arn`, only fo
 ("To ensure that your function is only invoked by a specific resource, specify the Amazon
 Resource Name (ARN) of the resource",
 https://docs.aws.amazon.com/lambda/latest/dg/permissions-function-services.html). So this module
-relies on that policy and verifies no signature. `sns_messages` still hands back each record's
-topic ARN for the handler to compare with its own (the SNS page's "Reject any message with an
-unexpected TopicArn"), and every field is validated strictly all the same.
+relies on that policy and verifies no signature; every field is validated strictly all the
+same, and a record that fails is dropped, never applied. `sns_messages` hands back each record's
+topic ARN, but the functions do not compare it with their own (the SNS page's "Reject any
+message with an unexpected TopicArn"): the policy already admits that one topic only.
 
 Nothing here ever quotes a payload in an error: it holds phone numbers and what patients wrote.
 """

@@ -17,7 +17,7 @@ from attrs import frozen
 
 from domain import events as ev
 from domain.appointment import Appointment, Status
-from domain.cadence import in_quiet_hours, quiet_end_after
+from domain.cadence import send_time
 from domain.clinics import ClinicProfile
 from domain.errors import TemporarilyUnavailable
 from domain.messages import MessageContent, message_for
@@ -225,11 +225,11 @@ class PatientMessenger:
         if contact is not None and contact.opted_out:
             return Delivery()
         now = self._now()
-        if hold_in_quiet_hours and in_quiet_hours(now, appointment.time_zone):
-            morning = quiet_end_after(now, appointment.time_zone)
-            if appointment.start > morning:
-                self.repositories.deferred(clinic_id).defer(event, morning)
-                return Delivery()
+        due = send_time(now, appointment.start, appointment.time_zone)
+        if hold_in_quiet_hours and due > now:
+            # Quiet hours, and the visit is after 08:00: the tick sends it then.
+            self.repositories.deferred(clinic_id).defer(event, due)
+            return Delivery()
         channels = _channels(clinic, event)
         delivery = self.send(
             clinic,

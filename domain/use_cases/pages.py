@@ -110,24 +110,32 @@ class PatientPages:
 
         return self._run(act, "cancelada")
 
-    def reschedule(self, token: str, start: str | None) -> str:
-        """Move the appointment to `start` (ISO 8601 with offset); the notice to show."""
+    def reschedule(self, token: str, start: str | None) -> tuple[str, str]:
+        """Move the appointment to `start` (ISO 8601 with offset); the notice and the token.
+
+        The token of a moved appointment is a new one: the link expires when the visit
+        starts, and the visit now starts at another time.
+        """
         clinic, appointment = self._resolve(token)
         try:
             if not start or len(start) > 40:
                 raise ValueError("no time chosen")
             when = require_aware(datetime.fromisoformat(start), "start")
         except (ValueError, ValidationError):
-            return "invalid_start"
+            return "invalid_start", token
         if when == appointment.start and appointment.is_active:
-            return "reprogramada"  # a repeated form: it is already there
+            return "reprogramada", token  # a repeated form: it is already there
+        moved: list[Appointment] = []
 
         def act() -> None:
-            self._services(clinic.clinic_id).reschedule(
-                RescheduleAppointment(appointment.appointment_id, when, by_patient=True)
+            moved.append(
+                self._services(clinic.clinic_id).reschedule(
+                    RescheduleAppointment(appointment.appointment_id, when, by_patient=True)
+                )
             )
 
-        return self._run(act, "reprogramada")
+        notice = self._run(act, "reprogramada")
+        return notice, self._links.token(moved[0]) if moved else token
 
     def _run(self, act: Callable[[], None], success: str) -> str:
         try:

@@ -190,15 +190,17 @@ def _answer(
             state = use_cases.open(token)
             fields["appointment_id"] = state.appointment.appointment_id
             return _html(200, pages.render_appointment(view_of(state, token, notice)))
+        shown = token
         if action == "confirmar":
             notice = use_cases.confirm(token)
         elif action == "cancelar":
             notice = use_cases.cancel(token)
         else:
-            notice = use_cases.reschedule(token, _form_start(event))
+            # A moved visit has a new link (it expires at the new start): back to that one.
+            notice, shown = use_cases.reschedule(token, _form_start(event))
         fields["notice"] = notice
         # Relative: `/p/<token>/confirmar` → `/p/<token>`, under any stage prefix.
-        location = f"../{token}?aviso={urllib.parse.quote(notice)}"
+        location = f"../{shown}?aviso={urllib.parse.quote(notice)}"
         return _html(303, "", {"Location": location})
     except InvalidLink:
         return _html(404, pages.render_not_found())

@@ -295,14 +295,16 @@ def _server(app: App, host: str, port: int) -> LocalApiServer:
 def _app(backend: str | None, clinics: Sequence[str] | None) -> tuple[App, SQSClient | None]:
     """The app `citas serve` runs on, and the workers' SQS client on the aws backend."""
     from entrypoints.bootstrap import build_app
-    from entrypoints.config import Settings, check_clinics, parse_clinic_option
+    from entrypoints.config import Settings, check_clinics, parse_clinic_option, with_channels
 
     settings = Settings.from_env()
     if backend is not None:
         settings = attrs.evolve(settings, backend=cast("Backend", backend))
     if clinics:
-        chosen = tuple(parse_clinic_option(value) for value in clinics)
-        settings = attrs.evolve(settings, clinics=check_clinics(chosen, "--clinic"))
+        chosen = check_clinics(tuple(parse_clinic_option(value) for value in clinics), "--clinic")
+        # CITAS_CHANNELS applies to the clinics of --clinic as to those of the environment.
+        channels = settings.clinics[0].profile.channels if settings.clinics else ("sms",)
+        settings = attrs.evolve(settings, clinics=with_channels(chosen, channels))
     sqs = None
     if settings.backend == "aws":
         settings, sqs = _local_aws(settings)

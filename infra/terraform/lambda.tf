@@ -384,7 +384,7 @@ resource "aws_ssm_parameter" "page_token_key" {
 #    functions' configuration.
 # 2. Keep the old key in "keys" until every link signed with it has expired. A link expires
 #    when its appointment starts, so one signed just before step 1 may live as long as the
-#    booking horizon (the doctors' max_days_ahead).
+#    booking horizon (the doctors' booking_horizon_days).
 # 3. Remove the old key: a link still signed with it is refused like a forged one.
 data "aws_secretsmanager_random_password" "link_key" {
   password_length     = 48

@@ -41,7 +41,6 @@ def step(status: str = "requested", *, now: datetime, booked: datetime | None = 
         start=START,
         scheduled_at=booked if booked is not None else START - timedelta(days=5),
         sent=sent,
-        time_zone=LIMA,
         now=now,
     )
 

@@ -29,3 +29,17 @@ def test_a_missing_module_of_citas_itself_is_a_bug_and_is_not_hidden(
     monkeypatch.setattr(cli, "serve", lambda *a, **k: _missing("entrypoints.nowhere"))
     with pytest.raises(ModuleNotFoundError):
         cli.main(["serve"])
+
+
+def test_the_local_clinics_write_on_citas_channels_given_by_env_or_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from entrypoints.local import cli
+
+    monkeypatch.setenv("CITAS_CHANNELS", "whatsapp,sms")
+    for options in (None, ["sol:sol-key-1:Clínica Sol"]):
+        app, _ = cli._app("memory", options)
+        assert {c.channels for c in app.clinics.all()} == {("whatsapp", "sms")}
+    monkeypatch.setenv("CITAS_CHANNELS", "fax")
+    with pytest.raises(ValueError, match="CITAS_CHANNELS"):
+        cli._app("memory", None)

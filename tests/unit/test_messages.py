@@ -112,14 +112,16 @@ LINK = "https://citas.example/p/TOKEN"
             {"start": LIMA_START},
             "America/Lima",
             "Hola, tu cita con Dra. Rosa del lunes 7 de diciembre, 10:00 (hora de Lima) fue "
-            "cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica.",
+            "cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica. "
+            f"Detalle: {LINK}",
         ),
         (
             ev.AppointmentCancelled,
             {"start": SCL_START},
             "America/Santiago",
             "Hola, tu cita con Dra. Rosa del lunes 7 de diciembre, 10:00 (hora de Santiago) fue "
-            "cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica.",
+            "cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica. "
+            f"Detalle: {LINK}",
         ),
         (
             ev.ReminderDue,
@@ -288,8 +290,10 @@ def test_a_reminder_for_a_cancelled_appointment_is_not_sent(world: World) -> Non
     texts = messaging.deliver_all()
 
     assert not any("sigue sin confirmar" in t for t in texts)
+    link = messaging.link_of(appointment.appointment_id)
     assert texts[-1].endswith(
-        "fue cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica."
+        "fue cancelada. Si quieres otra hora, responde a este mensaje o llama a la clínica. "
+        f"Detalle: {link}"
     )
 
 
@@ -356,7 +360,7 @@ def test_a_booking_message_arriving_after_the_cancellation_is_not_sent(world: Wo
     assert [text for _, text, _ in messaging.notifier.sent] == [
         "Clínica Demo: Hola, tu cita con Dra. Rosa Quispe del miércoles 2 de diciembre, 10:00 "
         "(hora de Lima) fue cancelada. Si quieres otra hora, responde a este mensaje o llama a "
-        "la clínica."
+        f"la clínica. Detalle: {messaging.link_of(appointment.appointment_id)}"
     ]
 
 

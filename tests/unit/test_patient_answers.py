@@ -20,7 +20,7 @@ import pytest
 from adapters.memory.store import InMemoryNotifier
 from adapters.system import FixedClock
 from domain.appointment import Appointment, Status
-from domain.clinics import ClinicProfile
+from domain.clinics import ClinicProfile, clinic_for_recipient
 from domain.commands import BookAppointment, CancelAppointment, RegisterDoctor
 from domain.patient import Patient
 from domain.replies import InboundMessage
@@ -149,6 +149,10 @@ def test_rescheduling_moves_to_a_free_slot_and_refuses_a_taken_one(app: App) -> 
 
     moved = page(app, "POST", f"/p/{token}/reprogramar", {"start": "2030-01-07T09:30:00-05:00"})
     assert moved["headers"]["Location"].endswith("aviso=reprogramada")
+    # Back to the link of the new time: it expires when the visit now starts.
+    new_token = moved["headers"]["Location"].partition("?")[0].removeprefix("../")
+    assert new_token != token
+    assert "09:30 (hora de Lima)" in page(app, "GET", f"/p/{new_token}")["body"]
     assert app.for_clinic("sol").get(appointment.appointment_id).start == START + timedelta(
         minutes=30
     )
@@ -511,3 +515,20 @@ def test_an_sms_to_a_number_of_no_clinic_is_dropped(numbered: App) -> None:
     handler = sns_handler(lambda: numbered, inbound_sms, failure_metric="InboundFailures")
     assert handler(event, LocalContext()) == {"handled": 1}
     assert status_of(numbered, appointment) is Status.REQUESTED
+
+
+def test_an_inbound_message_finds_its_clinic_by_the_number_it_was_sent_to() -> None:
+    number_id = "phone-number-id-976c72a700aac43eaf573ae050example"
+    arn = "arn:aws:social-messaging:us-east-1:123456789012:phone-number-id/976c72a700aac43e"
+    by_id = attrs.evolve(SOL, sms_number="+51912345678", whatsapp_phone_number_id=number_id)
+    by_arn = attrs.evolve(LUNA, whatsapp_phone_number_id=arn)
+    clinics = [by_id, by_arn]
+    assert clinic_for_recipient(clinics, "sms", "+51912345678") == by_id
+    assert clinic_for_recipient(clinics, "whatsapp", number_id) == by_id
+    # Terraform takes a number either way; the inbound event names it as an id.
+    assert clinic_for_recipient(clinics, "whatsapp", "phone-number-id-976c72a700aac43e") == by_arn
+    assert clinic_for_recipient(clinics, "sms", "+51999999999") is None
+    assert clinic_for_recipient(clinics, "whatsapp", None) is None
+    # One clinic naming no number answers for the deployment's default one.
+    assert clinic_for_recipient([SOL], "sms", "+51999999999") == SOL
+    assert clinic_for_recipient([by_id], "sms", "+51999999999") is None
