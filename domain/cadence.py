@@ -11,8 +11,9 @@ recorded at its mark, so an appointment is at risk 24 hours before whatever the 
 message keeps quiet hours like every other (`send_time`: between 21:00 and 08:00 in the
 doctor's zone it waits for 08:00, unless the visit starts before that, then it goes at once;
 the messenger holds it). A step whose mark has passed by more than the grace (a scheduler
-outage) is dropped rather than recorded late, and so is any step once a later one is due: a
-patient gets the freshest message, never two at once.
+outage) is dropped rather than recorded late, except the at-risk one, which staff rely on
+until the start; and any step is dropped once a later one is due: a patient gets the freshest
+message, never two at once.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ def due_step(
     if any(r.lead == rule.lead and r.step in done for r in RULES):
         return None
     mark = start - rule.lead
-    if not mark <= now < min(mark + GRACE, start):
+    # Staff rely on the at-risk flag: it is set however late the tick, until the start.
+    late_until = start if rule.step is Step.AT_RISK_24H else min(mark + GRACE, start)
+    if not mark <= now < late_until:
         return None
     return Due(rule.step, mark)

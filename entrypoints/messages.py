@@ -206,6 +206,8 @@ def reply_to(app: App, clinic: ClinicProfile, message: InboundMessage, fields: F
         duplicate=outcome.duplicate,
         replied=outcome.replied,
     )
+    if outcome.reply_failed:
+        fields["reply_failed"] = True
     if outcome.duplicate:
         return Outcome("inbound message already handled", "InboundDuplicates")
     return Outcome("inbound message handled", "InboundMessages")

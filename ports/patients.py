@@ -64,6 +64,9 @@ class SentMessage:
     channel: str
     text: str
     link: str | None = None
+    # The message's kind (domain.messages: `booked`, `cancelled`, `reply`, ...): whether it
+    # still holds when a failure is reported later.
+    kind: str | None = None
 
 
 class SentMessages(Protocol):

@@ -69,9 +69,33 @@ def default_whatsapp_client() -> SocialMessagingClient:
     return boto3.client(WHATSAPP_SERVICE, config=CLIENT_CONFIG)
 
 
+class ChannelMisconfigured(Exception):
+    """The deployment cannot send at all (a missing grant or identity, a spending limit).
+
+    Not a refusal of this message: raised, so the event is tried again and ends in the
+    dead-letter queue (with its alarm) instead of being dropped as undeliverable.
+    """
+
+
+# Refusals that say nothing about the patient's number, everything about the deployment.
+_MISCONFIGURED = frozenset(
+    {
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "ServiceQuotaExceededException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+    }
+)
+
+
 @contextlib.contextmanager
 def _sending(service: str) -> Iterator[None]:
-    """AWS trouble as TemporarilyUnavailable; any other AWS refusal as MessageRefused."""
+    """AWS's trouble, the deployment's and this message's refusal as the messenger needs them.
+
+    Throttling and outages: TemporarilyUnavailable; a deployment that cannot send:
+    ChannelMisconfigured; a refusal of this message for good: MessageRefused.
+    """
     try:
         with translate_errors(service):
             try:
@@ -83,6 +107,8 @@ def _sending(service: str) -> Iterator[None]:
                     ) from e
                 raise
     except ClientError as e:
+        if error_code(e) in _MISCONFIGURED:
+            raise ChannelMisconfigured(f"{service} cannot send: {error_code(e)}") from None
         # Only the code: AWS (and Meta, through AWS) quote the destination in some refusals,
         # and `from None` keeps the original message out of any traceback that gets logged.
         raise MessageRefused(f"{service} refused the message: {error_code(e)}") from None

@@ -95,20 +95,41 @@ class PatientMessenger:
         return count
 
     def fall_back(self, failure: DeliveryFailure) -> bool:
-        """Send by SMS a WhatsApp message that failed to deliver; False if nothing to resend."""
+        """Send by SMS a WhatsApp message that failed to deliver; False if nothing to resend.
+
+        Only while it still holds: never about a visit since cancelled (but the cancellation
+        itself), moved or begun; never to an opted-out phone; never in quiet hours for a
+        visit after 08:00 (the message is then dropped: the cadence and the page remain).
+        """
         record = self.sent.find(failure.message_id)
         key = f"fallback:{failure.message_id}"
         if record is None or failure.recipient is None or self.processed.seen(key):
             return False
         clinic = self.clinic(record.clinic_id)
-        contact = self.repositories.contacts(clinic.clinic_id)
-        found = contact.get(patient_key(failure.recipient))
+        sent = self._still_holds(clinic, record, failure.recipient) and self._resend(
+            clinic, record, failure.recipient
+        )
+        self.processed.remember(key)
+        return sent
+
+    def _still_holds(self, clinic: ClinicProfile, record: SentMessage, phone: str) -> bool:
+        found = self.repositories.contacts(clinic.clinic_id).get(patient_key(phone))
         if found is not None and found.opted_out:
-            self.processed.remember(key)
             return False
+        if record.appointment_id is None or record.kind == "reply":
+            return True  # an answer to the patient's own message: at once, as it was
+        appointment = self.repositories.appointments(clinic.clinic_id).get(record.appointment_id)
+        if appointment is None or appointment.patient.phone != phone:
+            return False
+        now = self._now()
+        if record.kind != "cancelled" and not (appointment.is_active and now < appointment.start):
+            return False
+        return send_time(now, appointment.start, appointment.time_zone) <= now
+
+    def _resend(self, clinic: ClinicProfile, record: SentMessage, phone: str) -> bool:
         message = OutboundMessage(
             channel="sms",
-            phone=failure.recipient,
+            phone=phone,
             text=record.text,
             clinic_id=record.clinic_id,
             appointment_id=record.appointment_id,
@@ -118,9 +139,7 @@ class PatientMessenger:
         try:
             self.notifier.send(message)
         except MessageRefused:
-            self.processed.remember(key)
             return False
-        self.processed.remember(key)
         return True
 
     def clinic(self, clinic_id: str) -> ClinicProfile:
@@ -150,7 +169,9 @@ class PatientMessenger:
         for channel in channels:
             if channel in went:
                 continue
-            if self._send_one(clinic, phone, content, channel, appointment_id, token, link):
+            # With an SMS in the same send, a WhatsApp failure needs no fallback later.
+            keep = channel == "whatsapp" and "sms" not in channels
+            if self._send_one(clinic, phone, content, channel, appointment_id, token, link, keep):
                 went.append(channel)
             elif (
                 channel == "whatsapp"
@@ -170,6 +191,7 @@ class PatientMessenger:
         appointment_id: str | None,
         token: str | None,
         link: str | None,
+        keep: bool = False,
     ) -> bool:
         buttons: tuple[str, ...] = ()
         if channel == "whatsapp" and content.asks and token is not None:
@@ -191,11 +213,13 @@ class PatientMessenger:
         except MessageRefused:
             # For good (not a number the channel reaches): retrying would fail the same way.
             return False
-        if channel == "whatsapp" and message_id:
+        if keep and message_id:
             # Kept for a failure WhatsApp reports later: the SMS fallback resends this text.
             self.sent.remember(
                 message_id,
-                SentMessage(clinic.clinic_id, appointment_id, channel, content.text, link),
+                SentMessage(
+                    clinic.clinic_id, appointment_id, channel, content.text, link, content.kind
+                ),
             )
         return True
 

@@ -39,6 +39,7 @@ class ReplyOutcome:
     appointment_id: str | None = None
     duplicate: bool = False
     replied: bool = False
+    reply_failed: bool = False
 
 
 class PatientReplies:
@@ -59,28 +60,39 @@ class PatientReplies:
         self._ids = ids
 
     def handle(self, clinic: ClinicProfile, message: InboundMessage) -> ReplyOutcome:
-        """Apply `message`, sent to `clinic`, once; replay of a seen message id does nothing."""
+        """Apply `message`, sent to `clinic`, once; replay of a seen message id does nothing.
+
+        The message is remembered as soon as what it asked is done, before the answer goes:
+        a retry after a failed answer (a throttled channel) must not pick the next visit and
+        cancel that one too. Such an answer is lost (`reply_failed`), never the change.
+        """
         key = f"inbound:{message.channel}:{message.message_id}"
         if self._processed.seen(key):
             return ReplyOutcome(Intent.UNKNOWN, None, duplicate=True)
-        outcome = self._apply(clinic, message)
-        self._processed.remember(key)
+        outcome = self._apply(clinic, message, lambda: self._processed.remember(key))
         return outcome
 
-    def _apply(self, clinic: ClinicProfile, message: InboundMessage) -> ReplyOutcome:
+    def _apply(
+        self, clinic: ClinicProfile, message: InboundMessage, done: Callable[[], None]
+    ) -> ReplyOutcome:
         contacts = self._messenger.repositories.contacts(clinic.clinic_id)
         phone_key = patient_key(message.sender)
         contact = contacts.get(phone_key)
         button = button_intent(message.button) if message.button else None
         intent = button[0] if button else intent_of(message.text)
         if intent is Intent.OPT_OUT or intent is Intent.OPT_IN:
-            return self._opt(clinic, message, contacts, phone_key, intent)
+            self._opt(clinic, contacts, phone_key, intent)
+            done()
+            # Said even to a phone now opted out: it is the answer to its own BAJA.
+            reply = Reply.OPTED_OUT if intent is Intent.OPT_OUT else Reply.OPTED_IN
+            return self._answer(clinic, message, intent, reply, None, opted_out=False)
         opted_out = contact is not None and contact.opted_out
         if button is not None:
             target = self._by_token(clinic, message.sender, button[1])
         else:
-            target = self._next_awaiting(clinic, contacts, contact)
+            target = self._next_awaiting(clinic, contacts, contact, intent)
         if target is None:
+            done()
             # Nothing this phone may answer about here: help, with no link to give.
             reply = Reply.NOTHING_PENDING if intent is not Intent.UNKNOWN else Reply.HELP
             return self._answer(clinic, message, intent, reply, None, opted_out)
@@ -89,16 +101,12 @@ class PatientReplies:
             # A confirmed visit still takes an answer (a later NO cancels it); a cancelled one
             # takes none.
             contacts.answered(phone_key, target.appointment_id)
+        done()
         return self._answer(clinic, message, intent, reply, target, opted_out)
 
     def _opt(
-        self,
-        clinic: ClinicProfile,
-        message: InboundMessage,
-        contacts: PatientContacts,
-        phone_key: str,
-        intent: Intent,
-    ) -> ReplyOutcome:
+        self, clinic: ClinicProfile, contacts: PatientContacts, phone_key: str, intent: Intent
+    ) -> None:
         out = intent is Intent.OPT_OUT
         event = (
             ev.PatientOptedOut(
@@ -113,9 +121,6 @@ class PatientReplies:
             else None
         )
         contacts.set_opted_out(phone_key, out, event)
-        # Said even to a phone now opted out: it is the answer to its own BAJA.
-        reply = Reply.OPTED_OUT if out else Reply.OPTED_IN
-        return self._answer(clinic, message, intent, reply, None, opted_out=False)
 
     def _by_token(self, clinic: ClinicProfile, sender: str, token: str) -> Appointment | None:
         try:
@@ -133,20 +138,32 @@ class PatientReplies:
         return appointment
 
     def _next_awaiting(
-        self, clinic: ClinicProfile, contacts: PatientContacts, contact: Contact | None
+        self,
+        clinic: ClinicProfile,
+        contacts: PatientContacts,
+        contact: Contact | None,
+        intent: Intent,
     ) -> Appointment | None:
         if contact is None:
             return None
         now = self._clock.now()
+        ahead: list[Appointment] = []
         for appointment_id, start in sorted(contact.awaiting.items(), key=lambda kv: kv[1]):
             if start <= now:
                 continue
             appointment = self._get(clinic, appointment_id)
             if appointment is not None and appointment.is_active and appointment.start > now:
-                return appointment
-            # Cancelled, moved into the past, gone: nothing to answer about any more.
-            contacts.answered(contact.patient_key, appointment_id)
-        return None
+                ahead.append(appointment)
+            else:
+                # Cancelled, moved into the past, gone: nothing to answer about any more.
+                contacts.answered(contact.patient_key, appointment_id)
+        ahead.sort(key=lambda a: a.start)
+        if intent is Intent.CONFIRM:
+            # A yes answers the soonest visit still waiting for one; with none, the soonest
+            # (already confirmed: it is told so).
+            waiting = [a for a in ahead if a.status is Status.REQUESTED]
+            ahead = waiting or ahead
+        return ahead[0] if ahead else None
 
     def _get(self, clinic: ClinicProfile, appointment_id: str) -> Appointment | None:
         try:
@@ -197,13 +214,17 @@ class PatientReplies:
         content = reply_for(
             reply, clinic_name=clinic.name, doctor_name=doctor_name, when=when, link=link
         )
-        delivery = self._messenger.send(
-            clinic,
-            message.sender,
-            content,
-            appointment_id=appointment_id,
-            token=token,
-            channels=(message.channel,),
-            link=link,
-        )
+        try:
+            delivery = self._messenger.send(
+                clinic,
+                message.sender,
+                content,
+                appointment_id=appointment_id,
+                token=token,
+                channels=(message.channel,),
+                link=link,
+            )
+        except TemporarilyUnavailable:
+            # What the patient asked is done and remembered; only this answer is lost.
+            return ReplyOutcome(intent, reply, appointment_id, reply_failed=True)
         return ReplyOutcome(intent, reply, appointment_id, replied=delivery.sent)

@@ -16,7 +16,6 @@ Handler string: `entrypoints.lambda.patient_pages.handler`.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import threading
 import urllib.parse
@@ -33,6 +32,7 @@ from domain.use_cases.pages import PageGone, PageState
 from entrypoints import pages
 from entrypoints.bootstrap import AppSource, LazyApp
 from entrypoints.context import LocalContext
+from entrypoints.messages import failure_fields
 from entrypoints.observability import logger, metrics
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -125,7 +125,7 @@ def _form_start(event: Mapping[str, Any]) -> str | None:
     if event.get("isBase64Encoded"):
         try:
             body = base64.b64decode(body, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input: no form
             return None
     if len(body) > MAX_FORM_BYTES:
         return None
@@ -212,9 +212,10 @@ def _answer(
         retry = str(max(0, int(e.retry_after_seconds)))
         return _html(503, pages.render_error(), {"Retry-After": retry})
     except Exception as e:
-        # Never a stack trace to the patient; the log says what, never the token.
-        fields["error_type"] = type(e).__name__
-        logger.exception("page request failed", extra={"error_type": type(e).__name__})
+        # Never a stack trace to the patient; the log names the failure's type and origin,
+        # never its message (it could quote a token or a form).
+        fields.update(failure_fields(e))
+        logger.error("page request failed", extra=failure_fields(e))
         return _html(500, pages.render_error())
 
 

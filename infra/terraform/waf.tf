@@ -167,5 +167,11 @@ resource "aws_wafv2_web_acl_logging_configuration" "api" {
     }
   }
 
+  # A patient page's path is its link (`/p/<token>`, the patient's capability): no log may
+  # keep a whole one (CONTRACT.md "Logs"), so the WAF logs no path at all.
+  redacted_fields {
+    uri_path {}
+  }
+
   depends_on = [aws_cloudwatch_log_resource_policy.waf]
 }

@@ -874,6 +874,10 @@ def test_the_stage_is_logged_traced_throttled_and_behind_waf() -> None:
     assert any("rate_based_statement" in tf.block(r, "statement") for r in tf.blocks(acl, "rule"))
     association = tf.resources("aws_wafv2_web_acl_association")["api"]
     assert tf.references(association["resource_arn"], "aws_api_gateway_stage") == {"citas"}
+    # A page's path is a patient's link: the WAF's logs keep no path (nor the API key).
+    logging = tf.resources("aws_wafv2_web_acl_logging_configuration")["api"]
+    redacted = [key for block in tf.blocks(logging, "redacted_fields") for key in block]
+    assert {"uri_path", "single_header"} <= set(redacted)
     permission = tf.resources("aws_lambda_permission")["api_gateway"]
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert function_keys_to_kinds(tf.lambda_keys(permission["function_name"])) == {"http_api"}

@@ -112,7 +112,8 @@ def test_a_failure_holds_back_only_that_appointments_later_events(
     # Two messages of the first appointment that both still hold: its booking and, once its
     # 24-hour mark has passed, its at-risk reminder.
     first = stack.clinic.book(booking(at(THU, "10:00"), who=1))
-    second = stack.clinic.book(booking(at(WED, "11:00"), who=2, doctor="ana"))
+    # A day and an hour ahead: no cadence step of its own is due at 10:05.
+    second = stack.clinic.book(booking(at(THU, "11:00"), who=2, doctor="ana"))
     stack.clock.set(at(WED, "10:05"))
     assert [a.appointment_id for a in stack.clinic.run_cadence()] == [first.appointment_id]
     relay_all(stack)

@@ -20,6 +20,7 @@ from botocore.stub import Stubber
 from adapters.aws import messaging
 from adapters.aws.client import CLIENT_CONFIG
 from adapters.aws.messaging import (
+    ChannelMisconfigured,
     ChannelNotifier,
     EndUserSmsNotifier,
     WhatsAppNotifier,
@@ -198,16 +199,7 @@ def test_sms_throttling_and_outages_are_temporarily_unavailable(
     assert raised.value.details["service"] == "pinpoint-sms-voice-v2"
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "ValidationException",
-        "ConflictException",
-        "AccessDeniedException",
-        "ResourceNotFoundException",
-        "ServiceQuotaExceededException",
-    ],
-)
+@pytest.mark.parametrize("code", ["ValidationException", "ConflictException"])
 def test_an_sms_refusal_carries_only_the_code(sms: tuple[Any, Stubber], code: str) -> None:
     client, stubber = sms
     stubber.add_client_error(
@@ -397,15 +389,7 @@ def test_whatsapp_throttling_and_outages_are_temporarily_unavailable(
     assert raised.value.details["service"] == "socialmessaging"
 
 
-@pytest.mark.parametrize(
-    "code",
-    [
-        "ValidationException",
-        "InvalidParametersException",
-        "AccessDeniedException",
-        "ResourceNotFoundException",
-    ],
-)
+@pytest.mark.parametrize("code", ["ValidationException", "InvalidParametersException"])
 def test_a_whatsapp_refusal_carries_only_the_code(whatsapp: tuple[Any, Stubber], code: str) -> None:
     client, stubber = whatsapp
     stubber.add_client_error(
@@ -418,6 +402,34 @@ def test_a_whatsapp_refusal_carries_only_the_code(whatsapp: tuple[Any, Stubber],
         WhatsAppNotifier(client, default_origin=WA_DEFAULT).send(wa_message())
     assert str(raised.value) == f"socialmessaging refused the message: {code}"
     assert PHONE not in formatted(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("service", "operation"),
+    [("pinpoint-sms-voice-v2", "send_text_message"), ("socialmessaging", "send_whatsapp_message")],
+)
+@pytest.mark.parametrize(
+    "code", ["AccessDeniedException", "ResourceNotFoundException", "ServiceQuotaExceededException"]
+)
+def test_a_deployment_that_cannot_send_fails_loudly_instead_of_dropping_the_message(
+    service: str, operation: str, code: str
+) -> None:
+    client = _client(service)
+    with Stubber(client) as stubber:
+        stubber.add_client_error(
+            operation, code, f"no grant to write to {PHONE}", http_status_code=400
+        )
+        notifier: Notifier = (
+            EndUserSmsNotifier(client, default_origin=None)
+            if operation == "send_text_message"
+            else WhatsAppNotifier(client, default_origin=WA_DEFAULT)
+        )
+        message = sms_message() if operation == "send_text_message" else wa_message()
+        # Not a MessageRefused: the event is retried, then dead-lettered with its alarm.
+        with pytest.raises(ChannelMisconfigured) as raised:
+            notifier.send(message)
+    assert not isinstance(raised.value, MessageRefused)
+    assert code in str(raised.value) and PHONE not in formatted(raised.value)
 
 
 def test_the_template_json_is_utf8_and_holds_the_phone_only_as_the_recipient() -> None:

@@ -74,7 +74,45 @@ def test_a_visit_booked_after_a_mark_gets_no_step_for_that_mark() -> None:
 def test_a_late_tick_sends_the_latest_step_only_and_none_past_the_grace() -> None:
     late = step(now=START - timedelta(hours=23))  # the 48-hour ask was never sent
     assert late is not None and late.step is Step.AT_RISK_24H
-    assert step(now=START - timedelta(hours=17, minutes=59)) is None  # 6 h late: dropped
+    # 6 hours late, a reminder is dropped rather than sent late...
+    reminder = step("confirmed", now=START - timedelta(hours=17, minutes=59))
+    assert reminder is None
+    ask = step(now=START - timedelta(hours=41, minutes=59))
+    assert ask is None
+    # ...but staff rely on the at-risk flag: it is set until the visit starts.
+    at_risk = step(now=START - timedelta(minutes=1))
+    assert at_risk is not None and at_risk.step is Step.AT_RISK_24H
+
+
+def test_an_untouched_visit_gets_each_step_of_its_status_at_its_mark(world: World) -> None:
+    hours = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    world.clinic.register_doctor(
+        RegisterDoctor("doc", "Dra. Marca", "PE", hours, min_notice_minutes=0, slot_minutes=15)
+    )
+    # Booked on Tuesday 08:00 Lima for Friday 12:00, 76 hours ahead, then confirmed late.
+    start = datetime(2026, 12, 4, 12, 0, tzinfo=ZoneInfo(LIMA))
+    booked = world.clinic.book(BookAppointment("doc", Patient("P", "+51987650002"), start, None))
+    recorded: list[datetime] = []
+    while world.clock.now() < start:
+        recorded.extend(world.clock.now() for _ in world.clinic.run_cadence())
+        if world.clock.now() == start - timedelta(hours=10):
+            world.clinic.change_status(ChangeStatus(booked.appointment_id, Status.CONFIRMED))
+        world.clock.set(world.clock.now() + TICK)
+    types = [
+        (e.type, e.data.get("step"))
+        for e in world.store.outbox.values()
+        if e.appointment_id == booked.appointment_id and "step" in e.data
+    ]
+    assert types == [
+        ("ConfirmationRequested", "ask_48h"),
+        ("AppointmentAtRisk", "at_risk_24h"),
+        ("ReminderDue", "remind_2h"),
+    ]
+    assert recorded == [
+        start - timedelta(hours=48),
+        start - timedelta(hours=24),
+        start - timedelta(hours=2),
+    ]
 
 
 def test_quiet_hours_hold_a_step_until_8_unless_the_visit_is_sooner() -> None:

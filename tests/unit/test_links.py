@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import string
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from adapters.links import parse_link_secret, random_link_keys
 from domain.links import (
+    MAC_BYTES,
     InvalidLink,
     KeyRing,
     LinkClaims,
@@ -53,20 +55,32 @@ def test_a_token_verifies_to_exactly_what_was_signed(
     assert verify(RING, token, purpose=purpose, now=BEFORE) == signed
 
 
+def _raw(token: str) -> bytes:
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+
+
+def _token(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 @settings(max_examples=200, deadline=None)
 @given(clinic_ids, clinic_ids, appointment_ids, appointment_ids, purposes, purposes)
-def test_a_token_never_verifies_as_another_appointment_clinic_or_purpose(
+def test_a_signature_never_verifies_another_appointment_clinic_or_purpose(
     clinic: str, other_clinic: str, appointment: str, other: str, purpose: Purpose, asked: Purpose
 ) -> None:
-    token = mint(RING, LinkClaims(clinic, appointment, purpose, START))
+    mine = LinkClaims(clinic, appointment, purpose, START)
+    theirs = LinkClaims(other_clinic, other, asked, START)
+    signed, wanted = _raw(mint(RING, mine)), _raw(mint(RING, theirs))
+    # The other claims with this token's signature: a forgery, unless they are the same claims.
+    forged = _token(wanted[:-MAC_BYTES] + signed[-MAC_BYTES:])
+    if mine == theirs:
+        assert verify(RING, forged, purpose=asked, now=BEFORE) == theirs
+        return
+    with pytest.raises(InvalidLink):
+        verify(RING, forged, purpose=asked, now=BEFORE)
     if asked is not purpose:
         with pytest.raises(InvalidLink):
-            verify(RING, token, purpose=asked, now=BEFORE)
-        return
-    found = verify(RING, token, purpose=asked, now=BEFORE)
-    # What it names is what was signed: never the other clinic or appointment.
-    assert (found.clinic_id == other_clinic) is (clinic == other_clinic)
-    assert (found.appointment_id == other) is (appointment == other)
+            verify(RING, mint(RING, mine), purpose=asked, now=BEFORE)
 
 
 @settings(max_examples=100, deadline=None)

@@ -456,3 +456,49 @@ def test_a_whatsapp_message_that_fails_later_is_resent_by_sms_once(world: World)
     assert not messaging.messenger.fall_back(attrs.evolve(failure, message_id="unknown"))
     sms = messaging.notifier.messages[-1]
     assert (sms.channel, sms.text, sms.phone) == ("sms", sent.text, appointment.patient.phone)
+
+
+def test_a_failed_whatsapp_message_that_no_longer_holds_is_not_resent(world: World) -> None:
+    messaging = Messaging(world, attrs.evolve(DEMO_CLINIC, channels=("whatsapp",)))
+    appointment = world.clinic.book(booking(at(WED, "10:00")))
+    messaging.deliver_all()
+    world.clinic.cancel(CancelAppointment(appointment.appointment_id))
+    messaging.deliver_all()
+    _, cancelled = messaging.notifier.messages
+    phone = appointment.patient.phone
+    # The booking's message failed: the visit is cancelled now, so no "reservaste" by SMS...
+    assert not messaging.messenger.fall_back(
+        DeliveryFailure(channel="whatsapp", message_id="whatsapp-1", recipient=phone)
+    )
+    # ...but the cancellation itself still goes.
+    assert messaging.messenger.fall_back(
+        DeliveryFailure(channel="whatsapp", message_id="whatsapp-2", recipient=phone)
+    )
+    assert messaging.notifier.messages[-1].text == cancelled.text
+
+
+def test_a_failure_reported_in_quiet_hours_sends_no_sms_at_night(world: World) -> None:
+    messaging = Messaging(world, attrs.evolve(DEMO_CLINIC, channels=("whatsapp",)))
+    appointment = world.clinic.book(booking(at(THU, "10:00")))
+    messaging.deliver_all()
+    world.clock.set(at(WED, "22:00"))
+    failure = DeliveryFailure(
+        channel="whatsapp", message_id="whatsapp-1", recipient=appointment.patient.phone
+    )
+    assert not messaging.messenger.fall_back(failure)
+    assert len(messaging.notifier.messages) == 1
+
+
+def test_an_at_risk_message_that_went_by_sms_too_needs_no_fallback(world: World) -> None:
+    messaging = Messaging(world, attrs.evolve(DEMO_CLINIC, channels=("whatsapp", "sms")))
+    appointment = world.clinic.book(booking(at(THU, "10:00")))
+    messaging.deliver_all()
+    world.clock.set(at(WED, "10:00"))
+    world.clinic.run_cadence()
+    messaging.deliver_all()
+    assert [m.channel for m in messaging.notifier.messages] == ["whatsapp", "whatsapp", "sms"]
+    at_risk = DeliveryFailure(
+        channel="whatsapp", message_id="whatsapp-2", recipient=appointment.patient.phone
+    )
+    assert not messaging.messenger.fall_back(at_risk)
+    assert len(messaging.notifier.messages) == 3

@@ -22,6 +22,7 @@ from adapters.system import FixedClock
 from domain.appointment import Appointment, Status
 from domain.clinics import ClinicProfile, clinic_for_recipient
 from domain.commands import BookAppointment, CancelAppointment, RegisterDoctor
+from domain.errors import TemporarilyUnavailable
 from domain.patient import Patient
 from domain.replies import InboundMessage
 from entrypoints.bootstrap import App, build_app
@@ -281,9 +282,14 @@ def test_the_answer_goes_to_the_next_visit_not_a_later_one(app: App) -> None:
     reply(app, "SI")
     assert status_of(app, sooner) is Status.CONFIRMED
     assert status_of(app, later) is Status.REQUESTED
-    # Confirmed, the sooner one is still the next visit: a second yes changes nothing.
+    # A yes answers the soonest visit still waiting for one: now the later one.
+    assert reply(app, "SI")["reply"] == "confirmed"
+    assert status_of(app, later) is Status.CONFIRMED
     assert reply(app, "SI")["reply"] == "already_confirmed"
-    assert status_of(app, later) is Status.REQUESTED
+    # A no still cancels the soonest: a confirmed visit takes a no.
+    assert reply(app, "NO")["reply"] == "cancelled"
+    assert status_of(app, sooner) is Status.CANCELLED
+    assert status_of(app, later) is Status.CONFIRMED
 
 
 def test_an_answer_applies_only_within_the_clinic_that_wrote(app: App) -> None:
@@ -322,6 +328,28 @@ def test_a_replayed_message_is_handled_once(app: App) -> None:
     fields = reply(app, "NO", message_id="wamid.1")
     assert fields["duplicate"] is True
     assert len(notifier(app).messages) == sent
+
+
+def test_a_retry_after_a_failed_answer_does_not_cancel_the_next_visit(app: App) -> None:
+    first = book(app)
+    second = book(app, START + timedelta(days=1))
+    asked(app, first)
+    real = notifier(app).send
+    calls = {"n": 0}
+
+    def throttled_once(message: Any) -> str | None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TemporarilyUnavailable("sms is throttling", service="sms")
+        return real(message)
+
+    notifier(app).send = throttled_once  # type: ignore[method-assign]
+    fields = reply(app, "NO", message_id="sms-1")
+    assert fields["reply"] == "cancelled" and fields.get("reply_failed") is True
+    # The channel redelivers the same message: it was handled, nothing more is cancelled.
+    assert reply(app, "NO", message_id="sms-1")["duplicate"] is True
+    assert status_of(app, first) is Status.CANCELLED
+    assert status_of(app, second) is Status.REQUESTED
 
 
 def test_baja_opts_the_phone_out_everywhere_until_alta(app: App) -> None:

@@ -50,10 +50,20 @@ def test_missed_runs_are_caught_up_within_six_hours(world: World) -> None:
 
 
 def test_after_six_hours_late_no_reminder_goes_out(world: World) -> None:
-    world.clinic.book(booking(at(THU, "10:00")))
+    appointment = world.clinic.book(booking(at(THU, "10:00")))
+    world.clinic.change_status(ChangeStatus(appointment.appointment_id, Status.CONFIRMED))
 
     world.clock.set(at(WED, "16:01"))
     assert _reminded(world) == []
+
+
+def test_an_unconfirmed_visit_is_at_risk_however_late_the_tick(world: World) -> None:
+    appointment = world.clinic.book(booking(at(THU, "10:00")))
+
+    # Staff call from the at-risk list: a tick 23 hours late still flags it.
+    world.clock.set(at(THU, "09:00"))
+    assert _reminded(world) == [appointment.appointment_id]
+    assert world.clinic.get(appointment.appointment_id).at_risk
 
 
 def test_a_cancelled_appointment_gets_no_reminder(world: World) -> None:

@@ -215,6 +215,7 @@ class DynamoDBSentMessages:
                 "channel": message.channel,
                 "text": message.text,
                 "link": message.link,
+                "kind": message.kind,
                 "expires_at": epoch(self._now() + SENT_TTL),
             }
         )
@@ -230,6 +231,7 @@ class DynamoDBSentMessages:
             channel=item["channel"],
             text=item["text"],
             link=item.get("link"),
+            kind=item.get("kind"),
         )
 
 
