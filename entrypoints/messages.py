@@ -213,10 +213,6 @@ def reply_to(app: App, clinic: ClinicProfile, message: InboundMessage, fields: F
     return Outcome("inbound message handled", "InboundMessages")
 
 
-def _inbound_clinic(app: App, channel: str, recipient: str | None) -> ClinicProfile | None:
-    return clinic_for_recipient(app.clinics.all(), channel, recipient)
-
-
 def inbound_sms(app: App, body: str | None, fields: Fields) -> Outcome:
     """One two-way SMS (the SNS message End User Messaging SMS publishes)."""
     # Imported here: the format is AWS's, and the local runtime never needs it.
@@ -227,7 +223,7 @@ def inbound_sms(app: App, body: str | None, fields: Fields) -> Outcome:
     except MalformedInbound as e:
         raise PoisonMessage("the message is not a two-way SMS") from e
     fields["inbound_id"] = message.message_id[:64]
-    clinic = _inbound_clinic(app, "sms", message.recipient)
+    clinic = clinic_for_recipient(app.clinics.all(), "sms", message.recipient)
     if clinic is None:
         return Outcome("inbound message for no clinic; dropped", "InboundUnrouted")
     return reply_to(app, clinic, message, fields)
@@ -246,7 +242,7 @@ def inbound_whatsapp(app: App, body: str | None, fields: Fields) -> Outcome:
         if isinstance(item, DeliveryFailure):
             fallbacks += app.messenger.fall_back(item)
             continue
-        clinic = _inbound_clinic(app, "whatsapp", item.recipient)
+        clinic = clinic_for_recipient(app.clinics.all(), "whatsapp", item.recipient)
         if clinic is None:
             continue
         reply_to(app, clinic, item, {})

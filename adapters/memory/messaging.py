@@ -73,7 +73,6 @@ class InMemoryNotifier:
     """Keeps every message sent, for tests; a channel in `refusing` refuses every message."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str | None]] = []
         self.messages: list[OutboundMessage] = []
         self.refusing: set[str] = set()
         self._lock = threading.Lock()
@@ -84,5 +83,10 @@ class InMemoryNotifier:
             raise MessageRefused(f"{message.channel} refused the message: TestRefusal")
         with self._lock:
             self.messages.append(message)
-            self.sent.append((message.phone, message.text, message.appointment_id))
             return f"{message.channel}-{len(self.messages)}"
+
+    @property
+    def sent(self) -> list[tuple[str, str, str | None]]:
+        """(phone, text, appointment id) of every message sent, in order."""
+        with self._lock:
+            return [(m.phone, m.text, m.appointment_id) for m in self.messages]

@@ -53,21 +53,6 @@ _HEADERS: Final = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
 }
-_WEEKDAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
-_MONTHS = (
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-)
 _one_at_a_time = threading.Lock()
 
 
@@ -90,20 +75,7 @@ def _html(status: int, body: str, extra: Mapping[str, str] | None = None) -> dic
 def view_of(state: PageState, token: str, notice: str | None) -> pages.PageView:
     """The page's view of `state`: Spanish dates on the clinic's clock, slots grouped by day."""
     appointment = state.appointment
-    zone = appointment.zone
-    days = tuple(
-        pages.DayChoice(
-            label=f"{_WEEKDAYS[day.weekday()]} {day.day} de {_MONTHS[day.month - 1]}",
-            slots=tuple(
-                pages.SlotChoice(
-                    value=start.astimezone(zone).isoformat(),
-                    label=f"{start.astimezone(zone):%H:%M}",
-                )
-                for start in starts
-            ),
-        )
-        for day, starts in state.days
-    )
+    starts = [start for _, day_starts in state.days for start in day_starts]
     return pages.PageView(
         clinic_name=state.clinic.name,
         doctor_name=state.doctor.name if state.doctor is not None else "tu médico",
@@ -112,7 +84,7 @@ def view_of(state: PageState, token: str, notice: str | None) -> pages.PageView:
         can_confirm=state.can_confirm,
         can_cancel=state.can_cancel,
         can_reschedule=state.can_reschedule,
-        days=days,
+        days=pages.day_choices(starts, appointment.time_zone),
         notice=notice if notice in pages.NOTICES else None,
         token=token,
     )

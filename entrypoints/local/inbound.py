@@ -20,6 +20,7 @@ from typing import Any, Final
 from domain.errors import CitasError, TemporarilyUnavailable, ValidationError
 from domain.replies import MAX_INBOUND_TEXT, MAX_MESSAGE_ID, InboundMessage
 from entrypoints.bootstrap import App
+from entrypoints.http_responses import MethodNotAllowed, dumps, error_json, error_status
 from entrypoints.messages import reply_to
 
 PATH: Final = "/_local/inbound"
@@ -30,7 +31,7 @@ _MAX_BODY: Final = 16 * 1024
 
 
 def _json(status: int, payload: object) -> dict[str, Any]:
-    body = json.dumps(payload, ensure_ascii=False)
+    body = dumps(payload)
     headers = {"Content-Type": "application/json"}
     return {
         "statusCode": status,
@@ -41,10 +42,8 @@ def _json(status: int, payload: object) -> dict[str, Any]:
     }
 
 
-def _error(error: CitasError, status: int) -> dict[str, Any]:
-    return _json(
-        status, {"error": {"code": error.code, "message": error.message, "details": error.details}}
-    )
+def _error(error: CitasError) -> dict[str, Any]:
+    return _json(error_status(error), error_json(error.code, error.message, error.details))
 
 
 def parse_inbound(body: str | None) -> InboundMessage:
@@ -89,7 +88,7 @@ def make_inbound_handler(app: App) -> Callable[[Mapping[str, Any], Any], dict[st
 
     def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         if str(event.get("httpMethod", "")).upper() != "POST":
-            return _error(ValidationError("only POST", field="method"), 405)
+            return _error(MethodNotAllowed("only POST is allowed here", allowed=["POST"]))
         identity = (event.get("requestContext") or {}).get("identity") or {}
         clinic = app.clinics.by_api_key_id(str(identity.get("apiKeyId", "")))
         if clinic is None:
@@ -98,10 +97,8 @@ def make_inbound_handler(app: App) -> Callable[[Mapping[str, Any], Any], dict[st
             message = parse_inbound(event.get("body"))
             fields: dict[str, Any] = {}
             reply_to(app, clinic, message, fields)
-        except ValidationError as e:
-            return _error(e, 400)
-        except TemporarilyUnavailable as e:
-            return _error(e, 503)
+        except (ValidationError, TemporarilyUnavailable) as e:
+            return _error(e)
         keys = ("intent", "reply", "appointment_id", "replied", "duplicate")
         return _json(200, {k: fields.get(k) for k in keys})
 

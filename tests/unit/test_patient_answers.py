@@ -560,3 +560,11 @@ def test_an_inbound_message_finds_its_clinic_by_the_number_it_was_sent_to() -> N
     # One clinic naming no number answers for the deployment's default one.
     assert clinic_for_recipient([SOL], "sms", "+51999999999") == SOL
     assert clinic_for_recipient([by_id], "sms", "+51999999999") is None
+
+
+def test_the_local_inbound_route_takes_only_post(app: App) -> None:
+    sent = event("GET", "/_local/inbound")
+    sent["requestContext"]["identity"]["apiKeyId"] = app.settings.clinics[0].api_key_id
+    answer = make_inbound_handler(app)(sent)
+    assert answer["statusCode"] == 405
+    assert json.loads(answer["body"])["error"]["code"] == "method_not_allowed"
