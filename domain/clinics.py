@@ -91,6 +91,16 @@ def _channels(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
+MAX_HOLD_MINUTES: Final = 24 * 60
+
+
+def _valid_hold(_: object, __: object, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_HOLD_MINUTES:
+        raise ValidationError(f"hold_minutes is 1-{MAX_HOLD_MINUTES}", field="hold_minutes")
+
+
 @frozen
 class ClinicProfile:
     """One clinic: its id, the display name that starts its messages, its links' base URL.
@@ -109,6 +119,8 @@ class ClinicProfile:
     )
     sms_number: str | None = field(default=None, validator=_valid_number)
     whatsapp_phone_number_id: str | None = field(default=None, validator=_valid_number_id)
+    # How long a waitlist offer holds its slot; None: the deployment's default.
+    hold_minutes: int | None = field(default=None, validator=_valid_hold)
 
     def to_dict(self) -> dict[str, str]:
         """What `GET /clinic` answers."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from attrs import frozen
@@ -159,3 +159,25 @@ class ListByCountryStatus:
     next_token: str | None = None
     # Only those the confirmation cadence marked at risk (unconfirmed a day before).
     at_risk: bool = False
+
+
+@frozen
+class JoinWaitlist:
+    """Put a patient on a doctor's waitlist for local dates [from_day, to_day]."""
+
+    doctor_id: str
+    patient: Patient
+    from_day: date
+    to_day: date
+    earliest: time | None = None
+    latest: time | None = None
+    duration_minutes: int | None = None
+
+
+@frozen
+class ListWaitlist:
+    """A doctor's waitlist entries, oldest first."""
+
+    doctor_id: str
+    limit: int = DEFAULT_PAGE
+    next_token: str | None = None

@@ -114,9 +114,20 @@ class TimeOffConflict(CitasError):
     listed: ClassVar[int] = 50
 
     @classmethod
-    def covering(cls, appointment_ids: Sequence[str]) -> Self:
-        """The refusal every backend raises for time off over these active appointments."""
+    def covering(cls, appointment_ids: Sequence[str], waitlist_ids: Sequence[str] = ()) -> Self:
+        """The refusal every backend raises for time off over these appointments or offers.
+
+        `waitlist_ids`: entries whose offered slot the block would cover (held for them).
+        """
         ids = list(appointment_ids)
+        if waitlist_ids:
+            return cls(
+                f"the time off covers {len(ids)} active appointments and {len(waitlist_ids)} "
+                "slots held for waitlist offers; wait for the offers to end or withdraw them",
+                appointment_ids=ids[: cls.listed],
+                count=len(ids),
+                waitlist_ids=list(waitlist_ids)[: cls.listed],
+            )
         return cls(
             f"the time off covers {len(ids)} active appointments; move or cancel them first",
             appointment_ids=ids[: cls.listed],
@@ -134,6 +145,12 @@ class IdempotencyKeyReused(CitasError):
     """An idempotency key was used before with a different request."""
 
     code = "idempotency_key_reused"
+
+
+class OfferExpired(CitasError):
+    """A waitlist offer was accepted after its hold ran out: nothing was booked."""
+
+    code = "offer_expired"
 
 
 class TemporarilyUnavailable(CitasError):

@@ -33,6 +33,9 @@ class Event:
             return self.appointment_id
         if "request_id" in self.data:
             return str(self.data["request_id"])
+        if "waitlist_id" in self.data:
+            # A waitlist entry's offers, in order.
+            return f"{self.clinic_id}#waitlist#{self.data['waitlist_id']}"
         if "patient_key" in self.data:
             # A phone's opt-out and opt-in, in order; the key is a hash, never the phone.
             return f"{self.clinic_id}#patient#{self.data['patient_key']}"
@@ -120,6 +123,25 @@ class TimeOffRemoved(Event):
     """A doctor's time off was removed; its time is bookable again."""
 
 
+@frozen
+class WaitlistOfferMade(Event):
+    """A freed slot is held for a waitlist entry until `data.expires_at`; the patient is asked.
+
+    `data` = {"waitlist_id", "doctor_id", "appointment_id" (what accepting books), "start",
+    "end", "expires_at"}.
+    """
+
+
+@frozen
+class WaitlistOfferAccepted(Event):
+    """The patient took the offer: its appointment is booked `confirmed`, in the same write."""
+
+
+@frozen
+class WaitlistOfferExpired(Event):
+    """An offer ended unbooked (`data.reason`: declined, expired, withdrawn); its slot is free."""
+
+
 EVENT_TYPES: Mapping[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -136,6 +158,9 @@ EVENT_TYPES: Mapping[str, type[Event]] = {
         PatientOptedOut,
         TimeOffAdded,
         TimeOffRemoved,
+        WaitlistOfferMade,
+        WaitlistOfferAccepted,
+        WaitlistOfferExpired,
     )
 }
 

@@ -40,6 +40,7 @@ STATUS_OF_CODE: Mapping[str, int] = {
     "too_soon": 422,
     "too_far": 422,
     "idempotency_key_reused": 422,
+    "offer_expired": 422,
     "temporarily_unavailable": 503,
 }
 

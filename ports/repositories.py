@@ -14,6 +14,7 @@ from domain.events import Event
 from domain.rules import Schedule
 from domain.schedule import Doctor
 from domain.time_off import TimeOff
+from domain.waitlist import Offer, WaitlistEntry
 from ports.patients import DeferredMessages, PatientContacts
 
 T = TypeVar("T")
@@ -235,4 +236,79 @@ class ClinicRepositories(Protocol):
 
     def deferred(self, clinic_id: str) -> DeferredMessages:
         """The clinic's messages held back by quiet hours."""
+        ...
+
+    def waitlist(self, clinic_id: str) -> WaitlistRepository:
+        """The clinic's waitlist entries and their offers' holds."""
+        ...
+
+
+class WaitlistRepository(Protocol):
+    """Waitlist entries and the slots held for their offers, in the doctor's cells.
+
+    An offer's hold is the doctor's cells taken in the name of the appointment the offer would
+    become (`Offer.appointment_id`): no booking or move can take them, and accepting books that
+    appointment over its own cells. Every change checks the entry's version, so an entry has at
+    most one offer and an offer ends exactly once.
+    """
+
+    def add(self, entry: WaitlistEntry) -> None:
+        """Store a new waiting entry."""
+        ...
+
+    def get(self, waitlist_id: str) -> WaitlistEntry | None:
+        """The entry (strongly consistent), or None."""
+        ...
+
+    def list_by_doctor(
+        self, doctor_id: str, limit: int, cursor: Cursor, *, waiting: bool = False
+    ) -> Page[WaitlistEntry]:
+        """A doctor's entries, oldest first; `waiting`: only those stored as waiting.
+
+        Raises InvalidCursor for a cursor it did not make.
+        """
+        ...
+
+    def holds(self, doctor_id: str, start_from: datetime, start_to: datetime) -> Sequence[Offer]:
+        """The offers holding a doctor's time with start in [start_from, start_to), by start."""
+        ...
+
+    def offered(self) -> Sequence[WaitlistEntry]:
+        """Every entry of the clinic with an offer (live or run out), soonest expiry first."""
+        ...
+
+    def offer(self, previous: WaitlistEntry, current: WaitlistEntry, schedule: Schedule) -> None:
+        """Hold `current.offer` for the entry and keep its event, all or nothing.
+
+        Commits only while the entry is at `previous.version`, the doctor at
+        `schedule.version`, the offered cells and the doctor's buffer around them free, and
+        the patient's cells free. Raises VersionConflict, ScheduleChanged, SlotUnavailable or
+        PatientDoubleBooked; then nothing changed.
+        """
+        ...
+
+    def accept(
+        self,
+        previous: WaitlistEntry,
+        current: WaitlistEntry,
+        appointment: Appointment,
+        schedule: Schedule,
+    ) -> None:
+        """Book `appointment` over the held cells and store the booked entry, all or nothing.
+
+        Commits only while the entry is at `previous.version` with its offer not expired at
+        `current.updated_at`. Raises OfferExpired, VersionConflict, ScheduleChanged or
+        PatientDoubleBooked (the patient booked that time meanwhile); then nothing changed.
+        """
+        ...
+
+    def release(self, previous: WaitlistEntry, current: WaitlistEntry, offer: Offer) -> None:
+        """Free the cells `offer` held and store the entry without it, with its events.
+
+        Commits only while the entry is at `previous.version` (VersionConflict otherwise).
+        """
+        ...
+
+    def save(self, previous: WaitlistEntry, current: WaitlistEntry) -> None:
+        """Store a change that holds no time (a waiting entry withdrawn), at the same version."""
         ...

@@ -87,8 +87,16 @@ class InMemoryDoctorRepository:
                 ),
                 key=sort_key,
             )
-            if covered:
-                raise TimeOffConflict.covering([a.appointment_id for a in covered])
+            held = sorted(
+                e.waitlist_id
+                for (clinic, _), e in s.waitlist.items()
+                if clinic == self._clinic
+                and e.doctor_id == block.doctor_id
+                and e.offer is not None
+                and block.overlaps(e.offer.start, e.offer.end)
+            )
+            if covered or held:
+                raise TimeOffConflict.covering([a.appointment_id for a in covered], held)
             s.time_off[self._clinic, block.doctor_id, block.time_off_id] = block
             self._bump(block.doctor_id)
             s.outbox[event.event_id] = event

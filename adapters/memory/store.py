@@ -29,12 +29,14 @@ from domain.events import Event
 from domain.rules import Schedule
 from domain.schedule import Doctor, cells
 from domain.time_off import TimeOff
+from domain.waitlist import WaitlistEntry
 from ports.patients import Contact, DeferredMessage, SentMessage
 from ports.repositories import Cursor, IdempotencyRecord, Page, Window
 
 if TYPE_CHECKING:
     from adapters.memory.doctors import InMemoryDoctorRepository
     from adapters.memory.patients import InMemoryDeferredMessages, InMemoryPatientContacts
+    from adapters.memory.waitlist import InMemoryWaitlistRepository
 
 # (clinic, "doctor" or "patient", doctor id or patient key, cell start)
 CellKey = tuple[str, str, str, datetime]
@@ -62,6 +64,8 @@ class MemoryStore:
         self.contacts: dict[Key, Contact] = {}
         self.sent: dict[str, SentMessage] = {}
         self.deferred: dict[Key, DeferredMessage] = {}
+        # Waitlist entries; an offer's hold is its doctor cells in `cells`, in the offer's name.
+        self.waitlist: dict[Key, WaitlistEntry] = {}
 
 
 def _doctor_cells(appointment: Appointment) -> set[CellKey]:
@@ -395,3 +399,9 @@ class InMemoryRepositories:
         from adapters.memory.patients import InMemoryDeferredMessages
 
         return InMemoryDeferredMessages(self.store, clinic_id=clinic_id)
+
+    def waitlist(self, clinic_id: str) -> InMemoryWaitlistRepository:
+        """The clinic's waitlist entries and their offers' holds."""
+        from adapters.memory.waitlist import InMemoryWaitlistRepository
+
+        return InMemoryWaitlistRepository(self.store, clinic_id=clinic_id)

@@ -20,9 +20,16 @@ from domain.use_cases.doctors import DoctorUseCases
 from domain.use_cases.lists import ListUseCases
 from domain.use_cases.reminders import CadenceUseCases
 from domain.use_cases.requests import BookingRequestUseCases
+from domain.use_cases.waitlist import WaitlistUseCases
+from domain.waitlist import DEFAULT_HOLD_MINUTES
 from ports.holidays import HolidayCalendar
 from ports.messaging import BookingRequestQueue
-from ports.repositories import AppointmentRepository, BookingRequestRepository, DoctorRepository
+from ports.repositories import (
+    AppointmentRepository,
+    BookingRequestRepository,
+    DoctorRepository,
+    WaitlistRepository,
+)
 from ports.system import Clock, IdGenerator
 
 T = TypeVar("T")
@@ -84,6 +91,8 @@ class Clinic:
         *,
         clinic_id: str,
         holidays: HolidayCalendar | None = None,
+        waitlist: WaitlistRepository | None = None,
+        hold_minutes: int = DEFAULT_HOLD_MINUTES,
     ) -> None:
         self.ports = Ports(
             clinic_id=check_clinic_id(clinic_id),
@@ -100,20 +109,14 @@ class Clinic:
             # None is a calendar without holidays: for embedders that bring no holiday data.
             # Every entrypoint passes the maintained library's (`adapters.holidays`).
             holidays=holidays if holidays is not None else NoHolidays(),
+            waitlist=waitlist,
         )
         doctor_cases = DoctorUseCases(self.ports)
         booking = BookingUseCases(self.ports, doctor_cases)
         lists = ListUseCases(self.ports, doctor_cases)
         booking_requests = BookingRequestUseCases(self.ports, doctor_cases, booking)
-        cadence = CadenceUseCases(self.ports)
         # Handed out as they are: the facade adds no behaviour of its own.
-        self.register_doctor = doctor_cases.register_doctor
-        self.doctor = doctor_cases.doctor
-        self.availability = doctor_cases.availability
-        self.put_time_off = doctor_cases.put_time_off
-        self.remove_time_off = doctor_cases.remove_time_off
-        self.list_time_off = doctor_cases.list_time_off
-        self.national_holidays = doctor_cases.national_holidays
+        self._hand_out_doctors(doctor_cases)
         self.book = booking.book
         self.get = booking.get
         self.reschedule = booking.reschedule
@@ -125,5 +128,27 @@ class Clinic:
         self.booking_request = booking_requests.booking_request
         self.process_booking_request = booking_requests.process_booking_request
         self.handle_booking_request = booking_requests.handle_booking_request
+        cadence = CadenceUseCases(self.ports)
         self.due_steps = cadence.due_steps
         self.run_cadence = cadence.run_cadence
+        self._hand_out_waitlist(WaitlistUseCases(self.ports, doctor_cases, hold_minutes))
+
+    def _hand_out_doctors(self, doctor_cases: DoctorUseCases) -> None:
+        self.register_doctor = doctor_cases.register_doctor
+        self.doctor = doctor_cases.doctor
+        self.availability = doctor_cases.availability
+        self.put_time_off = doctor_cases.put_time_off
+        self.remove_time_off = doctor_cases.remove_time_off
+        self.list_time_off = doctor_cases.list_time_off
+        self.national_holidays = doctor_cases.national_holidays
+
+    def _hand_out_waitlist(self, waiting: WaitlistUseCases) -> None:
+        self.join_waitlist = waiting.join
+        self.waitlist_entry = waiting.entry
+        self.list_waitlist = waiting.list_waitlist
+        self.withdraw_from_waitlist = waiting.withdraw
+        self.accept_offer = waiting.accept
+        self.decline_offer = waiting.decline
+        self.sweep_offers = waiting.sweep
+        self.refill = waiting.refill
+        self.refill_after = waiting.refill_after

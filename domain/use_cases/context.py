@@ -20,6 +20,7 @@ from ports.repositories import (
     Cursor,
     DoctorRepository,
     Page,
+    WaitlistRepository,
 )
 from ports.system import Clock, IdGenerator
 
@@ -44,6 +45,8 @@ class Ports:
     countries: CountryCatalog
     page_tokens: PageTokens
     holidays: HolidayCalendar
+    # None for a clinic built without waitlist storage (most unit tests): nothing is held.
+    waitlist: WaitlistRepository | None = None
 
     def now(self) -> datetime:
         """The current instant in UTC."""

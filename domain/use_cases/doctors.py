@@ -228,6 +228,11 @@ class DoctorUseCases:
             )
             if a.is_active
         ]
+        waitlist = self._ports.waitlist
+        if waitlist is not None:
+            # Held for a waitlist offer: nobody else may book it while the offer lasts.
+            holds = waitlist.holds(doctor_id, start - LONGEST_VISIT - pad, end + pad)
+            busy += [(o.start, o.end) for o in holds]
         return Availability(doctor, day, self.rules(schedule).bookable_slots(day, busy))
 
     # --- time off --------------------------------------------------------------------------
