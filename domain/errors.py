@@ -121,9 +121,10 @@ class TimeOffConflict(CitasError):
         """
         ids = list(appointment_ids)
         if waitlist_ids:
+            held = f"{len(waitlist_ids)} slots held for waitlist offers"
+            covered = f"{len(ids)} active appointments and {held}" if ids else held
             return cls(
-                f"the time off covers {len(ids)} active appointments and {len(waitlist_ids)} "
-                "slots held for waitlist offers; wait for the offers to end or withdraw them",
+                f"the time off covers {covered}; wait for the offers to end or withdraw them",
                 appointment_ids=ids[: cls.listed],
                 count=len(ids),
                 waitlist_ids=list(waitlist_ids)[: cls.listed],

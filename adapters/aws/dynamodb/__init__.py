@@ -25,6 +25,12 @@ key of a clinic's data, in the table and in both indexes, starts with `<clinic>#
   `SENT` (the deployment's ledger, by provider message id) and held message
   `<clinic>#LATER#<event id>` / `LATER` (`gsi1pk=<clinic>#LATER`, `gsi1sk=<due>#<event id>`):
   see `patients`.
+- waitlist entry `<clinic>#WAIT#<id>` / `ENTRY`: the snapshot (the offer a nested map),
+  `version`; `gsi1pk=<clinic>#WAITLIST#<doctor>`, `gsi1sk=<created_at>#<id>` (oldest first);
+  while an offer holds a slot, `offer_expires` (the conditions' clock) and
+  `gsi2pk=<clinic>#HOLD`, `gsi2sk=<doctor>#<start>#<id>` (availability's holds, the sweep);
+  `expires_at` (TTL) 90 days after its last date. The hold itself is the doctor's guard cells,
+  valued with the tag of the appointment the offer would become: see `waitlist`.
 
 Instants in sort keys are fixed-width UTC (`2026-12-02T14:00:00.000000Z`) so that string
 order is time order and `<start>#<id>` sorts after the bare `<start>` used as a bound.
@@ -32,9 +38,9 @@ order is time order and `<start>#<id>` sorts after the bare `<start>` used as a 
 Modules: `keys` (the key space), `items` (item mappers), `transaction` (the builder and its
 `Role`s), `table` (every call, errors translated), `appointments` (the appointment
 repository), `guards` (the day guards that make overlaps impossible), `patients` (contacts,
-sent and held messages) and `repositories` (doctors, booking requests, outbox, handled
-events). `adapters.aws.migrate` (`citas migrate`) moves the per-cell lock items of earlier
-releases to the guards.
+sent and held messages), `waitlist` (entries and the holds of their offers) and
+`repositories` (doctors, booking requests, outbox, handled events). `adapters.aws.migrate`
+(`citas migrate`) moves the per-cell lock items of earlier releases to the guards.
 
 A transaction cancelled only by contention (`TransactionConflict`) wrote nothing and is sent
 again (`adapters.aws.client.TRANSACTION_RETRY`: 5 attempts in all, a few jittered
@@ -118,6 +124,7 @@ from adapters.aws.dynamodb.repositories import (
     DynamoDBRepositories,
 )
 from adapters.aws.dynamodb.table import default_client
+from adapters.aws.dynamodb.waitlist import DynamoDBWaitlistRepository
 
 __all__ = [
     "APPOINTMENT_SK",
@@ -149,6 +156,7 @@ __all__ = [
     "DynamoDBProcessedEvents",
     "DynamoDBRepositories",
     "DynamoDBSentMessages",
+    "DynamoDBWaitlistRepository",
     "LazyClient",
     "appointment_from_item",
     "appointment_pk",

@@ -50,6 +50,7 @@ from adapters.aws.dynamodb.keys import (
 )
 from adapters.aws.dynamodb.table import Table
 from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction
+from adapters.aws.dynamodb.waitlist import held_entries
 from domain.clinics import require_clinic
 from domain.errors import (
     InvalidCursor,
@@ -164,7 +165,7 @@ class DynamoDBDoctorRepository:
             }
             covered = _covered_tags(stored.values(), block)
             if covered:
-                raise TimeOffConflict.covering(self._covering(block, covered))
+                raise TimeOffConflict.covering(*self._covering(block, covered))
             tx = Transaction(self._table.table_name)
             others = [b for b in schedule.time_off if b.time_off_id != block.time_off_id]
             self._bump(tx, block.doctor_id, schedule, [*others, block])
@@ -184,9 +185,15 @@ class DynamoDBDoctorRepository:
             "the doctor's days keep changing, retry the time off shortly", service="dynamodb"
         )
 
-    def _covering(self, block: TimeOff, tags: set[str]) -> list[str]:
-        """The active appointments overlapping `block`, from gsi1, waiting for it to catch up."""
+    def _covering(self, block: TimeOff, tags: set[str]) -> tuple[list[str], list[str]]:
+        """The active appointments and the held offers overlapping `block`, by their indexes.
+
+        gsi1 names the appointments, gsi2 the waitlist entries whose offer holds time there;
+        both are eventually consistent, so the reads wait for them to show every covered tag
+        (at once when they already do: then no wait at all).
+        """
         ids: list[str] = []
+        held: list[str] = []
         for wait in (0.0, *_INDEX_WAIT):
             time.sleep(wait)
             items = self._table.query_all(
@@ -204,9 +211,24 @@ class DynamoDBDoctorRepository:
             ids = [
                 a.appointment_id for a in found if a.is_active and block.overlaps(a.start, a.end)
             ]
-            if {owner_tag(i) for i in ids} >= tags:
+            # A hold's cells carry the tag of the appointment its offer would become.
+            offers = {
+                e.waitlist_id: e.offer
+                for e in held_entries(
+                    self._table,
+                    self._clinic,
+                    block.doctor_id,
+                    block.start - _LONGEST_VISIT,
+                    block.end,
+                )
+                if e.offer is not None and block.overlaps(e.offer.start, e.offer.end)
+            }
+            held = sorted(offers)
+            explained = {owner_tag(i) for i in ids}
+            explained |= {owner_tag(o.appointment_id) for o in offers.values()}
+            if explained >= tags:
                 break
-        return ids
+        return ids, held
 
     def remove_time_off(self, block: TimeOff, schedule: Schedule, event: Event) -> None:
         """Delete a block, bump the version and keep the event, in one transaction."""

@@ -17,15 +17,20 @@ from adapters.aws.dynamodb.keys import (
     IDEMPOTENCY_SK,
     IDEMPOTENCY_TTL,
     KEY_ATTRIBUTES,
+    OFFER_EXPIRES,
     OUTBOX_PARTITION,
     PROCESSED_SK,
     PROCESSED_TTL,
     REQUEST_SK,
+    WAITLIST_SK,
+    WAITLIST_TTL,
     appointment_pk,
     country_status_partition,
     doctor_partition,
     doctor_pk,
     epoch,
+    hold_partition,
+    hold_position,
     idempotency_pk,
     instant,
     iso,
@@ -34,6 +39,8 @@ from adapters.aws.dynamodb.keys import (
     request_pk,
     time_off_partition,
     time_off_sk,
+    waitlist_partition,
+    waitlist_pk,
 )
 from domain.appointment import Appointment
 from domain.booking_request import BookingRequest, RequestStatus
@@ -41,6 +48,7 @@ from domain.commands import BookAppointment
 from domain.events import Event, event_from_envelope
 from domain.schedule import Doctor
 from domain.time_off import TimeOff
+from domain.waitlist import WaitlistEntry
 from ports.repositories import IdempotencyRecord
 
 if TYPE_CHECKING:
@@ -208,3 +216,35 @@ def request_from_item(item: Mapping[str, Any]) -> BookingRequest:
 def processed_to_item(key: str, now: datetime) -> dict[str, Any]:
     """The handled-event marker of `key`, expiring a week after `now`."""
     return {"pk": processed_pk(key), "sk": PROCESSED_SK, "expires_at": epoch(now + PROCESSED_TTL)}
+
+
+# --- waitlist entries ----------------------------------------------------------------------
+
+
+def waitlist_to_item(entry: WaitlistEntry) -> dict[str, Any]:
+    """The entry item: its snapshot, its doctor's list in gsi1 and, while held, its hold in gsi2.
+
+    The offer stays a nested map (its own `expires_at` is no TTL there); `offer_expires` is
+    its expiry as a key-safe instant, for the accept's condition. The item's TTL is a quarter
+    after the entry's last date.
+    """
+    clinic = entry.clinic_id
+    item: dict[str, Any] = {
+        **entry.snapshot(),
+        "pk": waitlist_pk(clinic, entry.waitlist_id),
+        "sk": WAITLIST_SK,
+        "gsi1pk": waitlist_partition(clinic, entry.doctor_id),
+        "gsi1sk": f"{instant(entry.created_at)}#{entry.waitlist_id}",
+        "expires_at": epoch(entry.ends_at + WAITLIST_TTL),
+    }
+    if entry.offer is not None:
+        item[OFFER_EXPIRES] = instant(entry.offer.expires_at)
+        item["gsi2pk"] = hold_partition(clinic)
+        item["gsi2sk"] = f"{hold_position(entry.doctor_id, entry.offer.start)}#{entry.waitlist_id}"
+    return item
+
+
+def waitlist_from_item(item: Mapping[str, Any]) -> WaitlistEntry:
+    """Inverse of `waitlist_to_item`."""
+    derived = KEY_ATTRIBUTES | {"expires_at", OFFER_EXPIRES}
+    return WaitlistEntry.from_snapshot({k: v for k, v in item.items() if k not in derived})

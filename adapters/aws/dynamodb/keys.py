@@ -31,6 +31,8 @@ OUTBOX_PARTITION: Final = "OUTBOX"
 # time, or it is stale (the appointment passed) and DynamoDB may drop it.
 SENT_TTL: Final = timedelta(days=7)
 DEFERRED_TTL: Final = timedelta(days=7)
+# A waitlist entry is kept a quarter after its last date, to answer "what became of it".
+WAITLIST_TTL: Final = timedelta(days=90)
 
 APPOINTMENT_SK: Final = "APPT"
 # The sort key of the per-cell lock items of releases before the day guards (`citas migrate`).
@@ -43,6 +45,10 @@ PROCESSED_SK: Final = "DONE"
 CONTACT_SK: Final = "CONTACT"
 SENT_SK: Final = "SENT"
 DEFERRED_SK: Final = "LATER"
+WAITLIST_SK: Final = "ENTRY"
+# The top-level copy of a held offer's expiry (an instant) that accepting is conditioned on;
+# never `expires_at`, which is the table's TTL attribute.
+OFFER_EXPIRES: Final = "offer_expires"
 # A contact's awaited answers are top-level attributes `AW#<appointment id>` (ISO start): one
 # UpdateItem can SET one and REMOVE others whether or not the item exists yet, where a
 # nested map would first need creating.
@@ -151,3 +157,27 @@ def deferred_pk(clinic_id: str, event_id: str) -> str:
 def deferred_partition(clinic_id: str) -> str:
     """The gsi1 partition of a clinic's held messages, by due instant."""
     return f"{clinic_id}#LATER"
+
+
+def waitlist_pk(clinic_id: str, waitlist_id: str) -> str:
+    """The partition key of a waitlist entry."""
+    return f"{clinic_id}#WAIT#{waitlist_id}"
+
+
+def waitlist_partition(clinic_id: str, doctor_id: str) -> str:
+    """The gsi1 partition of a doctor's waitlist entries, oldest first."""
+    return f"{clinic_id}#WAITLIST#{doctor_id}"
+
+
+def hold_partition(clinic_id: str) -> str:
+    """The gsi2 partition of a clinic's held offers, by doctor and start (sparse)."""
+    return f"{clinic_id}#HOLD"
+
+
+def hold_position(doctor_id: str, start: datetime) -> str:
+    """A bound of a doctor's holds in gsi2: `<doctor>#<start>` sorts before each of its ids.
+
+    Doctor ids never hold `#`, which sorts before every character they may hold, so the
+    bounds of one doctor never take in another's holds.
+    """
+    return f"{doctor_id}#{instant(start)}"

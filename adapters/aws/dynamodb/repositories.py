@@ -34,6 +34,7 @@ from adapters.aws.dynamodb.keys import (
 from adapters.aws.dynamodb.patients import DynamoDBDeferredMessages, DynamoDBPatientContacts
 from adapters.aws.dynamodb.table import Table
 from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction
+from adapters.aws.dynamodb.waitlist import DynamoDBWaitlistRepository
 from domain.booking_request import BookingRequest, RequestStatus
 from domain.clinics import require_clinic
 from domain.events import Event
@@ -186,3 +187,7 @@ class DynamoDBRepositories:
     def deferred(self, clinic_id: str) -> DynamoDBDeferredMessages:
         """The clinic's messages held back by quiet hours."""
         return DynamoDBDeferredMessages(self.table_name, self._client, clinic_id=clinic_id)
+
+    def waitlist(self, clinic_id: str) -> DynamoDBWaitlistRepository:
+        """The clinic's waitlist entries and their offers' holds."""
+        return DynamoDBWaitlistRepository(self.table_name, self._client, clinic_id=clinic_id)

@@ -50,6 +50,8 @@ class Role(StrEnum):
     TIME_OFF = "time_off"
     # A phone's contact, whose opt-out flag must still be the other value.
     CONTACT = "contact"
+    # A waitlist entry, changed only at the version it was read at.
+    WAITLIST = "waitlist"
 
 
 def cancellation_reasons(error: ClientError) -> list[str]:
