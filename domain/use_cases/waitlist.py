@@ -10,6 +10,7 @@ double-book.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from domain.cadence import send_time
 from domain.commands import JoinWaitlist, ListWaitlist
 from domain.errors import (
     NotFound,
+    OfferExpired,
     PatientDoubleBooked,
     ScheduleChanged,
     SlotUnavailable,
@@ -34,6 +36,14 @@ from ports.repositories import WaitlistRepository
 
 # Attempts of a change to an entry that another change (an accept, a sweep) overtook.
 _ATTEMPTS = 5
+
+
+class _Try(enum.Enum):
+    """Why a start was not held for an entry."""
+
+    SKIP = "skip"  # refused by the rules, held or booked, or the patient is busy then
+    STALE = "stale"  # judged on a schedule the doctor has left
+    LOST = "lost"  # the entry changed: offered by another refill, or withdrawn
 
 
 class WaitlistUseCases:
@@ -119,16 +129,24 @@ class WaitlistUseCases:
     # --- offers ----------------------------------------------------------------------------
 
     def accept(
-        self, waitlist_id: str, *, by_patient: bool = False
+        self, waitlist_id: str, *, by_patient: bool = False, offer_id: str | None = None
     ) -> tuple[WaitlistEntry, Appointment]:
         """Take the entry's offer: its appointment is booked `confirmed`, in one write.
 
         OfferExpired once the hold has run out; repeating an accept that worked returns it.
+        `offer_id` (the offer's appointment id, from a link or a button): only that offer;
+        a later offer of the same entry is not what the patient said yes to.
         """
         for attempt in range(_ATTEMPTS):
             entry = self.entry(waitlist_id)
             if entry.status is WaitStatus.BOOKED and entry.appointment_id is not None:
+                if offer_id is not None and entry.appointment_id != offer_id:
+                    raise OfferExpired("that offer ended; the entry was booked another time")
                 return entry, self._appointment(entry.appointment_id)
+            if offer_id is not None and (
+                entry.offer is None or entry.offer.appointment_id != offer_id
+            ):
+                raise OfferExpired("that offer ended; the slot went back to the waitlist")
             previous = entry.copy()
             now = self._ports.now()
             offer = entry.accept(now=now, event_id=self._ports.ids.new_id())
@@ -169,9 +187,12 @@ class WaitlistUseCases:
 
         return write
 
-    def decline(self, waitlist_id: str) -> WaitlistEntry:
-        """Let the entry's offer go (the entry waits again); repeating it is harmless."""
-        return self._release(waitlist_id, Release.DECLINED)
+    def decline(self, waitlist_id: str, *, offer_id: str | None = None) -> WaitlistEntry:
+        """Let the entry's offer go (the entry waits again); repeating it is harmless.
+
+        `offer_id`: only that offer (a later one of the same entry stays held).
+        """
+        return self._release(waitlist_id, Release.DECLINED, offer_id)
 
     def sweep(self) -> list[WaitlistEntry]:
         """End every offer whose hold has run out; each frees its slot for the next entry."""
@@ -185,12 +206,16 @@ class WaitlistUseCases:
                 ended.append(released)
         return ended
 
-    def _release(self, waitlist_id: str, reason: Release) -> WaitlistEntry:
+    def _release(
+        self, waitlist_id: str, reason: Release, offer_id: str | None = None
+    ) -> WaitlistEntry:
         for attempt in range(_ATTEMPTS):
             entry = self.entry(waitlist_id)
             now = self._ports.now()
             if entry.status is not WaitStatus.OFFERED or entry.offer is None:
                 return entry  # already ended, accepted or withdrawn: nothing to let go
+            if offer_id is not None and entry.offer.appointment_id != offer_id:
+                return entry  # that offer ended; this one is another's answer to give
             if reason is Release.EXPIRED and entry.offer.is_live(now):
                 return entry
             previous = entry.copy()
@@ -268,31 +293,42 @@ class WaitlistUseCases:
         for at in self._candidates(rules.doctor, entry, start, end):
             if any(at < e and s < at + length for s, e in taken):
                 continue
-            if rules.refusal(at, entry.duration_minutes) is not None:
-                continue
-            expires = hold_until(
-                send_time(rules.now, at, entry.time_zone),
-                at,
-                self._hold_minutes,
-                rules.doctor.min_notice_minutes,
-            )
-            if expires <= rules.now:
-                continue
-            current = entry.copy()
-            offer = Offer(self._ports.ids.new_id(), at, at + length, expires, rules.now)
-            current.make_offer(offer, event_id=self._ports.ids.new_id())
-            try:
-                self._waitlist.offer(entry, current, rules.schedule)
-            except (SlotUnavailable, PatientDoubleBooked):
-                continue  # held or booked by someone, or the patient is busy then
-            except ScheduleChanged:
-                # The doctor changed meanwhile: judge the rest on the fresh schedule.
+            outcome = self._hold(entry, rules, at)
+            if outcome is _Try.STALE:
+                # The doctor changed meanwhile: judge this start again on the fresh schedule.
                 rules = self._doctors.rules(self._doctors.schedule(entry.doctor_id, fresh=True))
-                continue
-            except VersionConflict:
+                outcome = self._hold(entry, rules, at)
+            if outcome is _Try.LOST:
                 return None, rules  # another refill offered it, or it was withdrawn
-            return current, rules
+            if isinstance(outcome, WaitlistEntry):
+                return outcome, rules
         return None, rules
+
+    def _hold(self, entry: WaitlistEntry, rules: Rules, at: datetime) -> WaitlistEntry | _Try:
+        """Offer `at` to the entry: the entry offered, or why not."""
+        if rules.refusal(at, entry.duration_minutes) is not None:
+            return _Try.SKIP
+        expires = hold_until(
+            send_time(rules.now, at, entry.time_zone),
+            at,
+            self._hold_minutes,
+            rules.doctor.min_notice_minutes,
+        )
+        if expires <= rules.now:
+            return _Try.SKIP
+        current = entry.copy()
+        length = timedelta(minutes=entry.duration_minutes)
+        offer = Offer(self._ports.ids.new_id(), at, at + length, expires, rules.now)
+        current.make_offer(offer, event_id=self._ports.ids.new_id())
+        try:
+            self._waitlist.offer(entry, current, rules.schedule)
+        except (SlotUnavailable, PatientDoubleBooked):
+            return _Try.SKIP  # held or booked by someone, or the patient is busy then
+        except ScheduleChanged:
+            return _Try.STALE
+        except VersionConflict:
+            return _Try.LOST
+        return current
 
     def _candidates(
         self, doctor: Doctor, entry: WaitlistEntry, start: datetime, end: datetime

@@ -370,3 +370,22 @@ def test_freed_time_in_the_past_offers_nothing(w: Waitlisted) -> None:
     w.clinic.cancel(CancelAppointment(booked.appointment_id))
     w.clock.set(at(WED, "11:00").astimezone(UTC))
     assert w.clinic.refill_after(w.last(ev.AppointmentCancelled)) == []
+
+
+def test_an_answer_to_an_earlier_offer_never_takes_a_later_one(w: Waitlisted) -> None:
+    first_visit = w.book(at(WED, "10:00"))
+    second_visit = w.book(at(WED, "11:00"), who=5)
+    entry = w.join(2)
+    w.cancel_and_refill(first_visit)
+    earlier = w.entry(entry).offer
+    assert earlier is not None
+    w.clinic.decline_offer(entry.waitlist_id)
+    w.clock.advance(timedelta(minutes=1))
+    w.cancel_and_refill(second_visit)
+    later = w.entry(entry).offer
+    assert later is not None and later.start == at(WED, "11:00")
+    with pytest.raises(OfferExpired):
+        w.clinic.accept_offer(entry.waitlist_id, offer_id=earlier.appointment_id)
+    assert w.clinic.decline_offer(entry.waitlist_id, offer_id=earlier.appointment_id).offer == later
+    _, booked = w.clinic.accept_offer(entry.waitlist_id, offer_id=later.appointment_id)
+    assert booked.start == at(WED, "11:00")
