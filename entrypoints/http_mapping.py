@@ -12,14 +12,16 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from domain.appointment import Patient, Status
+from domain.appointment import Status
 from domain.commands import (
     BookAppointment,
     CancelAppointment,
     ChangeStatus,
+    JoinWaitlist,
     ListByCountryStatus,
     ListDoctorDay,
     ListTimeOff,
+    ListWaitlist,
     PutTimeOff,
     RegisterDoctor,
     RemoveTimeOff,
@@ -27,7 +29,6 @@ from domain.commands import (
 )
 from domain.countries import COUNTRY_CODE
 from domain.errors import ValidationError
-from domain.pagination import DEFAULT_PAGE, MAX_PAGE
 from domain.schedule import (
     BOOKING_HORIZON_DAYS,
     BUFFER_MINUTES,
@@ -50,10 +51,15 @@ from entrypoints.http_request import (
     invalid,
     json_object,
     local_date,
+    next_token,
+    no_body,
     no_query,
     object_fields,
+    page_limit,
+    patient,
     query_params,
     string,
+    time_of_day,
     uuid_id,
 )
 from entrypoints.http_responses import (
@@ -74,6 +80,8 @@ from entrypoints.http_responses import (
     request_accepted_json,
     time_off_json,
     time_off_list_json,
+    waitlist_json,
+    waitlist_list_json,
 )
 
 __all__ = [
@@ -101,9 +109,12 @@ __all__ = [
     "holidays_query",
     "idempotency_key",
     "if_match",
+    "join_waitlist",
     "list_json",
     "list_query",
     "list_time_off",
+    "list_waitlist",
+    "no_body",
     "no_query",
     "put_time_off",
     "register_doctor",
@@ -114,9 +125,11 @@ __all__ = [
     "time_off_json",
     "time_off_list_json",
     "uuid_id",
+    "waitlist_id",
+    "waitlist_json",
+    "waitlist_list_json",
 ]
 
-_LIMIT = pattern(r"[0-9]{1,3}")
 _IF_MATCH = pattern(r'W/"(?P<weak>[0-9]{1,18})"|"(?P<quoted>[0-9]{1,18})"|(?P<bare>[0-9]{1,18})')
 _SETTABLE_STATUSES = tuple(str(s) for s in Status if s is not Status.REQUESTED)
 
@@ -195,20 +208,11 @@ def book_appointment(request: HttpRequest) -> BookAppointment:
     body = object_fields(json_object(request), "", _BOOKING_FIELDS, _BOOKING_OPTIONAL)
     return BookAppointment(
         doctor_id=doctor_id(body["doctor_id"]),
-        patient=_patient(body["patient"]),
+        patient=patient(body["patient"]),
         start=instant(body["start"], "start"),
         duration_minutes=_duration(body),
         notes=_optional_text(body, "notes"),
     )
-
-
-def _patient(raw: object) -> Patient:
-    fields = object_fields(raw, "patient", required=("name", "phone"), optional=("document_id",))
-    for key, value in fields.items():
-        if not isinstance(value, str):
-            invalid(f"patient.{key} must be a string", f"patient.{key}")
-    # Patient checks the formats (E.164 phone, document id) and never echoes the values.
-    return Patient(fields["name"], fields["phone"], fields.get("document_id"))
 
 
 def _duration(body: Mapping[str, Any]) -> int | None:
@@ -303,10 +307,7 @@ def list_query(request: HttpRequest) -> ListDoctorDay | ListByCountryStatus:
     """`GET /appointments?...` → one of the two list commands; other combinations are a 400."""
     query = query_params(request, _BY_DOCTOR | _BY_COUNTRY | _RANGE | _PAGING | _AT_RISK)
     filters = set(query) - _PAGING
-    limit = _limit(query.get("limit"))
-    token = query.get("next_token")
-    if token is not None and not token:
-        invalid("next_token must not be empty", "next_token")
+    limit, token = page_limit(query), next_token(query)
     if filters == _BY_DOCTOR:
         return ListDoctorDay(
             doctor_id=doctor_id(query["doctor_id"]),
@@ -335,14 +336,6 @@ def list_query(request: HttpRequest) -> ListDoctorDay | ListByCountryStatus:
         field="query",
         given=sorted(filters),
     )
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_PAGE
-    if not matches(_LIMIT, value) or not 1 <= int(value) <= MAX_PAGE:
-        invalid(f"limit must be an integer 1-{MAX_PAGE}", "limit")
-    return int(value)
 
 
 # Time off and holidays ----------------------------------------------------------------------
@@ -385,15 +378,12 @@ def list_time_off(doctor: str, request: HttpRequest) -> ListTimeOff:
     for name in ("from", "to"):
         if name not in query:
             invalid(f"missing query parameter {name}", name)
-    token = query.get("next_token")
-    if token is not None and not token:
-        invalid("next_token must not be empty", "next_token")
     return ListTimeOff(
         doctor_id=doctor,
         from_day=local_date(query["from"], "from"),
         to_day=local_date(query["to"], "to"),
-        limit=_limit(query.get("limit")),
-        next_token=token,
+        limit=page_limit(query),
+        next_token=next_token(query),
     )
 
 
@@ -407,3 +397,46 @@ def holidays_query(country: str, request: HttpRequest) -> tuple[str, int | None]
     if not matches(_HOLIDAY_YEAR, year):
         invalid("year must be a year YYYY", "year")
     return code, int(year)
+
+
+# The waitlist --------------------------------------------------------------------------------
+
+_WAITLIST_FIELDS = ("doctor_id", "patient", "from", "to")
+_WAITLIST_OPTIONAL = ("earliest", "latest", "duration_minutes")
+
+
+def join_waitlist(request: HttpRequest) -> JoinWaitlist:
+    """`POST /waitlist` → JoinWaitlist (the range and window are checked by the domain)."""
+    no_query(request)
+    body = object_fields(json_object(request), "", _WAITLIST_FIELDS, _WAITLIST_OPTIONAL)
+    # Present means a time: null is as wrong here as for any other field.
+    window = {
+        name: time_of_day(body[name], name) if name in body else None
+        for name in ("earliest", "latest")
+    }
+    return JoinWaitlist(
+        doctor_id=doctor_id(body["doctor_id"]),
+        patient=patient(body["patient"]),
+        from_day=local_date(body["from"], "from"),
+        to_day=local_date(body["to"], "to"),
+        earliest=window["earliest"],
+        latest=window["latest"],
+        duration_minutes=_duration(body),
+    )
+
+
+def list_waitlist(request: HttpRequest) -> ListWaitlist:
+    """`GET /waitlist?doctor_id=D[&limit=&next_token=]` → ListWaitlist."""
+    query = query_params(request, {"doctor_id"} | _PAGING)
+    if "doctor_id" not in query:
+        invalid("missing query parameter doctor_id", "doctor_id")
+    return ListWaitlist(
+        doctor_id=doctor_id(query["doctor_id"]),
+        limit=page_limit(query),
+        next_token=next_token(query),
+    )
+
+
+def waitlist_id(value: object) -> str:
+    """A waitlist entry id: a UUID, lowercased."""
+    return uuid_id(value, "waitlist_id")

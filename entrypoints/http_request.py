@@ -13,15 +13,18 @@ import binascii
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, NoReturn
 
 from attrs import frozen
 
 from domain.clinics import ClinicProfile
 from domain.errors import CitasError, ValidationError
+from domain.pagination import DEFAULT_PAGE, MAX_PAGE
+from domain.patient import Patient
 from domain.schedule import DOCTOR_ID, EARLIEST_INSTANT, LATEST_INSTANT
 from domain.text import bad_character, check_text, is_scalar_text, matches, pattern
+from domain.waitlist import parse_hhmm
 from ports.clinics import ClinicDirectory
 
 MAX_BODY_BYTES = 16 * 1024
@@ -30,6 +33,8 @@ MAX_BODY_BYTES = 16 * 1024
 # domain.text for the two defects that rule closes.
 _UUID = pattern(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DATE = pattern(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_HHMM = pattern(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+_LIMIT = pattern(r"[0-9]{1,3}")
 _INSTANT = pattern(
     r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<time>[0-9]{2}:[0-9]{2}(?::[0-9]{2})?)"
     r"(?P<fraction>\.[0-9]+)?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
@@ -278,6 +283,24 @@ def local_date(value: object, field: str) -> date:
     return parsed
 
 
+def time_of_day(value: object, field: str) -> time:
+    """A local wall time `HH:MM` of the day (`00:00`-`23:59`)."""
+    # ASCII digits only: the domain's reader (strptime) would also take other scripts' digits.
+    if not isinstance(value, str) or not matches(_HHMM, value):
+        invalid(f"{field} must be a local time HH:MM", field)
+    return parse_hhmm(value, field)
+
+
+def patient(raw: object) -> Patient:
+    """The `patient` object: `name`, `phone`, optional `document_id`, all strings."""
+    fields = object_fields(raw, "patient", required=("name", "phone"), optional=("document_id",))
+    for key, value in fields.items():
+        if not isinstance(value, str):
+            invalid(f"patient.{key} must be a string", f"patient.{key}")
+    # Patient checks the formats (E.164 phone, document id) and never echoes the values.
+    return Patient(fields["name"], fields["phone"], fields.get("document_id"))
+
+
 def doctor_id(value: object, field: str = "doctor_id") -> str:
     """A doctor id: 1-64 letters, digits, '-' or '_'."""
     return string(value, field, max_length=64, form=DOCTOR_ID)
@@ -307,6 +330,30 @@ def query_params(request: HttpRequest, allowed: Iterable[str]) -> dict[str, str]
 def no_query(request: HttpRequest) -> None:
     """Refuse any query parameter (the route takes none)."""
     query_params(request, ())
+
+
+def no_body(request: HttpRequest) -> None:
+    """Refuse a body other than none or `{}` (the route reads none)."""
+    if request.body:
+        object_fields(json_object(request), "", ())
+
+
+def page_limit(query: Mapping[str, str]) -> int:
+    """The `limit` query parameter of a list: 1-100, default 50."""
+    value = query.get("limit")
+    if value is None:
+        return DEFAULT_PAGE
+    if not matches(_LIMIT, value) or not 1 <= int(value) <= MAX_PAGE:
+        invalid(f"limit must be an integer 1-{MAX_PAGE}", "limit")
+    return int(value)
+
+
+def next_token(query: Mapping[str, str]) -> str | None:
+    """The `next_token` query parameter of a list, if given (never empty)."""
+    token = query.get("next_token")
+    if token is not None and not token:
+        invalid("next_token must not be empty", "next_token")
+    return token
 
 
 def caller_clinic(event: Mapping[str, Any], clinics: ClinicDirectory) -> ClinicProfile | None:

@@ -19,6 +19,7 @@ from domain.schedule import Doctor
 from domain.text import is_scalar_text
 from domain.time_off import TimeOff
 from domain.use_cases import Availability, ListResult
+from domain.waitlist import WaitlistEntry, WaitStatus
 
 CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -181,6 +182,46 @@ def booking_request_json(request: BookingRequest) -> dict[str, Any]:
     if request.error is not None:
         out["error"] = dict(request.error)
     return out
+
+
+def waitlist_json(entry: WaitlistEntry, now: datetime) -> dict[str, Any]:
+    """The API shape of a waitlist entry as it stands at `now`, in the doctor's local time."""
+    zone = entry.zone
+    out: dict[str, Any] = {
+        "waitlist_id": entry.waitlist_id,
+        "doctor_id": entry.doctor_id,
+        "patient": patient_json(entry.patient),
+        "from": entry.from_day.isoformat(),
+        "to": entry.to_day.isoformat(),
+    }
+    for name, value in (("earliest", entry.earliest), ("latest", entry.latest)):
+        if value is not None:
+            out[name] = value.strftime("%H:%M")
+    out |= {
+        "duration_minutes": entry.duration_minutes,
+        "status": str(entry.shown_status(now)),
+        "created_at": _local(entry.created_at, zone),
+        "updated_at": _local(entry.updated_at, zone),
+    }
+    offer = entry.offer
+    if entry.status is WaitStatus.OFFERED and offer is not None:
+        # Not the id of the appointment the offer would become: it exists only once accepted.
+        out["offer"] = {
+            "start": _local(offer.start, zone),
+            "end": _local(offer.end, zone),
+            "expires_at": _local(offer.expires_at, zone),
+        }
+    if entry.status is WaitStatus.BOOKED and entry.appointment_id is not None:
+        out["appointment_id"] = entry.appointment_id
+    return out
+
+
+def waitlist_list_json(result: ListResult[WaitlistEntry], now: datetime) -> dict[str, Any]:
+    """A page of a doctor's waitlist, oldest first."""
+    return {
+        "items": [waitlist_json(e, now) for e in result.items],
+        "next_token": result.next_token,
+    }
 
 
 def error_status(error: CitasError) -> int:

@@ -31,11 +31,14 @@ from entrypoints import http_mapping as http
 from entrypoints.bootstrap import AppSource, LazyApp
 from entrypoints.context import LocalContext
 from entrypoints.http_routes import (
+    APP_KEY,
+    CLINIC_KEY,
     ROUTES,
     Route,
     log_request,
     route_fields,
     route_rule,
+    serve_waitlist,
     template,
 )
 from entrypoints.observability import SERVICE as SERVICE
@@ -54,8 +57,8 @@ app = APIGatewayRestResolver(debug=False)
 _one_at_a_time = threading.Lock()
 # The routing context keys of the app source a request runs on and of the caller's clinic
 # (the resolver clears them after each request).
-_APP: Final = "citas_app"
-_CLINIC: Final = "citas_clinic"
+_APP: Final = APP_KEY
+_CLINIC: Final = CLINIC_KEY
 # What API Gateway answers a request without a valid key; also a key of no clinic here.
 FORBIDDEN: Final = {"message": "Forbidden"}
 
@@ -264,6 +267,10 @@ def get_booking_request(request_id: str) -> Response[str]:
     request_id = http.uuid_id(request_id, "request_id")
     http.no_query(_request())
     return _json(200, http.booking_request_json(_clinic().booking_request(request_id)))
+
+
+# The waitlist's routes (`entrypoints.http_routes`): POST/GET /waitlist, /waitlist/{id}, ...
+serve_waitlist(app)
 
 
 # Errors ------------------------------------------------------------------------------------
