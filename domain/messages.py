@@ -3,6 +3,11 @@
 Messages never carry the patient's name or document, so the text is safe to show in a local
 console; only the phone (the address, kept apart by the notifier) identifies the patient. The
 link at the end is the patient's capability: it appears in the message and nowhere else.
+
+A waitlist offer (`offer_message`) says which time was freed, with whom, until when it is held
+for the patient, and asks SI / NO; its link is the offer's page (Aceptar / Rechazar). The end
+of an offer (taken, let go, run out) sends no message of its own: the patient's page or reply
+already answered, and a staff accept is told as the usual confirmation.
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ TEMPLATES: Final = {
     "moved": "citas_cambio",
     "confirmed": "citas_confirmada",
     "cancelled": "citas_cancelada",
+    "offer": "citas_oferta",
 }
 _ANSWER = "Responde SI para confirmar o NO para cancelar"
 
@@ -100,8 +106,43 @@ def _content(
         # window: plain text then, no template.
         template=TEMPLATES.get(kind),
         parameters=(clinic_name, *params, *((link,) if link else ())),
-        asks=kind in ("booked", "ask_again", "at_risk", "moved", "reminder", "reminder_soon"),
+        asks=kind in _ASKING,
     )
+
+
+_ASKING: Final = frozenset(
+    {"booked", "ask_again", "at_risk", "moved", "reminder", "reminder_soon", "offer"}
+)
+
+
+def local_until(instant: datetime, time_zone: str, now: datetime) -> str:
+    """`las 10:30`, or `el martes 8 de diciembre a las 10:30` when that is not today there."""
+    zone = ZoneInfo(time_zone)
+    wall = instant.astimezone(zone)
+    if wall.date() == now.astimezone(zone).date():
+        return f"las {wall:%H:%M}"
+    day = local_when(instant, time_zone).partition(", ")[0]
+    return f"el {day} a las {wall:%H:%M}"
+
+
+def offer_message(
+    *,
+    clinic_name: str,
+    doctor_name: str,
+    time_zone: str,
+    start: datetime,
+    expires_at: datetime,
+    now: datetime,
+    link: str,
+) -> MessageContent:
+    """The waitlist offer: the freed time, until when it is held, SI to take it, the link.
+
+    Template `citas_oferta`: clinic, doctor, when, until (`las 10:30`), link.
+    """
+    when = local_when(start, time_zone)
+    until = local_until(expires_at, time_zone, now)
+    body = _BODIES["offer"].format(doctor=doctor_name, when=when, until=until)
+    return _content("offer", clinic_name, body, link, doctor_name, when, until)
 
 
 def message_for(
@@ -157,6 +198,8 @@ _BODIES: Final[Mapping[str, str]] = {
     "cambiarla, entra aquí:",
     "cancelled": "Hola, tu cita con {doctor} del {when} fue cancelada. Si quieres otra hora, "
     "responde a este mensaje o llama a la clínica. Detalle:",
+    "offer": "Hola, se liberó un horario con {doctor} el {when}. Te lo guardamos hasta {until}. "
+    "Responde SI para tomarlo o NO para dejarlo, o entra aquí:",
 }
 
 
@@ -173,6 +216,12 @@ class Reply(enum.StrEnum):
     OPTED_OUT = "opted_out"
     OPTED_IN = "opted_in"
     REFUSED = "refused"
+    # Answers about a waitlist offer.
+    OFFER_ACCEPTED = "offer_accepted"
+    OFFER_DECLINED = "offer_declined"
+    OFFER_EXPIRED = "offer_expired"
+    OFFER_BUSY = "offer_busy"
+    OFFER_HELP = "offer_help"
 
 
 def reply_for(
@@ -184,11 +233,15 @@ def reply_for(
     link: str | None = None,
 ) -> MessageContent:
     """The answer to a patient's message: short, in the clinic's voice, the link last."""
-    visit = f"tu cita con {doctor_name} del {when}" if doctor_name and when else "tu cita"
+    named = doctor_name and when
+    visit = f"tu cita con {doctor_name} del {when}" if named else "tu cita"
+    slot = f"el horario con {doctor_name} del {when}" if named else "el horario"
     if reply is Reply.HELP and link is None:
         # Nothing to point at: say what works, without a dangling "entra aquí".
         reply = Reply.HELP_NO_LINK
-    body = _REPLIES[reply].format(visit=visit, Visit=visit[0].upper() + visit[1:], answer=_ANSWER)
+    body = _REPLIES[reply].format(
+        visit=visit, Visit=visit[0].upper() + visit[1:], slot=slot, answer=_ANSWER
+    )
     return _content("reply", clinic_name, body, link if reply in _REPLIES_WITH_LINK else None)
 
 
@@ -207,7 +260,23 @@ _REPLIES: Final[Mapping[str, str]] = {
     "opted_in": "¡Hola de nuevo! Volverás a recibir los avisos de tus citas. Para dejar de "
     "recibirlos, responde BAJA.",
     "refused": "No pudimos cambiar {visit}. Revisa su estado aquí:",
+    "offer_accepted": "Listo: reservamos {visit}. Te esperamos. Detalle:",
+    "offer_declined": "Entendido, liberamos el horario; sigues en la lista de espera.",
+    "offer_expired": "Lo sentimos, ese horario ya no está guardado; sigues en la lista de espera.",
+    "offer_busy": "No pudimos reservar {slot}: ya tienes otra cita a esa hora. Responde NO "
+    "para dejarlo o llama a la clínica.",
+    "offer_help": "No entendimos tu respuesta. Responde SI para tomar {slot} o NO para "
+    "dejarlo, o entra aquí:",
 }
 _REPLIES_WITH_LINK: Final = frozenset(
-    {"confirmed", "already_confirmed", "cancelled", "reschedule", "help", "refused"}
+    {
+        "confirmed",
+        "already_confirmed",
+        "cancelled",
+        "reschedule",
+        "help",
+        "refused",
+        "offer_accepted",
+        "offer_help",
+    }
 )

@@ -2,7 +2,8 @@
 
 Patients answer by SMS or WhatsApp, in whatever case, with or without accents: `SI`, `Sí`,
 ` confirmo ` all confirm. A WhatsApp quick-reply button carries a payload instead of text:
-`<action>:<link token>`, which names its appointment without any personal data.
+`<action>:<link token>`, which names its appointment (or, with `aceptar` / `rechazar` and an
+offer token, its waitlist offer) without any personal data.
 """
 
 from __future__ import annotations
@@ -45,12 +46,17 @@ KEYWORDS: Final = {
     "ALTA": Intent.OPT_IN,
 }
 _SEPARATORS: Final = re.compile(r"[\s.,;:!¡?¿]+")
-# Button payload actions (`confirmar:<token>`), the page's own words.
+# Button payload actions (`confirmar:<token>`), the page's own words. The first action of an
+# intent is the one an appointment's buttons carry (`button_payload`).
 BUTTON_ACTIONS: Final = {
     "confirmar": Intent.CONFIRM,
     "cancelar": Intent.CANCEL,
     "reprogramar": Intent.RESCHEDULE,
+    "aceptar": Intent.CONFIRM,
+    "rechazar": Intent.CANCEL,
 }
+# The buttons of a waitlist offer (Aceptar / Rechazar), in the approved template's order.
+OFFER_BUTTONS: Final = ("aceptar", "rechazar")
 
 
 def normalise(text: str) -> str:
@@ -88,6 +94,11 @@ def button_payload(intent: Intent, token: str) -> str:
     """The quick-reply payload of `intent` on the appointment `token` names."""
     action = next(a for a, i in BUTTON_ACTIONS.items() if i is intent)
     return f"{action}:{token}"
+
+
+def offer_button_payloads(token: str) -> tuple[str, ...]:
+    """The payloads of an offer's Aceptar and Rechazar buttons, on the offer `token` names."""
+    return tuple(f"{action}:{token}" for action in OFFER_BUTTONS)
 
 
 InboundChannel = Literal["sms", "whatsapp"]

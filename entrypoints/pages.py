@@ -1,4 +1,7 @@
-"""The patient's page behind `/p/{token}`: Spanish HTML, mobile first, no JavaScript.
+"""The patient's pages behind `/p/{token}`: Spanish HTML, mobile first, no JavaScript.
+
+Two pages share one layout: an appointment's (confirm, cancel, reschedule) and a waitlist
+offer's (the held slot, until when, Aceptar / Rechazar).
 
 Rendering only: the routes decide what a patient may do and pass it in a `PageView`. Jinja2
 is imported when the first page is rendered, not when this module is, so the API's cold start
@@ -59,11 +62,33 @@ NOTICES: Mapping[str, str] = MappingProxyType(
         "version_conflict": (
             "Tu cita cambió mientras la veías. Revisa los datos y vuelve a intentarlo."
         ),
+        # After a waitlist offer was taken from its page: this is the appointment it became.
+        "reservada": "¡Listo! Reservamos este horario para ti: tu cita está confirmada.",
+        "ya_reservada": "Este horario ya es tu cita. Si no puedes venir, cancélala aquí.",
     }
 )
 # Notices that report what the patient asked for; the others say why it did not happen, and
 # look different so that nobody reads a refusal as a success.
-GOOD_NOTICES = frozenset({"confirmada", "cancelada", "reprogramada", "ya_confirmada"})
+GOOD_NOTICES = frozenset(
+    {"confirmada", "cancelada", "reprogramada", "ya_confirmada", "reservada", "ya_reservada"}
+)
+# The offer page's notices, after Aceptar did not book or Rechazar let the slot go.
+OFFER_NOTICES: Mapping[str, str] = MappingProxyType(
+    {
+        "rechazada": "Liberamos el horario. Sigues en la lista de espera.",
+        "patient_double_booked": (
+            "Ya tienes otra cita a esa hora, así que no pudimos reservar este horario."
+        ),
+        "invalid_transition": (
+            "Este horario ya no se puede tomar desde aquí. Escribe a la clínica si necesitas ayuda."
+        ),
+        "temporarily_unavailable": (
+            "No pudimos guardar tu respuesta. Inténtalo de nuevo en unos minutos."
+        ),
+        "version_conflict": "El horario cambió mientras lo veías. Vuelve a intentarlo.",
+    }
+)
+GOOD_OFFER_NOTICES = frozenset({"rechazada"})
 # Refusals of a chosen time: the page opens the list again so the patient can pick another.
 RESCHEDULE_NOTICES = frozenset(
     {
@@ -169,6 +194,22 @@ class PageView:
     token: str
 
 
+@attrs.frozen
+class OfferView:
+    """What an offer's page shows: the held slot while `live`, else only that it ended."""
+
+    clinic_name: str
+    doctor_name: str
+    when: str
+    until: str
+    live: bool
+    waiting: bool
+    notice: str | None = attrs.field(
+        validator=attrs.validators.optional(attrs.validators.in_(OFFER_NOTICES))
+    )
+    token: str
+
+
 def day_choices(starts: Iterable[datetime], time_zone: str) -> tuple[DayChoice, ...]:
     """Free slot starts grouped by local day, in order, labelled in the clinic's time."""
     zone = ZoneInfo(time_zone)
@@ -212,6 +253,27 @@ def render_appointment(view: PageView) -> str:
         notice_text=NOTICES[view.notice] if view.notice else None,
         notice_good=view.notice in GOOD_NOTICES,
         open_reschedule=view.notice in RESCHEDULE_NOTICES,
+    )
+
+
+def render_offer(view: OfferView) -> str:
+    """The offer page: the held slot and Aceptar / Rechazar, or that the offer ended."""
+    return _render(
+        "offer.html",
+        v=view,
+        notice_text=OFFER_NOTICES[view.notice] if view.notice else None,
+        notice_good=view.notice in GOOD_OFFER_NOTICES,
+    )
+
+
+def render_offer_gone(clinic_name: str | None, *, waiting: bool) -> str:
+    """The page of an offer taken too late (or its expired link): nothing was booked."""
+    where = f" en {clinic_name}" if clinic_name else ""
+    lines = [f"El horario que guardamos para ti{where} ya no está disponible; no reservamos nada."]
+    if waiting:
+        lines.append("Sigues en la lista de espera: te escribiremos si se libera otro horario.")
+    return _render(
+        "message.html", title="Oferta vencida", heading="Esta oferta ya venció", lines=lines
     )
 
 

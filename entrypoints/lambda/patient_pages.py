@@ -1,5 +1,11 @@
 """Lambda handler of the patients' pages: `GET /p/{token}` and its form `POST`s, no API key.
 
+A token is an appointment's link (`confirmar`, `cancelar`, `reprogramar`) or a waitlist
+offer's (`aceptar`, `rechazar`); an action of the other kind is a `404`. Accepting an offer
+leads (`303`) to the page of the appointment it booked, again on a repeat; declining leads
+back to the offer's page with its notice; accepting too late, or opening an expired offer
+link, is a `410` page that says the offer expired.
+
 API Gateway sends `/p/{token}` and `/p/{token}/{action}` here without an API key (the token is
 the capability; the stage's WAF rate rule covers them). Each request proves its token, runs
 one `PatientPages` use case and answers HTML: the page, or `303 See Other` back to it after an
@@ -27,8 +33,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from domain.errors import TemporarilyUnavailable
 from domain.links import InvalidLink
-from domain.messages import local_when
-from domain.use_cases.pages import PageGone, PageState
+from domain.messages import local_until, local_when
+from domain.use_cases.pages import OfferGone, OfferState, PageGone, PageState, PatientPages
 from entrypoints import pages
 from entrypoints.bootstrap import AppSource, LazyApp
 from entrypoints.context import LocalContext
@@ -37,6 +43,7 @@ from entrypoints.observability import logger, metrics
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 ACTIONS: Final = ("confirmar", "cancelar", "reprogramar")
+OFFER_ACTIONS: Final = ("aceptar", "rechazar")
 # What this function serves, as API Gateway and OpenAPI name it.
 ROUTES: Final = frozenset({("GET", "/p/{token}"), ("POST", "/p/{token}/{action}")})
 # A form carries one field; anything this big is not our form.
@@ -86,6 +93,22 @@ def view_of(state: PageState, token: str, notice: str | None) -> pages.PageView:
         can_reschedule=state.can_reschedule,
         days=pages.day_choices(starts, appointment.time_zone),
         notice=notice if notice in pages.NOTICES else None,
+        token=token,
+    )
+
+
+def offer_view_of(state: OfferState, token: str, notice: str | None) -> pages.OfferView:
+    """The offer page's view of `state`: the held slot on the clinic's clock, while live."""
+    offer = state.entry.offer if state.live else None
+    zone = state.entry.time_zone
+    return pages.OfferView(
+        clinic_name=state.clinic.name,
+        doctor_name=state.doctor.name if state.doctor is not None else "tu médico",
+        when=local_when(offer.start, zone) if offer is not None else "",
+        until=local_until(offer.expires_at, zone, state.now) if offer is not None else "",
+        live=offer is not None,
+        waiting=state.waiting,
+        notice=notice if notice in pages.OFFER_NOTICES else None,
         token=token,
     )
 
@@ -149,36 +172,26 @@ def _answer(
     action: str | None,
     fields: dict[str, Any],
 ) -> dict[str, Any]:
-    if not token or (action is not None and action not in ACTIONS):
+    if not token or (action is not None and action not in ACTIONS + OFFER_ACTIONS):
         return _html(404, pages.render_not_found())
     allowed = "GET" if action is None else "POST"
     if method != allowed and not (action is None and method == "HEAD"):
         return _html(405, pages.render_not_found(), {"Allow": allowed})
     use_cases = app_source().pages
     try:
-        if action is None:
-            query = event.get("queryStringParameters") or {}
-            notice = query.get("aviso") if isinstance(query, Mapping) else None
-            state = use_cases.open(token)
-            fields["appointment_id"] = state.appointment.appointment_id
-            return _html(200, pages.render_appointment(view_of(state, token, notice)))
-        shown = token
-        if action == "confirmar":
-            notice = use_cases.confirm(token)
-        elif action == "cancelar":
-            notice = use_cases.cancel(token)
-        else:
-            # A moved visit has a new link (it expires at the new start): back to that one.
-            notice, shown = use_cases.reschedule(token, _form_start(event))
-        fields["notice"] = notice
-        # Relative: `/p/<token>/confirmar` → `/p/<token>`, under any stage prefix.
-        location = f"../{shown}?aviso={urllib.parse.quote(notice)}"
-        return _html(303, "", {"Location": location})
+        if use_cases.is_offer(token):
+            return _offer_answer(use_cases, event, token, action, fields)
+        if action in OFFER_ACTIONS:
+            return _html(404, pages.render_not_found())
+        return _visit_answer(use_cases, event, token, action, fields)
     except InvalidLink:
         return _html(404, pages.render_not_found())
     except PageGone as gone:
         name = gone.clinic.name if gone.clinic is not None else None
         return _html(410, pages.render_expired(name))
+    except OfferGone as gone:
+        name = gone.clinic.name if gone.clinic is not None else None
+        return _html(410, pages.render_offer_gone(name, waiting=gone.waiting))
     except TemporarilyUnavailable as e:
         fields["error_code"] = e.code
         retry = str(max(0, int(e.retry_after_seconds)))
@@ -189,6 +202,63 @@ def _answer(
         fields.update(failure_fields(e))
         logger.error("page request failed", extra=failure_fields(e))
         return _html(500, pages.render_error())
+
+
+def _notice(event: Mapping[str, Any]) -> str | None:
+    query = event.get("queryStringParameters") or {}
+    notice = query.get("aviso") if isinstance(query, Mapping) else None
+    return notice if isinstance(notice, str) else None
+
+
+def _see_other(token: str, notice: str | None) -> dict[str, Any]:
+    # Relative: `/p/<token>/confirmar` → `/p/<token>`, under any stage prefix.
+    query = f"?aviso={urllib.parse.quote(notice)}" if notice else ""
+    return _html(303, "", {"Location": f"../{token}{query}"})
+
+
+def _visit_answer(
+    use_cases: PatientPages,
+    event: Mapping[str, Any],
+    token: str,
+    action: str | None,
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    if action is None:
+        state = use_cases.open(token)
+        fields["appointment_id"] = state.appointment.appointment_id
+        return _html(200, pages.render_appointment(view_of(state, token, _notice(event))))
+    shown = token
+    if action == "confirmar":
+        notice = use_cases.confirm(token)
+    elif action == "cancelar":
+        notice = use_cases.cancel(token)
+    else:
+        # A moved visit has a new link (it expires at the new start): back to that one.
+        notice, shown = use_cases.reschedule(token, _form_start(event))
+    fields["notice"] = notice
+    return _see_other(shown, notice)
+
+
+def _offer_answer(
+    use_cases: PatientPages,
+    event: Mapping[str, Any],
+    token: str,
+    action: str | None,
+    fields: dict[str, Any],
+) -> dict[str, Any]:
+    if action is None:
+        state = use_cases.open_offer(token)
+        fields["waitlist_id"] = state.entry.waitlist_id
+        if state.booked_token is not None:
+            # The offer became an appointment: its own page is the one to see.
+            return _see_other(state.booked_token, None)
+        return _html(200, pages.render_offer(offer_view_of(state, token, _notice(event))))
+    if action not in OFFER_ACTIONS:
+        return _html(404, pages.render_not_found())
+    done = use_cases.accept_offer(token) if action == "aceptar" else use_cases.decline_offer(token)
+    fields["notice"] = done.notice
+    # Accepted: to the new appointment's page (its link expires when the visit starts).
+    return _see_other(done.token, done.notice)
 
 
 def make_handler(source: AppSource) -> LambdaHandler:

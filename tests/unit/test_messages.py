@@ -17,7 +17,7 @@ from domain import events as ev
 from domain.appointment import Status
 from domain.clinics import DEMO_CLINIC, ClinicProfile
 from domain.commands import CancelAppointment, ChangeStatus, RegisterDoctor, RescheduleAppointment
-from domain.messages import local_when, message_for
+from domain.messages import TEMPLATES, Reply, local_when, message_for, offer_message, reply_for
 from domain.replies import DeliveryFailure
 from domain.use_cases import PatientMessenger
 from domain.use_cases.links import Links
@@ -200,8 +200,114 @@ def test_lima_has_no_dst_the_same_utc_hour_is_the_same_wall_time_all_year() -> N
 
 
 @pytest.mark.parametrize(
+    ("start", "zone", "expires", "now", "expected"),
+    [
+        (
+            LIMA_START,
+            "America/Lima",
+            "2026-12-01T15:30:00+00:00",
+            "2026-12-01T15:00:00+00:00",
+            "Hola, se liberó un horario con Dra. Rosa el lunes 7 de diciembre, 10:00 (hora de "
+            "Lima). Te lo guardamos hasta las 10:30. Responde SI para tomarlo o NO para dejarlo, "
+            f"o entra aquí: {LINK}",
+        ),
+        (
+            SCL_START,
+            "America/Santiago",
+            "2026-12-01T13:30:00+00:00",
+            "2026-12-01T13:00:00+00:00",
+            "Hola, se liberó un horario con Dra. Rosa el lunes 7 de diciembre, 10:00 (hora de "
+            "Santiago). Te lo guardamos hasta las 10:30. Responde SI para tomarlo o NO para "
+            f"dejarlo, o entra aquí: {LINK}",
+        ),
+        (
+            # A hold that runs into another day says which.
+            LIMA_START,
+            "America/Lima",
+            "2026-12-02T15:00:00+00:00",
+            "2026-12-01T15:00:00+00:00",
+            "Hola, se liberó un horario con Dra. Rosa el lunes 7 de diciembre, 10:00 (hora de "
+            "Lima). Te lo guardamos hasta el miércoles 2 de diciembre a las 10:00. Responde SI "
+            f"para tomarlo o NO para dejarlo, o entra aquí: {LINK}",
+        ),
+    ],
+)
+def test_the_waitlist_offer_reads_exactly_so(
+    start: str, zone: str, expires: str, now: str, expected: str
+) -> None:
+    message = offer_message(
+        clinic_name="Clínica Sol",
+        doctor_name="Dra. Rosa",
+        time_zone=zone,
+        start=datetime.fromisoformat(start),
+        expires_at=datetime.fromisoformat(expires),
+        now=datetime.fromisoformat(now),
+        link=LINK,
+    )
+    assert message.text == f"Clínica Sol: {expected}"
+    assert (message.kind, message.template, message.asks) == ("offer", "citas_oferta", True)
+    assert message.template == TEMPLATES["offer"]
+    when = local_when(datetime.fromisoformat(start), zone)
+    assert message.parameters[:3] == ("Clínica Sol", "Dra. Rosa", when)
+    assert message.parameters[-1] == LINK and len(message.parameters) == 5
+
+
+@pytest.mark.parametrize(
+    ("reply", "zone", "expected"),
+    [
+        (
+            Reply.OFFER_ACCEPTED,
+            "America/Lima",
+            "Listo: reservamos tu cita con Dra. Rosa del lunes 7 de diciembre, 10:00 (hora de "
+            f"Lima). Te esperamos. Detalle: {LINK}",
+        ),
+        (
+            Reply.OFFER_ACCEPTED,
+            "America/Santiago",
+            "Listo: reservamos tu cita con Dra. Rosa del lunes 7 de diciembre, 10:00 (hora de "
+            f"Santiago). Te esperamos. Detalle: {LINK}",
+        ),
+        (
+            Reply.OFFER_DECLINED,
+            "America/Lima",
+            "Entendido, liberamos el horario; sigues en la lista de espera.",
+        ),
+        (
+            Reply.OFFER_EXPIRED,
+            "America/Santiago",
+            "Lo sentimos, ese horario ya no está guardado; sigues en la lista de espera.",
+        ),
+        (
+            Reply.OFFER_BUSY,
+            "America/Santiago",
+            "No pudimos reservar el horario con Dra. Rosa del lunes 7 de diciembre, 10:00 (hora "
+            "de Santiago): ya tienes otra cita a esa hora. Responde NO para dejarlo o llama a la "
+            "clínica.",
+        ),
+    ],
+)
+def test_the_answers_about_an_offer_read_exactly_so(reply: Reply, zone: str, expected: str) -> None:
+    start = LIMA_START if zone == "America/Lima" else SCL_START
+    when = local_when(datetime.fromisoformat(start), zone)
+    content = reply_for(
+        reply, clinic_name="Clínica Sol", doctor_name="Dra. Rosa", when=when, link=LINK
+    )
+    assert content.text == f"Clínica Sol: {expected}"
+    assert content.template is None and not content.asks
+
+
+@pytest.mark.parametrize(
     "kind",
-    [ev.AppointmentCompleted, ev.AppointmentMarkedNoShow, ev.TimeOffAdded],
+    [
+        ev.AppointmentCompleted,
+        ev.AppointmentMarkedNoShow,
+        ev.TimeOffAdded,
+        # The end of an offer: the patient's page or reply already answered.
+        ev.WaitlistOfferAccepted,
+        ev.WaitlistOfferExpired,
+        # Its own path (`offer_message`), from the waitlist entry.
+        ev.WaitlistOfferMade,
+    ],
 )
 def test_other_changes_send_no_message(kind: type[ev.Event]) -> None:
     assert (
@@ -319,11 +425,22 @@ def test_a_stale_step_after_a_reschedule_is_not_sent_and_the_new_one_is(world: W
 def test_the_patient_is_told_when_the_clinic_confirms(world: World) -> None:
     messaging = Messaging(world)
     appointment = world.clinic.book(booking(at(WED, "10:00")))
+    assert len(messaging.deliver_all()) == 1  # the booking's, asking to confirm
     world.clinic.change_status(ChangeStatus(appointment.appointment_id, Status.CONFIRMED))
 
     texts = messaging.deliver_all()
     assert len(texts) == 2
     assert texts[1].startswith("Clínica Demo: ¡Listo! Tu cita con Dra. Rosa Quispe del miércoles")
+
+
+def test_a_booking_confirmed_before_its_message_went_asks_nothing(world: World) -> None:
+    messaging = Messaging(world)
+    appointment = world.clinic.book(booking(at(WED, "10:00")))
+    world.clinic.change_status(ChangeStatus(appointment.appointment_id, Status.CONFIRMED))
+
+    # No "¿nos confirmas?" for a visit already confirmed: only that it is.
+    [text] = messaging.deliver_all()
+    assert text.startswith("Clínica Demo: ¡Listo! Tu cita con Dra. Rosa Quispe del miércoles")
 
 
 def test_what_the_patient_confirmed_or_cancelled_themselves_is_not_told_again(
