@@ -43,6 +43,7 @@ from domain.use_cases import Clinic, PatientMessenger
 from domain.use_cases.links import Links
 from domain.use_cases.pages import PatientPages
 from domain.use_cases.replies import PatientReplies
+from domain.waitlist import DEFAULT_HOLD_MINUTES
 from entrypoints.config import Settings
 from ports.clinics import ClinicDirectory
 from ports.holidays import HolidayCalendar
@@ -56,6 +57,7 @@ from ports.repositories import (
     DoctorRepository,
     EventOutbox,
     ProcessedEvents,
+    WaitlistRepository,
 )
 from ports.system import Clock, IdGenerator
 
@@ -86,10 +88,12 @@ class ClinicServices:
         countries: CountryCatalog,
         holidays: HolidayCalendar,
         page_tokens: PageTokens | None = None,
+        hold_minutes: int = DEFAULT_HOLD_MINUTES,
     ) -> None:
         self._clinics = clinics
         self._repositories = repositories
         self._holidays = holidays
+        self._hold_minutes = hold_minutes
         self._shared = (request_queue, clock, ids, countries, page_tokens)
         self._built: dict[str, Clinic] = {}
         self._lock = threading.Lock()
@@ -100,7 +104,8 @@ class ClinicServices:
             found = self._built.get(clinic_id)
         if found is not None:
             return found
-        if self._clinics.get(clinic_id) is None:
+        profile = self._clinics.get(clinic_id)
+        if profile is None:
             # Only a message can name a clinic (the HTTP edge maps keys). A clinic just added
             # may not be in this container's directory yet: the message is tried again, and
             # one of a clinic no longer served ends in the dead-letter queue, never elsewhere.
@@ -120,6 +125,10 @@ class ClinicServices:
             tokens,
             clinic_id=clinic_id,
             holidays=self._holidays,
+            waitlist=repositories.waitlist(clinic_id),
+            # The clinic's own hold, else the deployment's; read once per container, as the
+            # clinic is built (a changed hold reaches the containers started after it).
+            hold_minutes=profile.hold_minutes or self._hold_minutes,
         )
         with self._lock:
             return self._built.setdefault(clinic_id, clinic)
@@ -222,6 +231,7 @@ _CLINIC_PORTS = (
     BookingRequestRepository,
     PatientContacts,
     DeferredMessages,
+    WaitlistRepository,
 )
 
 
@@ -267,6 +277,13 @@ class _Overridden:
             cast(DeferredMessages, found) if found is not None else self._base.deferred(clinic_id)
         )
 
+    def waitlist(self, clinic_id: str) -> WaitlistRepository:
+        """The override, or the backend's own."""
+        found = self._instances.get(WaitlistRepository)
+        return (
+            cast(WaitlistRepository, found) if found is not None else self._base.waitlist(clinic_id)
+        )
+
 
 def _optional(container: punq.Container, port: Any) -> Any:
     try:
@@ -306,7 +323,12 @@ def _wire(
     _register_clinics(container, settings)
     # Autowired from the ports registered above; one per container.
     tokens = PageTokens(settings.page_token_key) if settings.page_token_key else None
-    container.register(ClinicServices, scope=punq.Scope.singleton, page_tokens=tokens)
+    container.register(
+        ClinicServices,
+        scope=punq.Scope.singleton,
+        page_tokens=tokens,
+        hold_minutes=settings.hold_minutes,
+    )
     _register_links(container, settings)
     container.register(PatientMessenger, scope=punq.Scope.singleton)
     # The use cases take the clinic's services as a function of its id: the same one.

@@ -20,6 +20,8 @@
 | `CITAS_WHATSAPP_PHONE_NUMBER_ID` | none | AWS: the default WhatsApp phone number id |
 | `CITAS_WORKER_COUNTRY` | none | the one country a booking worker function serves |
 | `CITAS_PAGE_TOKEN_KEY` | random per process | signs the lists' `next_token` (≥ 16 bytes) |
+| `CITAS_HOLD_MINUTES` | `30` | minutes a waitlist offer holds its slot, 1-1440 (below) |
+| `CITAS_SWEEP_SECONDS` | `15` | local server: seconds between sweeps of expired offers |
 
 `CITAS_NOTIFIER=aws` sends SMS through AWS End User Messaging SMS and WhatsApp through AWS End
 User Messaging Social; `sns` sends SMS only, through SNS. With `CITAS_LINK_SECRET` the first key
@@ -32,6 +34,10 @@ one process issued is then good on every other.
 `Clínica <Id>` (`citas serve --clinic id:key:Name` names one). With `CITAS_CLINICS_PARAMETER_PATH`
 set (a deployed function), the clinics and the API key ids that stand for them come from SSM
 Parameter Store instead, and `CITAS_CLINICS` / `CITAS_API_KEY` are not read.
+
+`CITAS_HOLD_MINUTES` is the deployment's default: a clinic whose directory entry names its own
+`hold_minutes` (Terraform's `clinics`) holds its offers that long instead. On AWS the offers
+sweeper runs every minute (EventBridge); `CITAS_SWEEP_SECONDS` paces the local server's thread.
 
 `CITAS_COUNTRIES` is comma-separated ISO 3166 alpha-2 codes, each with the IANA zone that is
 the default time zone of its doctors.
@@ -49,11 +55,18 @@ from typing import Literal
 import attrs
 
 from adapters.links import parse_link_secret
-from domain.clinics import CLINIC_ID, DEMO_CLINIC_ID, DEMO_CLINIC_NAME, ClinicProfile
+from domain.clinics import (
+    CLINIC_ID,
+    DEMO_CLINIC_ID,
+    DEMO_CLINIC_NAME,
+    MAX_HOLD_MINUTES,
+    ClinicProfile,
+)
 from domain.countries import DEFAULT_TIME_ZONES, CountryCatalog
 from domain.errors import CitasError
 from domain.pagination import MIN_KEY_BYTES
 from domain.text import matches, pattern
+from domain.waitlist import DEFAULT_HOLD_MINUTES
 
 Backend = Literal["memory", "aws"]
 BACKENDS: tuple[Backend, ...] = ("memory", "aws")
@@ -62,6 +75,10 @@ NOTIFIERS: tuple[NotifierKind, ...] = ("memory", "console", "sns", "aws")
 DEFAULT_COUNTRIES = ",".join(f"{code}={zone}" for code, zone in DEFAULT_TIME_ZONES.items())
 DEFAULT_TABLE_NAME = "citas-local"
 DEFAULT_API_KEY = "local-dev-key"
+# How often `citas serve` lets expired waitlist offers go (EventBridge: every minute on AWS).
+DEFAULT_SWEEP_SECONDS = 15.0
+MIN_SWEEP_SECONDS = 0.1
+MAX_SWEEP_SECONDS = 3600.0
 # DynamoDB's own rule for table names.
 _TABLE_NAME = pattern(r"[A-Za-z0-9_.-]{3,255}")
 _URL = pattern(r"https?://[!-~]+")
@@ -166,6 +183,9 @@ class Settings:
     link_keys_secret: str | None = None
     sms_origination: str | None = None
     whatsapp_phone_number_id: str | None = None
+    # A waitlist offer's hold for the clinics whose profile names none.
+    hold_minutes: int = DEFAULT_HOLD_MINUTES
+    sweep_seconds: float = DEFAULT_SWEEP_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -190,6 +210,8 @@ class Settings:
             link_keys_secret=_get(environ, "CITAS_LINK_KEYS_SECRET"),
             sms_origination=_get(environ, "CITAS_SMS_ORIGINATION"),
             whatsapp_phone_number_id=_get(environ, "CITAS_WHATSAPP_PHONE_NUMBER_ID"),
+            hold_minutes=_hold_minutes(_get(environ, "CITAS_HOLD_MINUTES")),
+            sweep_seconds=_sweep_seconds(_get(environ, "CITAS_SWEEP_SECONDS")),
         )
 
 
@@ -323,6 +345,35 @@ def _page_token_key(value: str | None) -> bytes | None:
         # The value itself is a secret: never quoted in the message.
         raise ValueError(f"CITAS_PAGE_TOKEN_KEY must be at least {MIN_KEY_BYTES} bytes")
     return key
+
+
+def _hold_minutes(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_HOLD_MINUTES
+    # Whole minutes only: "30.5" or "30m" is a typo, not a hold.
+    minutes = int(value) if value.isascii() and value.isdigit() else 0
+    if not 1 <= minutes <= MAX_HOLD_MINUTES:
+        raise ValueError(
+            f"CITAS_HOLD_MINUTES must be a whole number of minutes, 1-{MAX_HOLD_MINUTES}, "
+            f"got {value!r}"
+        )
+    return minutes
+
+
+def _sweep_seconds(value: str | None) -> float:
+    if value is None:
+        return DEFAULT_SWEEP_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    # `not a <= x <= b` also refuses nan.
+    if not MIN_SWEEP_SECONDS <= seconds <= MAX_SWEEP_SECONDS:
+        raise ValueError(
+            f"CITAS_SWEEP_SECONDS must be a number of seconds, {MIN_SWEEP_SECONDS:g}-"
+            f"{MAX_SWEEP_SECONDS:g}, got {value!r}"
+        )
+    return seconds
 
 
 def _optional_url(environ: Mapping[str, str], name: str) -> str | None:

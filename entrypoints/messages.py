@@ -166,6 +166,25 @@ def notify_patient(app: App, body: str | None, fields: Fields) -> Outcome:
     return Outcome("event handled", "NotificationsSent" if sent else None)
 
 
+def refill_waitlist(app: App, body: str | None, fields: Fields) -> Outcome:
+    """Offer the time the message's event freed to the doctor's waitlist, oldest entry first."""
+    event = event_of(body)
+    fields.update(_event_fields(event))
+    # A redelivery offers nothing twice: an entry offered is no longer waiting, and a slot
+    # held or booked fails the offer's conditional write.
+    offered = app.for_clinic(event.clinic_id).refill_after(event)
+    fields["offers"] = len(offered)
+    return Outcome("waitlist refilled", "WaitlistOffersMade" if offered else None, len(offered))
+
+
+def on_event(app: App, body: str | None, fields: Fields) -> Outcome:
+    """Everything one event of the events queue calls for: the waitlist's refill, the message."""
+    # The refill first: freed time is offered even when the patient's message turns out to
+    # be poison. Both parts are safe to run again, so a failure of either retries the pair.
+    refill_waitlist(app, body, fields)
+    return notify_patient(app, body, fields)
+
+
 def relay_event(app: App, event: Event, fields: Fields) -> Outcome:
     """Publish one committed outbox event, then forget it (at least once, never lost)."""
     fields.update(_event_fields(event))
@@ -190,6 +209,17 @@ def run_cadence(app: App, fields: Fields) -> Outcome:
         held += app.messenger.send_held(clinic.clinic_id)
     fields.update(recorded=recorded, held_sent=held)
     return Outcome("cadence recorded", "CadenceStepsDue", count=recorded)
+
+
+def sweep_offers(app: App, fields: Fields) -> Outcome:
+    """Let go of each clinic's waitlist offers whose hold ran out, so the next entry gets them."""
+    # Each release commits a WaitlistOfferExpired with its slot: the events consumer offers
+    # it on (`refill_waitlist`). An offer released by a racing run is simply not counted.
+    released = 0
+    for clinic in app.clinics.all():
+        released += len(app.for_clinic(clinic.clinic_id).sweep_offers())
+    fields["released"] = released
+    return Outcome("offers swept", "WaitlistOffersExpired", count=released)
 
 
 # Inbound replies -----------------------------------------------------------------------------

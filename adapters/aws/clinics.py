@@ -4,15 +4,17 @@ infra/terraform (`aws_ssm_parameter.clinic`) writes, for each clinic, the String
 `<path>/<clinic_id>` whose value is the JSON object
 
     {"clinic_id": "...", "name": "...", "api_key_id": "...", "public_base_url": "..." | null,
-     "channels": ["sms", "whatsapp"]?, "sms_number": "+51..."?, "whatsapp_phone_number_id": "..."?}
+     "channels": ["sms", "whatsapp"]?, "sms_number": "+51..."?, "whatsapp_phone_number_id": "..."?,
+     "hold_minutes": 30?}
 
 where `api_key_id` is the id (not the value) of the clinic's API Gateway key: the
-`requestContext.identity.apiKeyId` of every request sent with that key. The directory reads
-every parameter right under `path` in one paginated GetParametersByPath, keeps them, and reads
-them again when a lookup misses, or `all()` finds them older than `refresh_seconds`, at most
-once per `refresh_seconds`: a clinic added by `terraform apply` works on warm containers within
-that interval (the reminder sweep included), and a stream of unknown keys costs one read per
-interval, not one per request.
+`requestContext.identity.apiKeyId` of every request sent with that key, and `hold_minutes`
+how long the clinic's waitlist offers hold their slot (null or absent: the deployment's
+`CITAS_HOLD_MINUTES`). The directory reads every parameter right under `path` in one
+paginated GetParametersByPath, keeps them, and reads them again when a lookup misses, or
+`all()` finds them older than `refresh_seconds`, at most once per `refresh_seconds`: a clinic
+added by `terraform apply` works on warm containers within that interval (the reminder sweep
+included), and a stream of unknown keys costs one read per interval, not one per request.
 
 A parameter that cannot be read as a clinic (bad JSON, a bad id or name; two naming one key)
 is left out and logged by name, never its value: one bad entry must not take every other clinic
@@ -173,7 +175,7 @@ class SSMClinicDirectory:
 def parse_clinic_parameter(name: str, value: str) -> tuple[ClinicProfile, str]:
     """The clinic and its API key id from parameter `name`'s JSON `value`, or ValueError.
 
-    Keys other than the four Terraform writes are ignored, so a container still running the
+    Keys other than those Terraform writes are ignored, so a container still running the
     previous code reads the directory a newer Terraform wrote.
     """
     try:
@@ -203,6 +205,9 @@ def parse_clinic_parameter(name: str, value: str) -> tuple[ClinicProfile, str]:
     identities = {k: data.get(k) for k in ("sms_number", "whatsapp_phone_number_id")}
     if any(v is not None and not isinstance(v, str) for v in identities.values()):
         raise ValueError(f"clinic parameter {name} has a sending identity that is not a string")
+    hold_minutes = data.get("hold_minutes")
+    if hold_minutes is not None and not (isinstance(hold_minutes, int) and hold_minutes >= 1):
+        raise ValueError(f"clinic parameter {name} has a hold_minutes that is not whole minutes")
     try:
         profile = ClinicProfile(
             clinic_id,
@@ -211,6 +216,7 @@ def parse_clinic_parameter(name: str, value: str) -> tuple[ClinicProfile, str]:
             channels=tuple(channels),
             sms_number=identities["sms_number"],
             whatsapp_phone_number_id=identities["whatsapp_phone_number_id"],
+            hold_minutes=hold_minutes,
         )
     except ValidationError as e:
         raise ValueError(f"clinic parameter {name}: {e.message}") from None

@@ -8,7 +8,9 @@ machine:
 
 - the relay moves outbox items to the events FIFO queue (publish, then remove: at least once);
 - one booking worker per country long-polls its FIFO queue and books each request;
-- the events consumer long-polls the events queue and tells patients what happened.
+- the events consumer long-polls the events queue, offers freed time to the waitlist and
+  tells patients what happened;
+- the cadence and the offers sweeper tick as the scheduled functions do.
 
 A message is deleted only once handled. A failure leaves it on the queue: SQS delivers it
 again after a short delay, and after `maxReceiveCount` receives the queue's redrive policy
@@ -29,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adapters.aws.resources import ResourceNames
 from entrypoints.bootstrap import App
 from entrypoints.local.runtime import BackgroundThreads, Result, handle_message, log, worker_of
-from entrypoints.messages import Fields, MessageHandler, notify_patient
+from entrypoints.messages import Fields, MessageHandler, on_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -149,7 +151,7 @@ class AwsRuntime(BackgroundThreads):
                 Consumer(f"booking-{country}", url, worker_of(country))
                 for country, url in sorted(settings.booking_queue_urls.items())
             ),
-            Consumer("events", settings.events_queue_url, notify_patient),
+            Consumer("events", settings.events_queue_url, on_event),
         )
 
     def loops(self) -> dict[str, Callable[[], None]]:

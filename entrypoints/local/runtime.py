@@ -1,10 +1,12 @@
-"""In-process background work of `citas serve`: the outbox relay and the message consumers.
+"""In-process background work of `citas serve`: the outbox relay, the consumers and the ticks.
 
-On AWS these are the DynamoDB Stream relay Lambda, one booking worker per country and the
-notifications consumer. Here they are daemon threads that call the very message handlers the
-Lambdas wrap (`entrypoints.messages`) from polling loops, so the whole event flow runs on one
-machine. `BackgroundThreads` is what both backends share: the threads, the relay loop and
-`handle_message`, which runs a handler on one message and logs what came of it.
+On AWS these are the DynamoDB Stream relay Lambda, one booking worker per country, the events
+consumer (waitlist refill and patient messages) and the scheduled reminders and offers
+sweeper. Here they are daemon threads that call the very message handlers the Lambdas wrap
+(`entrypoints.messages`) from polling loops, so the whole event flow runs on one machine.
+`BackgroundThreads` is what both backends share: the threads, the relay loop, the cadence and
+sweep ticks and `handle_message`, which runs a handler on one message and logs what came of
+it.
 `LocalRuntime` (the memory backend) polls the in-memory queues; `AwsRuntime`
 (`entrypoints.local.aws_runtime`) polls SQS.
 
@@ -32,9 +34,10 @@ from entrypoints.messages import (
     envelope_body,
     failure_fields,
     is_poison,
-    notify_patient,
+    on_event,
     relay_event,
     run_cadence,
+    sweep_offers,
 )
 
 # Not named `citas.*`: Powertools' Logger(service="citas") filters every logger whose name
@@ -98,11 +101,19 @@ class BackgroundThreads:
     """The daemon threads of a local runtime: the outbox relay and one loop per consumer."""
 
     def __init__(
-        self, app: App, relay_interval: float, cadence_interval: float = CADENCE_INTERVAL_SECONDS
+        self,
+        app: App,
+        relay_interval: float,
+        cadence_interval: float = CADENCE_INTERVAL_SECONDS,
+        sweep_interval: float | None = None,
     ) -> None:
         self.app = app
         self._relay_interval = relay_interval
         self._cadence_interval = cadence_interval
+        # CITAS_SWEEP_SECONDS unless a caller (a test) paces it itself.
+        self._sweep_interval = (
+            sweep_interval if sweep_interval is not None else app.settings.sweep_seconds
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -118,6 +129,7 @@ class BackgroundThreads:
         targets = {
             "citas-outbox-relay": self._relay_loop,
             "citas-cadence": self._cadence_loop,
+            "citas-offers-sweeper": self._sweep_loop,
             **self.loops(),
         }
         self._threads = [
@@ -159,12 +171,26 @@ class BackgroundThreads:
             log.info(outcome.message, extra={"fields": fields})
         return outcome.count
 
+    def sweep(self) -> int:
+        """Let go of the expired waitlist offers once (as the scheduled function does); how many."""
+        fields: Fields = {}
+        outcome = sweep_offers(self.app, fields)
+        if outcome.count:
+            log.info(outcome.message, extra={"fields": fields})
+        return outcome.count
+
     def _cadence_loop(self) -> None:
-        while not self._stop.wait(self._cadence_interval):
+        self._tick_loop(self._cadence_interval, self.tick, "cadence tick failed")
+
+    def _sweep_loop(self) -> None:
+        self._tick_loop(self._sweep_interval, self.sweep, "offers sweep failed")
+
+    def _tick_loop(self, interval: float, tick: Callable[[], int], failure: str) -> None:
+        while not self._stop.wait(interval):
             try:
-                self.tick()
+                tick()
             except Exception as error:
-                log.warning("cadence tick failed", extra={"fields": failure_fields(error)})
+                log.warning(failure, extra={"fields": failure_fields(error)})
 
     def _relay_loop(self) -> None:
         while not self._stop.is_set():
@@ -198,7 +224,7 @@ class LocalRuntime(BackgroundThreads):
         self._subscribed = False
 
     def start(self) -> None:
-        """Hand every published event to the notifications handler, then start the threads."""
+        """Hand every published event to the events handler, then start the threads."""
         if not self._subscribed:
             self._memory.publisher.subscribe(self._notify)
             self._subscribed = True
@@ -212,9 +238,9 @@ class LocalRuntime(BackgroundThreads):
         }
 
     def _notify(self, event: Event) -> None:
-        # The body SQS would carry: the notifications handler parses it as on AWS. A failure
-        # is logged there, and must not make the relay publish the event forever.
-        handle_message(self.app, notify_patient, envelope_body(event), {"queue": "events"})
+        # The body SQS would carry: the events handler (refill, then message) parses it as on
+        # AWS. A failure is logged there, and must not make the relay publish it forever.
+        handle_message(self.app, on_event, envelope_body(event), {"queue": "events"})
 
     def _worker_loop(self, country: str) -> None:
         queue = self._memory.request_queue

@@ -281,7 +281,7 @@ resource "aws_api_gateway_usage_plan_key" "clinic" {
 # The clinic directory: which API key id is which clinic, with the clinic's name and links.
 # `insecure_value` (a String parameter) so that a plan shows what a change of clinics writes.
 resource "aws_ssm_parameter" "clinic" {
-  #checkov:skip=CKV2_AWS_34:No secret: ids and display names. The value is the clinic's id, name, public URL, channels, sending numbers (which patients see) and its API key's id, which API Gateway logs with every request; the key itself is not in it. A SecureString would add a KMS Decrypt per clinic to every read of the directory.
+  #checkov:skip=CKV2_AWS_34:No secret: ids and display names. The value is the clinic's id, name, public URL, channels, sending numbers (which patients see), waitlist hold and its API key's id, which API Gateway logs with every request; the key itself is not in it. A SecureString would add a KMS Decrypt per clinic to every read of the directory.
   for_each = var.clinics
 
   name        = "${local.clinics_parameter_path}/${each.key}"
@@ -295,6 +295,7 @@ resource "aws_ssm_parameter" "clinic" {
     channels                 = each.value.channels
     sms_number               = each.value.sms_number
     whatsapp_phone_number_id = each.value.whatsapp_phone_number_id
+    hold_minutes             = each.value.hold_minutes
   })
 
   lifecycle {

@@ -28,6 +28,7 @@ locals {
       outbox_relay     = data.aws_iam_policy_document.outbox_relay.json
       notifications    = data.aws_iam_policy_document.notifications.json
       reminders        = data.aws_iam_policy_document.reminders.json
+      offers_sweeper   = data.aws_iam_policy_document.offers_sweeper.json
       patient_pages    = data.aws_iam_policy_document.patient_pages.json
       inbound_sms      = data.aws_iam_policy_document.inbound_sms.json
       inbound_whatsapp = data.aws_iam_policy_document.inbound_whatsapp.json
@@ -217,7 +218,7 @@ data "aws_iam_policy_document" "booking_worker" {
   }
 }
 
-# --- notifications: events queue in, SMS and WhatsApp out, handled-event markers ----------
+# --- notifications: events queue in, waitlist offers and SMS and WhatsApp out, markers ------
 
 data "aws_iam_policy_document" "notifications" {
   source_policy_documents = [
@@ -232,11 +233,19 @@ data "aws_iam_policy_document" "notifications" {
     resources = [aws_sqs_queue.events.arn]
   }
 
-  # GetItem: the markers, appointment, doctor and contact; PutItem: markers, held messages,
-  # sent messages; UpdateItem: the awaited answer on the contact.
+  # GetItem: the markers, appointment, doctor, schedule and contact; PutItem: markers, held
+  # messages, sent messages; UpdateItem: the awaited answer on the contact. The refill:
+  # Query the doctor's waiting entries (gsi1), then hold the slot for one, its cells, entry
+  # and event in one TransactWriteItems that checks the schedule version (ConditionCheckItem).
   statement {
-    sid       = "ReadWriteTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    sid = "ReadWriteTable"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
     resources = local.table_resources
   }
 }
@@ -271,6 +280,34 @@ data "aws_iam_policy_document" "reminders" {
   }
 }
 
+# --- offers_sweeper: the clinic's offers on gsi2, each expired one released -----------------
+
+data "aws_iam_policy_document" "offers_sweeper" {
+  source_policy_documents = [data.aws_iam_policy_document.function_basics["offers_sweeper"].json]
+
+  # Query: the clinic's offered entries (gsi2); GetItem: an entry read again before its
+  # release; the release frees the held cells and stores the entry and its event in one
+  # TransactWriteItems (UpdateItem, PutItem, ConditionCheckItem).
+  statement {
+    sid = "ReadWriteTable"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
+    resources = local.table_resources
+  }
+
+  # Lambda writes failed runs to the function's dead-letter queue with the function's role.
+  statement {
+    sid       = "DeadLetterFailedRuns"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.offers_sweeper_dlq.arn]
+  }
+}
+
 # --- patient_pages: one appointment and its doctor's free slots, changed by the patient -----
 
 data "aws_iam_policy_document" "patient_pages" {
@@ -280,7 +317,8 @@ data "aws_iam_policy_document" "patient_pages" {
   ]
 
   # Query: the doctor's day (free slots); the confirm, cancel or reschedule writes the
-  # appointment, its day guards and its event in one TransactWriteItems.
+  # appointment, its day guards and its event in one TransactWriteItems, and so does taking
+  # or letting go a waitlist offer (the entry, its held cells, the appointment it books).
   statement {
     sid = "ReadWriteTable"
     actions = [
@@ -304,7 +342,7 @@ data "aws_iam_policy_document" "inbound_sms" {
   ]
 
   # The reply's marker, the contact (answered, opted out, with its event in a transaction)
-  # and the appointment it confirms or cancels.
+  # and the appointment it confirms or cancels, or the waitlist offer it takes or lets go.
   statement {
     sid = "ReadWriteTable"
     actions = [

@@ -54,13 +54,14 @@ locals {
       dead_letter_queue = null
     }
 
-    # Writes to the patients (SMS, WhatsApp) for the events of the events queue, each message
-    # with its self-service link.
+    # The one consumer of the events queue: offers the time an event freed to the doctor's
+    # waitlist, then writes to the patients (SMS, WhatsApp), each message with its
+    # self-service link.
     notifications = {
       kind              = "notifications"
-      description       = "citas patient notifications (SMS, WhatsApp) from the events queue"
+      description       = "citas events consumer: waitlist offers of freed time, patient notifications (SMS, WhatsApp)"
       handler           = "entrypoints.lambda.notifications.handler"
-      environment       = merge(local.link_keys_environment, local.messaging_environment)
+      environment       = merge(local.link_keys_environment, local.messaging_environment, local.waitlist_environment)
       queue             = aws_sqs_queue.events
       dead_letter_queue = null
     }
@@ -74,6 +75,18 @@ locals {
       environment       = merge(local.link_keys_environment, local.messaging_environment)
       queue             = null
       dead_letter_queue = aws_sqs_queue.reminders_dlq
+    }
+
+    # Lets go of the waitlist offers whose hold ran out, every minute
+    # (aws_cloudwatch_event_rule.offers_sweeper); each release's event has the events
+    # consumer offer the slot to the next entry.
+    offers_sweeper = {
+      kind              = "offers_sweeper"
+      description       = "citas waitlist offers sweeper: lets expired offers go, every minute"
+      handler           = "entrypoints.lambda.offers_sweeper.handler"
+      environment       = {}
+      queue             = null
+      dead_letter_queue = aws_sqs_queue.offers_sweeper_dlq
     }
 
     # The patients' self-service pages /p/{token} behind API Gateway (REST proxy, no API key).
@@ -150,6 +163,12 @@ locals {
     CITAS_PUBLIC_BASE_URL          = local.public_base_url
   }
 
+  # The functions that offer freed time to the waitlist: how long an offer holds its slot,
+  # unless the clinic names its own hold_minutes (var.clinics).
+  waitlist_environment = {
+    CITAS_HOLD_MINUTES = var.hold_minutes
+  }
+
   function_names = { for key in keys(local.functions) : key => "${local.name_prefix}-${replace(key, "_", "-")}" }
 
   # The relay's stream filter: inserted items whose key is an outbox event's (`OUTBOX#<id>`).
@@ -201,6 +220,13 @@ resource "aws_sqs_queue" "reminders_dlq" {
   kms_master_key_id         = aws_kms_key.citas.arn
 }
 
+# Sweeps that failed; the next one (a minute later) does the same work.
+resource "aws_sqs_queue" "offers_sweeper_dlq" {
+  name                      = "${local.name_prefix}-offers-sweeper-dlq"
+  message_retention_seconds = local.dlq_retention_seconds
+  kms_master_key_id         = aws_kms_key.citas.arn
+}
+
 # Patients' replies whose function failed after Lambda's retries of an asynchronous (SNS)
 # invocation: the SNS notification, with the reply, waits here to be inspected and replayed.
 resource "aws_sqs_queue" "inbound_sms_dlq" {
@@ -218,7 +244,7 @@ resource "aws_sqs_queue" "inbound_whatsapp_dlq" {
 # --- functions -----------------------------------------------------------------------------
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:Every function invoked asynchronously (the reminders by EventBridge, the inbound functions by SNS) has a DLQ (dynamic dead_letter_config); API Gateway calls the HTTP API and the pages synchronously (the caller gets the error), the SQS consumers' failed messages go to their queue's own DLQ (redrive policy in sqs.tf), and the relay's stream mapping has an on-failure destination (aws_sqs_queue.outbox_relay_failures).
+  #checkov:skip=CKV_AWS_116:Every function invoked asynchronously (the reminders and the offers sweeper by EventBridge, the inbound functions by SNS) has a DLQ (dynamic dead_letter_config); API Gateway calls the HTTP API and the pages synchronously (the caller gets the error), the SQS consumers' failed messages go to their queue's own DLQ (redrive policy in sqs.tf), and the relay's stream mapping has an on-failure destination (aws_sqs_queue.outbox_relay_failures).
   #checkov:skip=CKV_AWS_117:Talks only to public AWS endpoints (DynamoDB, SQS, SSM, End User Messaging); a VPC would add NAT or endpoint cost and cold-start latency without isolating anything.
   #checkov:skip=CKV_AWS_272:The artifact is built reproducibly by `make package` and pinned by source_code_hash; code signing needs an AWS Signer profile this stack does not assume.
   for_each = local.functions
@@ -283,6 +309,13 @@ resource "aws_lambda_function_event_invoke_config" "reminders" {
   maximum_event_age_in_seconds = 900
 }
 
+# The same for the sweeper: a run older than a minute is overtaken by the next one.
+resource "aws_lambda_function_event_invoke_config" "offers_sweeper" {
+  function_name                = aws_lambda_function.this["offers_sweeper"].function_name
+  maximum_retry_attempts       = 0
+  maximum_event_age_in_seconds = 60
+}
+
 # --- event sources -------------------------------------------------------------------------
 
 # New outbox items only: the filter drops every other item of the table and the relay's own
@@ -345,6 +378,25 @@ resource "aws_lambda_permission" "reminders_schedule" {
   function_name = aws_lambda_function.this["reminders"].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.reminders.arn
+}
+
+resource "aws_cloudwatch_event_rule" "offers_sweeper" {
+  name                = "${local.name_prefix}-offers-sweeper"
+  description         = "Lets the citas waitlist offers whose hold ran out go, every minute."
+  schedule_expression = "rate(1 minute)"
+}
+
+resource "aws_cloudwatch_event_target" "offers_sweeper" {
+  rule = aws_cloudwatch_event_rule.offers_sweeper.name
+  arn  = aws_lambda_function.this["offers_sweeper"].arn
+}
+
+resource "aws_lambda_permission" "offers_sweeper_schedule" {
+  statement_id  = "AllowEventBridgeSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this["offers_sweeper"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.offers_sweeper.arn
 }
 
 # The key that signs the lists' `next_token` (CITAS_PAGE_TOKEN_KEY). Every container of the

@@ -26,6 +26,7 @@ locals {
       events-dlq            = aws_sqs_queue.events_dlq.name
       outbox-relay-failures = aws_sqs_queue.outbox_relay_failures.name
       reminders-dlq         = aws_sqs_queue.reminders_dlq.name
+      offers-sweeper-dlq    = aws_sqs_queue.offers_sweeper_dlq.name
       inbound-sms-dlq       = aws_sqs_queue.inbound_sms_dlq.name
       inbound-whatsapp-dlq  = aws_sqs_queue.inbound_whatsapp_dlq.name
     },

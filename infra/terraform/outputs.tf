@@ -46,6 +46,7 @@ output "dead_letter_queue_urls" {
       events                = aws_sqs_queue.events_dlq.url
       outbox_relay_failures = aws_sqs_queue.outbox_relay_failures.url
       reminders             = aws_sqs_queue.reminders_dlq.url
+      offers_sweeper        = aws_sqs_queue.offers_sweeper_dlq.url
       inbound_sms           = aws_sqs_queue.inbound_sms_dlq.url
       inbound_whatsapp      = aws_sqs_queue.inbound_whatsapp_dlq.url
     },

@@ -80,6 +80,7 @@ variable "lambda_memory_mb" {
     booking_worker   = optional(number, 512)
     notifications    = optional(number, 256)
     reminders        = optional(number, 256)
+    offers_sweeper   = optional(number, 256)
     patient_pages    = optional(number, 512)
     inbound_sms      = optional(number, 256)
     inbound_whatsapp = optional(number, 256)
@@ -100,6 +101,7 @@ variable "lambda_timeout_seconds" {
     booking_worker   = optional(number, 20)
     notifications    = optional(number, 20)
     reminders        = optional(number, 120)
+    offers_sweeper   = optional(number, 50)
     patient_pages    = optional(number, 10)
     inbound_sms      = optional(number, 30)
     inbound_whatsapp = optional(number, 30)
@@ -126,6 +128,7 @@ variable "lambda_reserved_concurrency" {
     booking_worker   = optional(number, 2)
     notifications    = optional(number, 5)
     reminders        = optional(number, 1)
+    offers_sweeper   = optional(number, 1)
     patient_pages    = optional(number, 10)
     inbound_sms      = optional(number, 2)
     inbound_whatsapp = optional(number, 2)
@@ -207,6 +210,8 @@ variable "clinics" {
     - whatsapp_phone_number_id (optional): the clinic's own WhatsApp number in AWS End User
       Messaging Social, `phone-number-id-...` or its ARN; unset, the deployment's
       var.whatsapp_phone_number_id.
+    - hold_minutes (optional): how long the clinic's waitlist offers hold their slot, 1-1440
+      whole minutes; unset, var.hold_minutes.
     - quota_per_day (optional): requests per day for the clinic's key; unset, the key gets
       var.api_monthly_quota per month.
     - throttle_rate_limit, throttle_burst_limit (optional): requests per second and burst for
@@ -218,6 +223,7 @@ variable "clinics" {
     channels                 = optional(list(string), ["sms"])
     sms_number               = optional(string)
     whatsapp_phone_number_id = optional(string)
+    hold_minutes             = optional(number)
     quota_per_day            = optional(number)
     throttle_rate_limit      = optional(number)
     throttle_burst_limit     = optional(number)
@@ -285,6 +291,12 @@ variable "clinics" {
     error_message = "No two clinics share an sms_number or a whatsapp_phone_number_id: replies find their clinic by it."
   }
 
+  # The hold the functions accept (domain/clinics.py): whole minutes, up to a day.
+  validation {
+    condition     = alltrue([for c in values(var.clinics) : c.hold_minutes == null || try(c.hold_minutes >= 1 && c.hold_minutes <= 1440 && floor(c.hold_minutes) == c.hold_minutes, false)])
+    error_message = "A clinic's hold_minutes is a whole number of minutes from 1 to 1440."
+  }
+
   # A throttle of 0 stops the clinic's traffic (API Gateway's way to pause one key).
   validation {
     condition = alltrue(flatten([
@@ -295,6 +307,17 @@ variable "clinics" {
       ]
     ]))
     error_message = "A clinic's quota_per_day is a whole number of at least 1; throttle_rate_limit is at least 0; throttle_burst_limit is a whole number of at least 0."
+  }
+}
+
+variable "hold_minutes" {
+  description = "How long a waitlist offer holds its slot for the patient, in minutes (CITAS_HOLD_MINUTES), for the clinics without a hold_minutes of their own."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.hold_minutes >= 1 && var.hold_minutes <= 1440 && floor(var.hold_minutes) == var.hold_minutes
+    error_message = "hold_minutes must be a whole number of minutes from 1 to 1440."
   }
 }
 

@@ -47,6 +47,10 @@ class FakeClinic:
         request = SimpleNamespace(status=outcome, error=None, country="PE", appointment_id=None)
         return SimpleNamespace(request=request, processed_now=True)
 
+    def refill_after(self, event: Any) -> list[Any]:
+        """No waitlist here: nothing to offer."""
+        return []
+
     def booking_request(self, request_id: str) -> Any:
         raise AssertionError("the aws runtime never requeues by hand")
 

@@ -42,6 +42,7 @@ HANDLERS = (
     "booking_worker",
     "notifications",
     "reminders",
+    "offers_sweeper",
     "patient_pages",
     "inbound_sms",
     "inbound_whatsapp",
@@ -215,6 +216,21 @@ def _stream_record(event_name: str, image: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _scheduled_event(rule: str) -> dict[str, Any]:
+    """What EventBridge hands a function its schedule rule `rule` invokes."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2027-03-01T14:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/citas-dev-{rule}"],
+        "detail": {},
+    }
+
+
 def _sample_events() -> dict[str, dict[str, Any]]:
     reminder = ReminderDue(
         event_id=str(uuid.uuid4()),
@@ -254,17 +270,8 @@ def _sample_events() -> dict[str, dict[str, Any]]:
             )
         ),
         "inbound_whatsapp": _sns_event("not a whatsapp event"),
-        "reminders": {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": "123456789012",
-            "time": "2027-03-01T14:00:00Z",
-            "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/citas-dev-reminders"],
-            "detail": {},
-        },
+        "reminders": _scheduled_event("reminders"),
+        "offers_sweeper": _scheduled_event("offers-sweeper"),
     }
 
 
@@ -370,6 +377,10 @@ def test_notifications_handle_an_event_and_fail_only_the_poison_message(
 
 def test_reminders_run_on_a_schedule_event(answers: dict[str, Any]) -> None:
     assert answers["reminders"] == {"recorded": 0, "held_sent": 0}
+
+
+def test_the_offers_sweeper_runs_on_a_schedule_event(answers: dict[str, Any]) -> None:
+    assert answers["offers_sweeper"] == {"released": 0}
 
 
 def test_the_pages_answer_a_link_of_nobody_with_the_plain_404_page(answers: dict[str, Any]) -> None:

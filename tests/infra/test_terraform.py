@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ from adapters.aws import resources as tf_resources
 from adapters.aws.clinics import parse_clinic_parameter
 from adapters.aws.dynamodb import outbox_pk
 from adapters.aws.link_keys import parse_key_ring
-from domain.clinics import DEMO_CLINIC, MAX_CLINIC_NAME, ClinicProfile
+from domain.clinics import DEMO_CLINIC, MAX_CLINIC_NAME, MAX_HOLD_MINUTES, ClinicProfile
 from domain.errors import ValidationError
+from domain.waitlist import DEFAULT_HOLD_MINUTES
 from entrypoints.config import NOTIFIERS, Settings
 from tests.infra import terraform as tf
 from tests.infra.adapter_calls import iam_actions
@@ -38,6 +40,7 @@ HANDLERS = {
     "booking_worker": "entrypoints.lambda.booking_worker.handler",
     "notifications": "entrypoints.lambda.notifications.handler",
     "reminders": "entrypoints.lambda.reminders.handler",
+    "offers_sweeper": "entrypoints.lambda.offers_sweeper.handler",
     "patient_pages": "entrypoints.lambda.patient_pages.handler",
     "inbound_sms": "entrypoints.lambda.inbound_sms.handler",
     "inbound_whatsapp": "entrypoints.lambda.inbound_whatsapp.handler",
@@ -74,8 +77,11 @@ NEEDED_SETTINGS = {
     "http_api": _EVERY_FUNCTION | {"CITAS_BOOKING_QUEUE_URLS", "CITAS_PAGE_TOKEN_KEY"},
     "outbox_relay": _EVERY_FUNCTION | {"CITAS_EVENTS_QUEUE_URL"},
     "booking_worker": _EVERY_FUNCTION | {"CITAS_WORKER_COUNTRY"},
-    "notifications": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING,
+    # The events consumer also offers freed time to the waitlist, for the deployment's hold.
+    "notifications": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING | {"CITAS_HOLD_MINUTES"},
     "reminders": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING,
+    # It only lets offers go: it makes none, and writes to nobody.
+    "offers_sweeper": _EVERY_FUNCTION,
     "patient_pages": _EVERY_FUNCTION | _LINK_KEYS,
     "inbound_sms": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING,
     "inbound_whatsapp": _EVERY_FUNCTION | _LINK_KEYS | _MESSAGING,
@@ -84,7 +90,14 @@ NEEDED_SETTINGS = {
 # The local server's clinics and keys; a deployed function reads them from SSM instead. Its
 # clinics' channels and its link secret: a deployed function reads them from the clinic
 # directory and the key ring.
-LOCAL_ONLY_SETTINGS = {"CITAS_API_KEY", "CITAS_CLINICS", "CITAS_CHANNELS", "CITAS_LINK_SECRET"}
+# The local server's sweep interval: on AWS an EventBridge schedule runs the sweeper.
+LOCAL_ONLY_SETTINGS = {
+    "CITAS_API_KEY",
+    "CITAS_CLINICS",
+    "CITAS_CHANNELS",
+    "CITAS_LINK_SECRET",
+    "CITAS_SWEEP_SECONDS",
+}
 # Read on AWS, but not by this stack: the key ring in Secrets Manager instead of Parameter
 # Store (this stack keeps it in Parameter Store, CITAS_LINK_KEYS_PARAMETER).
 NOT_THIS_STACKS_SETTINGS = {"CITAS_LINK_KEYS_SECRET"}
@@ -96,12 +109,14 @@ NOT_THIS_STACKS_SETTINGS = {"CITAS_LINK_KEYS_SECRET"}
 # of a message or an event (the directory Terraform writes, CITAS_CLINICS_PARAMETER_PATH).
 _EVERY_FUNCTION_ADAPTERS = ("SSMClinicDirectory",)
 FUNCTION_ADAPTERS = {
-    # Every Clinic use case the API exposes (doctors, bookings, lists, changes, requests).
+    # Every Clinic use case the API exposes (doctors, bookings, lists, changes, requests,
+    # the waitlist).
     "http_api": (
         *_EVERY_FUNCTION_ADAPTERS,
         "DynamoDBAppointmentRepository",
         "DynamoDBDoctorRepository",
         "DynamoDBBookingRequestRepository",
+        "DynamoDBWaitlistRepository",
         "SQSBookingRequestQueue",
     ),
     # Publish the stream's event, then delete its outbox item.
@@ -122,11 +137,17 @@ FUNCTION_ADAPTERS = {
         # The doctor's schedule, which the booking's transaction checks the version of.
         "DynamoDBDoctorRepository.schedule",
     ),
-    # PatientMessenger.handle: marker check, the appointment and doctor, the contact (opted
-    # out? awaiting an answer), the message held by quiet hours or sent (SMS or WhatsApp,
-    # with its signed link) and remembered, the marker.
+    # Clinic.refill_after: the freed appointment, the doctor's fresh schedule, the waiting
+    # entries and the offer's hold. Then PatientMessenger.handle: marker check, the
+    # appointment (or entry) and doctor, the contact (opted out? awaiting an answer), the
+    # message held by quiet hours or sent (SMS or WhatsApp, with its signed link) and
+    # remembered, the marker.
     "notifications": (
         *_EVERY_FUNCTION_ADAPTERS,
+        "DynamoDBDoctorRepository.schedule",
+        "DynamoDBWaitlistRepository.list_by_doctor",
+        "DynamoDBWaitlistRepository.offer",
+        "DynamoDBWaitlistRepository.get",
         "DynamoDBProcessedEvents",
         "DynamoDBAppointmentRepository.get",
         "DynamoDBDoctorRepository.get",
@@ -155,6 +176,13 @@ FUNCTION_ADAPTERS = {
         "WhatsAppNotifier.send",
         "SsmLinkKeys",
     ),
+    # Clinic.sweep_offers: the clinic's offered entries, each read again and released.
+    "offers_sweeper": (
+        *_EVERY_FUNCTION_ADAPTERS,
+        "DynamoDBWaitlistRepository.offered",
+        "DynamoDBWaitlistRepository.get",
+        "DynamoDBWaitlistRepository.release",
+    ),
     # The page of one appointment (token checked), its doctor's free slots, and the
     # patient's confirm, cancel or reschedule.
     "patient_pages": (
@@ -164,6 +192,10 @@ FUNCTION_ADAPTERS = {
         "DynamoDBAppointmentRepository.list_by_doctor",
         "DynamoDBDoctorRepository.get",
         "DynamoDBDoctorRepository.schedule",
+        # A waitlist offer's page: the entry, accepted (booked over its hold) or declined.
+        "DynamoDBWaitlistRepository.get",
+        "DynamoDBWaitlistRepository.accept",
+        "DynamoDBWaitlistRepository.release",
         "SsmLinkKeys",
     ),
     # A reply: marker check, the phone's contact (answered, opted out or in), the appointment
@@ -177,6 +209,11 @@ FUNCTION_ADAPTERS = {
         "DynamoDBAppointmentRepository.get",
         "DynamoDBAppointmentRepository.update",
         "DynamoDBDoctorRepository.get",
+        # SI or NO to a waitlist offer: the entry, accepted or let go.
+        "DynamoDBWaitlistRepository.get",
+        "DynamoDBWaitlistRepository.accept",
+        "DynamoDBWaitlistRepository.release",
+        "DynamoDBDoctorRepository.schedule",
         "EndUserSmsNotifier.send",
         "WhatsAppNotifier.send",
         "SsmLinkKeys",
@@ -191,6 +228,11 @@ FUNCTION_ADAPTERS = {
         "DynamoDBAppointmentRepository.get",
         "DynamoDBAppointmentRepository.update",
         "DynamoDBDoctorRepository.get",
+        # SI or NO to a waitlist offer: the entry, accepted or let go.
+        "DynamoDBWaitlistRepository.get",
+        "DynamoDBWaitlistRepository.accept",
+        "DynamoDBWaitlistRepository.release",
+        "DynamoDBDoctorRepository.schedule",
         "DynamoDBSentMessages.find",
         "EndUserSmsNotifier.send",
         "WhatsAppNotifier.send",
@@ -218,6 +260,7 @@ FUNCTION_QUEUES = {
     "booking_worker": {"booking_requests"},
     "notifications": {"events"},
     "reminders": {"reminders_dlq"},
+    "offers_sweeper": {"offers_sweeper_dlq"},
     "patient_pages": set(),
     "inbound_sms": {"inbound_sms_dlq"},
     "inbound_whatsapp": {"inbound_whatsapp_dlq"},
@@ -366,7 +409,7 @@ def test_every_checkov_skip_says_why() -> None:
 # --- functions and handlers ------------------------------------------------------------------
 
 
-def test_lambda_tf_declares_exactly_the_eight_functions() -> None:
+def test_lambda_tf_declares_exactly_the_nine_functions() -> None:
     entries = function_entries()
     assert {kind: entry["handler"] for kind, (_key, entry) in entries.items()} == HANDLERS
     assert function_resource()["handler"] == "${each.value.handler}"
@@ -467,10 +510,14 @@ def test_the_settings_terraform_gives_are_accepted_by_the_code() -> None:
             "CITAS_SMS_ORIGINATION": "phone-0123456789abcdef0123456789abcdef",
             "CITAS_WHATSAPP_PHONE_NUMBER_ID": "phone-number-id-0123456789abcdef0123456789abcdef",
             "CITAS_PUBLIC_BASE_URL": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/v1",
+            "CITAS_HOLD_MINUTES": str(tf.variable_default("hold_minutes")),
         }
         settings = Settings.from_env({k: values[k] for k in NEEDED_SETTINGS[function]})
         assert settings.backend == "aws"
         assert set(settings.countries) == set(countries)
+    # The deployment's hold is the code's default hold, and reaches the events consumer.
+    assert tf.variable_default("hold_minutes") == Settings().hold_minutes == DEFAULT_HOLD_MINUTES
+    assert environment("notifications")["CITAS_HOLD_MINUTES"] == "${var.hold_minutes}"
 
 
 # --- permissions -----------------------------------------------------------------------------
@@ -570,6 +617,26 @@ def test_reminders_run_every_15_minutes() -> None:
     permission = tf.resources("aws_lambda_permission")["reminders_schedule"]
     assert permission["principal"] == "events.amazonaws.com"
     assert tf.references(permission["source_arn"], "aws_cloudwatch_event_rule") == {"reminders"}
+
+
+def test_the_offers_sweeper_runs_every_minute_and_is_not_retried() -> None:
+    rule = tf.resources("aws_cloudwatch_event_rule")["offers_sweeper"]
+    assert rule["schedule_expression"] == "rate(1 minute)"
+    target = tf.resources("aws_cloudwatch_event_target")["offers_sweeper"]
+    assert tf.references(target["rule"], "aws_cloudwatch_event_rule") == {"offers_sweeper"}
+    assert function_keys_to_kinds(tf.lambda_keys(target["arn"])) == {"offers_sweeper"}
+    permission = tf.resources("aws_lambda_permission")["offers_sweeper_schedule"]
+    assert permission["principal"] == "events.amazonaws.com"
+    assert function_keys_to_kinds(tf.lambda_keys(permission["function_name"])) == {"offers_sweeper"}
+    assert tf.references(permission["source_arn"], "aws_cloudwatch_event_rule") == {
+        "offers_sweeper"
+    }
+    # The next run does what a failed one did not: a retry would only race it.
+    invoke = tf.resources("aws_lambda_function_event_invoke_config")["offers_sweeper"]
+    assert invoke["maximum_retry_attempts"] == 0
+    assert function_keys_to_kinds(tf.lambda_keys(invoke["function_name"])) == {"offers_sweeper"}
+    assert failure_destinations("offers_sweeper") == {"offers_sweeper_dlq"}
+    assert function_entry("offers_sweeper")["queue"] is None
 
 
 @pytest.mark.parametrize("function", sorted(HANDLERS))
@@ -706,6 +773,7 @@ def test_the_resources_the_tests_provision_are_the_ones_terraform_declares() -> 
     assert set(queues) - set(specs) == {
         "outbox_relay_failures",
         "reminders_dlq",
+        "offers_sweeper_dlq",
         "inbound_sms_dlq",
         "inbound_whatsapp_dlq",
     }
@@ -910,7 +978,7 @@ CLINIC_RESOURCES = (
 CLINICS_TYPE = (
     "${map(object({name = string, public_base_url = optional(string), "
     'channels = optional(list(string), ["sms"]), sms_number = optional(string), '
-    "whatsapp_phone_number_id = optional(string), "
+    "whatsapp_phone_number_id = optional(string), hold_minutes = optional(number), "
     "quota_per_day = optional(number), throttle_rate_limit = optional(number), "
     "throttle_burst_limit = optional(number)}))}"
 )
@@ -1086,6 +1154,36 @@ def test_the_clinics_variable_accepts_only_whatsapp_ids_the_code_and_iam_accept(
     assert (same is None) == (accepted is None)
 
 
+SAMPLE_HOLDS = (1, 30, 1440, 0, -5, 1441, 2.5, 30.0)
+
+
+def hold_accepted(hold: float) -> bool:
+    """What the hold_minutes condition of var.clinics computes, in Python."""
+    return 1 <= hold <= 1440 and math.floor(hold) == hold
+
+
+@pytest.mark.parametrize("hold", SAMPLE_HOLDS, ids=repr)
+def test_the_clinics_variable_refuses_exactly_the_holds_the_code_refuses(hold: float) -> None:
+    (condition,) = [c for c in clinics_validations() if "c.hold_minutes" in c]
+    assert condition == (
+        "${alltrue([for c in values(var.clinics) : c.hold_minutes == null || "
+        "try(c.hold_minutes >= 1 && c.hold_minutes <= 1440 && "
+        "floor(c.hold_minutes) == c.hold_minutes, false)])}"
+    )
+    # Terraform's numbers are whole or not by value: 30.0 is jsonencoded as 30, an int.
+    written = json.loads(json.dumps(int(hold) if float(hold).is_integer() else hold))
+    assert hold_accepted(hold) == domain_accepts(hold_minutes=written)
+    # The deployment's default takes the same values (and CITAS_HOLD_MINUTES in the code).
+    (default,) = [
+        v["condition"] for v in tf.blocks(tf.tree()["variable"]["hold_minutes"], "validation")
+    ]
+    assert default == (
+        "${var.hold_minutes >= 1 && var.hold_minutes <= 1440 && "
+        "floor(var.hold_minutes) == var.hold_minutes}"
+    )
+    assert MAX_HOLD_MINUTES == 1440
+
+
 def test_no_two_clinics_share_a_sending_number() -> None:
     (condition,) = [c for c in clinics_validations() if "distinct(numbers)" in c]
     for attribute in ("sms_number", "whatsapp_phone_number_id"):
@@ -1180,6 +1278,7 @@ def test_each_clinic_parameter_maps_the_id_of_its_own_api_key_to_the_clinic() ->
         "channels": "${each.value.channels}",
         "sms_number": "${each.value.sms_number}",
         "whatsapp_phone_number_id": "${each.value.whatsapp_phone_number_id}",
+        "hold_minutes": "${each.value.hold_minutes}",
     }
     # That value, for the default clinic, is what the adapter reads (optional attributes at
     # their defaults: channels ["sms"], no numbers).
@@ -1192,6 +1291,7 @@ def test_each_clinic_parameter_maps_the_id_of_its_own_api_key_to_the_clinic() ->
         "channels": clinic.get("channels", ["sms"]),
         "sms_number": clinic.get("sms_number"),
         "whatsapp_phone_number_id": clinic.get("whatsapp_phone_number_id"),
+        "hold_minutes": clinic.get("hold_minutes"),
     }
     path = tf.render(tf.local("clinics_parameter_path"))
     profile, key_id = parse_clinic_parameter(f"{path}/{clinic_id}", json.dumps(written))
@@ -1202,6 +1302,7 @@ def test_each_clinic_parameter_maps_the_id_of_its_own_api_key_to_the_clinic() ->
         "channels": ["whatsapp", "sms"],
         "sms_number": "+51987654321",
         "whatsapp_phone_number_id": "phone-number-id-0123456789abcdef0123456789abcdef",
+        "hold_minutes": 45,
     }
     profile, _ = parse_clinic_parameter(f"{path}/{clinic_id}", json.dumps(full))
     assert profile == ClinicProfile(
@@ -1210,6 +1311,7 @@ def test_each_clinic_parameter_maps_the_id_of_its_own_api_key_to_the_clinic() ->
         channels=("whatsapp", "sms"),
         sms_number="+51987654321",
         whatsapp_phone_number_id="phone-number-id-0123456789abcdef0123456789abcdef",
+        hold_minutes=45,
     )
 
 

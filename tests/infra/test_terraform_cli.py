@@ -126,6 +126,17 @@ run "defaults" {
     error_message = "The pages do not get the key ring's parameter."
   }
   assert {
+    condition = (
+      aws_lambda_function.this["notifications"].environment[0].variables["CITAS_HOLD_MINUTES"] == "30"
+      && !contains(keys(aws_lambda_function.this["offers_sweeper"].environment[0].variables), "CITAS_HOLD_MINUTES")
+    )
+    error_message = "The events consumer does not get the deployment's hold, or the sweeper gets one."
+  }
+  assert {
+    condition     = aws_cloudwatch_event_rule.offers_sweeper.schedule_expression == "rate(1 minute)" && aws_lambda_function.this["offers_sweeper"].handler == "entrypoints.lambda.offers_sweeper.handler"
+    error_message = "The offers sweeper does not run every minute."
+  }
+  assert {
     condition = alltrue(flatten([
       for path, item in jsondecode(aws_api_gateway_rest_api.citas.body).paths : [
         for method, operation in item : (
@@ -153,9 +164,18 @@ run "configured" {
         channels                 = ["whatsapp", "sms"]
         sms_number               = "+51987654321"
         whatsapp_phone_number_id = "arn:aws:social-messaging:us-east-1:123456789012:phone-number-id/def456"
+        hold_minutes             = 45
       }
       luna = { name = "Clínica Luna" }
     }
+    hold_minutes = 20
+  }
+
+  # The clinic's own hold is in its directory entry (which names its key's id, known only
+  # after an apply: tests/infra/test_terraform.py reads that value); the deployment's here.
+  assert {
+    condition     = aws_lambda_function.this["notifications"].environment[0].variables["CITAS_HOLD_MINUTES"] == "20"
+    error_message = "The deployment's hold is not what the events consumer reads."
   }
 
   assert {
@@ -235,6 +255,26 @@ run "an_unknown_channel" {
   }
 
   expect_failures = [var.clinics]
+}
+
+run "a_clinic_hold_of_more_than_a_day" {
+  command = plan
+
+  variables {
+    clinics = { sol = { name = "Clínica Sol", hold_minutes = 1441 } }
+  }
+
+  expect_failures = [var.clinics]
+}
+
+run "a_hold_of_part_of_a_minute" {
+  command = plan
+
+  variables {
+    hold_minutes = 0.5
+  }
+
+  expect_failures = [var.hold_minutes]
 }
 
 run "an_sms_origination_iam_cannot_name" {

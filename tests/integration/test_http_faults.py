@@ -157,8 +157,8 @@ ROUTES = {
             "GET",
             "/doctors/rosa/availability",
             200,
-            # The schedule (read fresh), then the day's appointments.
-            ("GetItem", "Query"),
+            # The schedule (read fresh), the day's appointments, then the waitlist's holds.
+            ("GetItem", "Query", "Query"),
             query={"date": WED},
         ),
         Route(
