@@ -21,6 +21,7 @@ from adapters.aws.dynamodb import (
 )
 from adapters.aws.dynamodb.guards import is_guard, owner_tag, read_guard
 from adapters.aws.dynamodb.transaction import Role
+from adapters.aws.dynamodb.waitlist import DynamoDBWaitlistRepository
 from adapters.aws.resources import TableSpec, load_table_spec, provision_table
 from adapters.memory.doctors import InMemoryDoctorRepository
 from adapters.memory.store import (
@@ -30,6 +31,7 @@ from adapters.memory.store import (
     InMemoryEventOutbox,
     MemoryStore,
 )
+from adapters.memory.waitlist import InMemoryWaitlistRepository
 from adapters.system import FixedClock, UuidV7Generator
 from domain.appointment import Appointment, Patient
 from domain.commands import BookAppointment, RegisterDoctor
@@ -40,6 +42,7 @@ from ports.repositories import (
     BookingRequestRepository,
     DoctorRepository,
     EventOutbox,
+    WaitlistRepository,
 )
 
 if TYPE_CHECKING:
@@ -97,11 +100,13 @@ class Repositories:
         doctors: DoctorRepository,
         requests: BookingRequestRepository,
         outbox: EventOutbox,
+        waitlist: WaitlistRepository | None = None,
     ) -> None:
         self.appointments = appointments
         self.doctors = doctors
         self.requests = requests
         self.outbox = outbox
+        self.waitlist = waitlist
         # Set on the DynamoDB backends, for read-backs.
         self.client: DynamoDBClient | None = None
         self.table = ""
@@ -114,6 +119,7 @@ class Repositories:
             InMemoryDoctorRepository(store, clinic_id="demo"),
             InMemoryBookingRequestRepository(store, clinic_id="demo"),
             InMemoryEventOutbox(store),
+            InMemoryWaitlistRepository(store, clinic_id="demo"),
         )
 
     @classmethod
@@ -123,6 +129,7 @@ class Repositories:
             DynamoDBDoctorRepository(table, client, clinic_id="demo"),
             DynamoDBBookingRequestRepository(table, client, clinic_id="demo"),
             DynamoDBEventOutbox(table, client, retry_delay=0.001),
+            DynamoDBWaitlistRepository(table, client, clinic_id="demo"),
         )
         repos.client, repos.table = client, table
         return repos

@@ -5,11 +5,15 @@ the in-memory adapters, one on the DynamoDB adapters over a fresh DynamoDB Local
 sides get the same ids (a counter shaped like a UUIDv7, one generator per side) and the same
 time (one `FixedClock` per side, always moved together). Doctors come and go with random
 booking rules (buffer, notice, horizon, holidays worked or not; real national holidays) and
-random blocks of time off. After every step both sides must have answered alike (the same
+random blocks of time off; patients join the doctors' waitlists, freed time is offered to them
+(as the events consumer does), and offers are accepted, declined, withdrawn or left to run
+out and be swept. After every step both sides must have answered alike (the same
 value or the same error code), and must hold the same appointments, the same time cells (the
 day guards' cells), idempotency keys, booking requests, time off, schedule versions and
-outbox, the same list pages and the same free slots; and no active appointment ever lies
-inside time off.
+outbox, the same list pages, the same free slots and the same waitlist; no active appointment
+ever lies inside time off; no two active appointments or held offers of a doctor overlap;
+every held offer's cells are its own; and after freed time is offered, no waiting entry is
+left that a slot of that time would fit.
 
 The memory backend is the reference the unit properties check against the contract; this
 machine carries that evidence over to the DynamoDB adapters.
@@ -18,6 +22,7 @@ machine carries that evidence over to the DynamoDB adapters.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 import time as clock_time
@@ -57,16 +62,21 @@ from adapters.memory.store import (
     InMemoryEventOutbox,
     MemoryStore,
 )
+from adapters.memory.waitlist import InMemoryWaitlistRepository
 from adapters.system import FixedClock
+from domain import events as ev
 from domain.appointment import Appointment, Status
 from domain.booking_request import BookingRequest
+from domain.cadence import send_time
 from domain.commands import (
     BookAppointment,
     CancelAppointment,
     ChangeStatus,
+    JoinWaitlist,
     ListByCountryStatus,
     ListDoctorDay,
     ListTimeOff,
+    ListWaitlist,
     PutTimeOff,
     RegisterDoctor,
     RemoveTimeOff,
@@ -74,9 +84,12 @@ from domain.commands import (
 )
 from domain.countries import CountryCatalog
 from domain.errors import CitasError
+from domain.rules import Rules
+from domain.schedule import cells
 from domain.time_off import TimeOff
 from domain.use_cases import Clinic, ListResult
 from domain.use_cases.doctors import TimeOffResult
+from domain.waitlist import WaitlistEntry, hold_until
 from entrypoints.http_responses import booking_request_json
 from tests.integration.aws_world import (
     Repositories,
@@ -168,8 +181,19 @@ class Side:
             CountryCatalog(),
             clinic_id="demo",
             holidays=HOLIDAYS,
+            waitlist=repos.waitlist,
+            hold_minutes=HOLD_MINUTES,
         )
 
+
+HOLD_MINUTES = 30
+# The events that free a doctor's time: the events consumer offers it to the waitlist.
+FREEING = (
+    ev.AppointmentCancelled,
+    ev.AppointmentRescheduled,
+    ev.TimeOffRemoved,
+    ev.WaitlistOfferExpired,
+)
 
 # One calendar for both sides: the same national holidays, read once.
 HOLIDAYS = LibraryHolidayCalendar()
@@ -181,7 +205,7 @@ def comparable(outcome: object) -> object:
     """What must be equal between the two sides: values as plain data, errors by code."""
     if isinstance(outcome, CitasError):
         return ("error", outcome.code)
-    if isinstance(outcome, Appointment):
+    if isinstance(outcome, Appointment | WaitlistEntry):
         return outcome.snapshot()
     if isinstance(outcome, ListResult):
         # Tokens wrap each backend's own cursor: compared page by page in `page_through`.
@@ -220,6 +244,7 @@ class LockstepMachine(RuleBasedStateMachine):
     stats: ClassVar[Counter[str]] = Counter()
 
     appointments = Bundle("appointments")
+    entries = Bundle("waitlist")
     _client: ClassVar[DynamoDBClient | None] = None
 
     @classmethod
@@ -239,8 +264,11 @@ class LockstepMachine(RuleBasedStateMachine):
             InMemoryDoctorRepository(self.store, clinic_id="demo"),
             InMemoryBookingRequestRepository(self.store, clinic_id="demo"),
             InMemoryEventOutbox(self.store),
+            InMemoryWaitlistRepository(self.store, clinic_id="demo"),
         )
         self.memory = Side("memory", memory)
+        # Outbox events already handed to the waitlist's refill, by id.
+        self.refilled: set[str] = set()
         self.dynamodb = Side("dynamodb", Repositories.dynamodb(self.table, self.client))
         self.bookings: list[tuple[BookAppointment, str | None]] = []
         self.stats["examples"] += 1
@@ -600,6 +628,167 @@ class LockstepMachine(RuleBasedStateMachine):
         if isinstance(recorded, list):
             self.stats["cadence steps"] += len(recorded)
 
+    # Rules: the waitlist ---------------------------------------------------------------
+
+    @rule(
+        target=entries,
+        doctor_id=registered_doctor_ids,
+        who=patients,
+        days=st.integers(-1, 3),
+        span=st.sampled_from([0, 1, 3, 70]),
+        window=st.sampled_from([None, (9, 13), (14, 18), (12, 12)]),
+        slots=st.sampled_from([None, 1, 2]),
+    )
+    def join_the_waitlist(
+        self,
+        doctor_id: str,
+        who: int,
+        days: int,
+        span: int,
+        window: tuple[int, int] | None,
+        slots: int | None,
+    ) -> object:
+        first = self.now().astimezone(DOCTORS[doctor_id][1]).date() + timedelta(days=days)
+        earliest = latest = None
+        if window is not None:
+            earliest, latest = time(window[0], 0), time(window[1], 0)
+        minutes = None if slots is None else slots * self.slot_of(doctor_id)
+        command = JoinWaitlist(
+            doctor_id,
+            PATIENTS[who],
+            first,
+            first + timedelta(days=span),
+            earliest,
+            latest,
+            minutes,
+        )
+        joined, _ = self.both("join_waitlist", lambda c: c.join_waitlist(command))
+        return multiple() if isinstance(joined, CitasError) else joined.waitlist_id
+
+    @initialize(
+        target=entries,
+        plan=st.lists(
+            st.tuples(st.sampled_from(["rosa", "matias"]), patients, st.integers(0, 2)),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    def put_patients_on_the_waitlists(self, plan: list[tuple[str, int, int]]) -> object:
+        joined = []
+        for doctor_id, who, span in plan:
+            first = self.now().astimezone(DOCTORS[doctor_id][1]).date()
+            command = JoinWaitlist(
+                doctor_id, PATIENTS[who], first, first + timedelta(days=span + 1)
+            )
+            entry, _ = self.both("join_waitlist", lambda c, k=command: c.join_waitlist(k))
+            if not isinstance(entry, CitasError):
+                joined.append(entry.waitlist_id)
+        return multiple(*joined)
+
+    @rule(appointment_id=appointments)
+    def cancel_and_offer_the_time_at_once(self, appointment_id: str) -> None:
+        self.both("cancel", lambda c: c.cancel(CancelAppointment(appointment_id)))
+        self.offer_the_freed_time_as_the_events_consumer_does()
+
+    @rule()
+    def offer_the_freed_time_as_the_events_consumer_does(self) -> None:
+        for event in list(self.store.outbox.values()):
+            if event.event_id in self.refilled or not isinstance(event, FREEING):
+                continue
+            self.refilled.add(event.event_id)
+            offered, _ = self.both("refill_after", lambda c, e=event: c.refill_after(e))
+            if isinstance(offered, list):
+                self.stats["offers made"] += len(offered)
+            self.no_waiting_entry_fits_the_time(event)
+
+    def no_waiting_entry_fits_the_time(self, event: ev.Event) -> None:
+        """After a refill, every fitting start of the freed time is held, booked or refused."""
+        doctor, start, end = self.freed_by(event)
+        now = self.now()
+        schedule = self.memory.repos.doctors.schedule(doctor, now - timedelta(hours=5))
+        if schedule is None:
+            return
+        rules = Rules(schedule, now, lambda c, d: HOLIDAYS.holidays(c, d.year).get(d))
+        for entry in list(self.store.waitlist.values()):
+            if entry.doctor_id != doctor or not entry.is_waiting(now):
+                continue
+            for at in self.fitting_starts(rules, entry, start, end):
+                assert not self.could_hold(rules, entry, at), (
+                    f"{entry.waitlist_id} waits although {at} of the freed time fits it"
+                )
+
+    def freed_by(self, event: ev.Event) -> tuple[str, datetime, datetime]:
+        """The doctor and the span of time an event freed (read here, not by the use case)."""
+        data = event.data
+        if event.appointment_id is not None:
+            doctor = self.store.appointments["demo", event.appointment_id].doctor_id
+        else:
+            doctor = str(data["doctor_id"])
+        moved = isinstance(event, ev.AppointmentRescheduled)
+        start, end = ("previous_start", "previous_end") if moved else ("start", "end")
+        return doctor, datetime.fromisoformat(data[start]), datetime.fromisoformat(data[end])
+
+    def fitting_starts(
+        self, rules: Rules, entry: WaitlistEntry, start: datetime, end: datetime
+    ) -> list[datetime]:
+        length = timedelta(minutes=entry.duration_minutes)
+        day, last = rules.doctor.local(start - length).date(), rules.doctor.local(end).date()
+        found = []
+        while day <= last:
+            found += [
+                s.start
+                for s in rules.doctor.slots_on(day)
+                if s.start < end and start < s.start + length and entry.fits(s.start)
+            ]
+            day += timedelta(days=1)
+        return found
+
+    def could_hold(self, rules: Rules, entry: WaitlistEntry, at: datetime) -> bool:
+        """Whether `at` could be held for `entry` now: every rule and every cell allows it."""
+        minutes = entry.duration_minutes
+        end = at + timedelta(minutes=minutes)
+        if rules.refusal(at, minutes) is not None:
+            return False
+        expires = hold_until(
+            send_time(rules.now, at, entry.time_zone),
+            at,
+            HOLD_MINUTES,
+            rules.doctor.min_notice_minutes,
+        )
+        if expires <= rules.now:
+            return False
+        pad = rules.schedule.buffer
+        doctor = {("demo", "doctor", entry.doctor_id, c) for c in cells(at - pad, end + pad)}
+        patient = {("demo", "patient", entry.patient.key, c) for c in cells(at, end)}
+        return not any(c in self.store.cells for c in doctor | patient)
+
+    @rule(entry_id=entries)
+    def accept_an_offer(self, entry_id: str) -> None:
+        self.both("accept_offer", lambda c: c.accept_offer(entry_id))
+
+    @rule(entry_id=entries)
+    def decline_an_offer(self, entry_id: str) -> None:
+        self.both("decline_offer", lambda c: c.decline_offer(entry_id))
+
+    @rule(entry_id=entries)
+    def withdraw_from_the_waitlist(self, entry_id: str) -> None:
+        self.both("withdraw", lambda c: c.withdraw_from_waitlist(entry_id))
+
+    @rule(entry_id=entries, after=st.sampled_from([-1, 0, 0, 1, 5]))
+    def reach_an_offers_expiry_and_sweep(self, entry_id: str, after: int) -> None:
+        offer = self.store.waitlist["demo", entry_id].offer
+        if offer is not None:
+            target = offer.expires_at + timedelta(seconds=after)
+            if target > self.now():
+                self.set_clock(target)
+        swept, _ = self.both("sweep_offers", lambda c: c.sweep_offers())
+        if isinstance(swept, list):
+            self.stats["offers swept"] += len(swept)
+
+    @rule(doctor_id=doctor_ids, limit=st.integers(1, 3))
+    def list_a_waitlist(self, doctor_id: str, limit: int) -> None:
+        self.both("list_waitlist", lambda c: c.list_waitlist(ListWaitlist(doctor_id, limit)))
+
     # Rules: reads ----------------------------------------------------------------------
 
     @rule(doctor_id=doctor_ids, days=st.integers(-1, 3), limit=st.integers(1, 3))
@@ -694,6 +883,33 @@ class LockstepMachine(RuleBasedStateMachine):
                 and block.overlaps(a.start, a.end)
             ]
             assert inside == [], (block, inside)
+
+    @invariant()
+    def no_doctor_holds_two_overlapping_visits_or_offers(self) -> None:
+        spans: dict[str, list[tuple[datetime, datetime, str]]] = {}
+        for a in self.store.appointments.values():
+            if a.is_active:
+                spans.setdefault(a.doctor_id, []).append((a.start, a.end, a.appointment_id))
+        for e in self.store.waitlist.values():
+            if e.offer is not None:
+                offer = e.offer
+                spans.setdefault(e.doctor_id, []).append((offer.start, offer.end, e.waitlist_id))
+                # A held offer's cells are its own: nobody else's tag is in them.
+                for cell in cells(offer.start, offer.end):
+                    key = ("demo", "doctor", e.doctor_id, cell)
+                    assert self.store.cells.get(key) == offer.appointment_id, (e, cell)
+        for doctor_id, held in spans.items():
+            held.sort()
+            for (_, first_end, first), (second_start, _, second) in itertools.pairwise(held):
+                assert first_end <= second_start, (doctor_id, first, second)
+
+    @invariant()
+    def every_waitlist_entry_reads_back_the_same_on_both_sides(self) -> None:
+        for _, entry_id in self.store.waitlist:
+            first, second = (
+                side.clinic.waitlist_entry(entry_id) for side in (self.memory, self.dynamodb)
+            )
+            assert first.snapshot() == second.snapshot()
 
     @invariant()
     def both_sides_keep_the_same_time_off_and_schedule_versions(self) -> None:
