@@ -14,16 +14,20 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from domain.errors import TemporarilyUnavailable
-from entrypoints.bootstrap import AppSource
+from entrypoints.bootstrap import App, AppSource
 from entrypoints.messages import Fields, MessageHandler, Outcome, failure_fields, is_poison
 from entrypoints.observability import logger, metrics
 
 LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# A scheduled job: the app and its log fields in, what it came to out.
+Tick = Callable[[App, Fields], Outcome]
+ScheduledHandler = Callable[[dict[str, Any], Any], dict[str, int]]
 
 
 class SkippedAfterFailure(Exception):
@@ -137,4 +141,38 @@ def sns_handler(app: AppSource, handle: MessageHandler, *, failure_metric: str) 
         return {"handled": handled}
 
     typed: LambdaHandler = handler  # Powertools' decorators are untyped
+    return typed
+
+
+def scheduled_handler(
+    app: AppSource,
+    tick: Tick,
+    *,
+    failed: str,
+    failure_metric: str,
+    answer: Callable[[Outcome, Fields], dict[str, int]],
+) -> ScheduledHandler:
+    """A Lambda handler of an EventBridge schedule: runs `tick` once, answers `answer(...)`.
+
+    A failed run is logged (type, code, origin) and counted as `failure_metric`, then raised;
+    it is not retried (lambda.tf): the schedule's next run does the work this one left, and
+    what this one committed stays committed.
+    """
+
+    @logger.inject_lambda_context(
+        correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True
+    )
+    @metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+        fields: Fields = {}
+        try:
+            outcome = tick(app(), fields)
+        except Exception as e:
+            logger.error(failed, extra=failure_fields(e))
+            metrics.add_metric(name=failure_metric, unit=MetricUnit.Count, value=1)
+            raise
+        report(outcome, {**fields, "scheduled": event.get("time")})
+        return answer(outcome, fields)
+
+    typed: ScheduledHandler = handler  # Powertools' decorators are untyped
     return typed

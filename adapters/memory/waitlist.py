@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
+from adapters.cursors import entry_cursor, entry_order, entry_position
 from adapters.memory.store import InMemoryAppointmentRepository, MemoryStore
 from domain.appointment import Appointment
 from domain.clinics import require_clinic
 from domain.errors import (
-    InvalidCursor,
     OfferExpired,
     PatientDoubleBooked,
     ScheduleChanged,
@@ -52,7 +51,7 @@ class InMemoryWaitlistRepository:
         self, doctor_id: str, limit: int, cursor: Cursor, *, waiting: bool = False
     ) -> Page[WaitlistEntry]:
         """A doctor's entries, oldest first."""
-        after = _position(cursor) if cursor is not None else None
+        after = entry_position(cursor) if cursor is not None else None
         with self._store.lock:
             found = sorted(
                 (
@@ -62,13 +61,13 @@ class InMemoryWaitlistRepository:
                     and e.doctor_id == doctor_id
                     and (not waiting or e.status is WaitStatus.WAITING)
                 ),
-                key=order,
+                key=entry_order,
             )
         if after is not None:
-            found = [e for e in found if order(e) > after]
+            found = [e for e in found if entry_order(e) > after]
         items = found[:limit]
         last = items[-1] if items and len(found) > limit else None
-        return Page(items, position(last) if last is not None else None)
+        return Page(items, entry_cursor(last) if last is not None else None)
 
     def holds(self, doctor_id: str, start_from: datetime, start_to: datetime) -> Sequence[Offer]:
         """The offers holding a doctor's time with start in [start_from, start_to)."""
@@ -185,28 +184,3 @@ def _check_schedule(store: MemoryStore, entry: WaitlistEntry, schedule: Schedule
         or store.schedule_versions.get(doctor) != schedule.version
     ):
         raise ScheduleChanged(entry.doctor_id)
-
-
-def order(entry: WaitlistEntry) -> tuple[datetime, str]:
-    """The order of a doctor's waitlist: oldest first, then by id."""
-    return entry.created_at, entry.waitlist_id
-
-
-def position(entry: WaitlistEntry) -> dict[str, str]:
-    """The cursor that points after `entry`."""
-    return {"created_at": entry.created_at.isoformat(), "id": entry.waitlist_id}
-
-
-def _position(cursor: Mapping[str, Any]) -> tuple[datetime, str]:
-    if not isinstance(cursor, Mapping) or set(cursor) != {"created_at", "id"}:
-        raise InvalidCursor("unexpected cursor shape")
-    created, entry_id = cursor["created_at"], cursor["id"]
-    if not isinstance(created, str) or not isinstance(entry_id, str):
-        raise InvalidCursor("cursor values must be strings")
-    try:
-        when = datetime.fromisoformat(created)
-    except ValueError as e:
-        raise InvalidCursor(str(e)) from e
-    if when.tzinfo is None:
-        raise InvalidCursor("the cursor's instant has no offset")
-    return when, entry_id

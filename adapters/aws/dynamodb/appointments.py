@@ -92,7 +92,7 @@ class DynamoDBAppointmentRepository:
         try:
             self._table.transact(tx)
         except Cancelled as cancelled:
-            _refuse_add(tx, guards, cancelled, idempotency)
+            refuse_add(tx, guards, cancelled, idempotency)
         appointment.collect_new_events()
 
     def update(
@@ -223,12 +223,13 @@ class DynamoDBAppointmentRepository:
         return True
 
 
-def _refuse_add(
+def refuse_add(
     tx: Transaction,
     guards: GuardChanges,
     cancelled: Cancelled,
     idempotency: IdempotencyRecord | None,
 ) -> NoReturn:
+    """Raise what a refused booking's cancellation reasons say: the key, the schedule, a cell."""
     if idempotency is not None and tx.first(cancelled, Role.IDEMPOTENCY):
         raise IdempotencyKeyTaken(idempotency.key) from None
     if tx.first(cancelled, Role.SCHEDULE):

@@ -105,7 +105,8 @@ class Guard:
 Held = dict[Guard, frozenset[str]]
 
 
-def _by_day(role: Role, clinic_id: str, owner: str, cells: Iterable[datetime]) -> Held:
+def by_day(role: Role, clinic_id: str, owner: str, cells: Iterable[datetime]) -> Held:
+    """The guard items `cells` of one party (a doctor or a patient key) fall in, with theirs."""
     days: dict[date, set[str]] = {}
     for cell in cells:
         days.setdefault(guard_day(cell), set()).add(cell_name(cell))
@@ -120,8 +121,8 @@ def held(appointment: Appointment) -> Held:
     if not appointment.is_active:
         return {}
     clinic = appointment.clinic_id
-    doctor = _by_day(Role.DOCTOR_GUARD, clinic, appointment.doctor_id, appointment.doctor_cells())
-    patient = _by_day(
+    doctor = by_day(Role.DOCTOR_GUARD, clinic, appointment.doctor_id, appointment.doctor_cells())
+    patient = by_day(
         Role.PATIENT_GUARD, clinic, appointment.patient.key, appointment.patient_cells()
     )
     return doctor | patient
@@ -136,7 +137,7 @@ def around(appointment: Appointment, buffer: timedelta) -> Held:
     if not appointment.is_active or not buffer:
         return {}
     start, end = appointment.start, appointment.end
-    return _by_day(
+    return by_day(
         Role.DOCTOR_GUARD,
         appointment.clinic_id,
         appointment.doctor_id,

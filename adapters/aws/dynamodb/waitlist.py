@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from botocore.exceptions import ClientError
 
 from adapters.aws.client import is_condition_failure
-from adapters.aws.dynamodb.appointments import _refuse_add, check_schedule
-from adapters.aws.dynamodb.guards import GuardChanges, Held, _by_day, around, held, owner_tag
+from adapters.aws.dynamodb.appointments import check_schedule, refuse_add
+from adapters.aws.dynamodb.guards import GuardChanges, Held, around, by_day, held, owner_tag
 from adapters.aws.dynamodb.items import (
     appointment_to_item,
     attribute_values,
@@ -46,9 +46,10 @@ from adapters.aws.dynamodb.keys import (
 )
 from adapters.aws.dynamodb.table import Table
 from adapters.aws.dynamodb.transaction import Cancelled, Role, Transaction, cancelled_item
+from adapters.cursors import entry_cursor, entry_position
 from domain.appointment import Appointment
 from domain.clinics import require_clinic
-from domain.errors import InvalidCursor, OfferExpired, ScheduleChanged, VersionConflict
+from domain.errors import OfferExpired, ScheduleChanged, VersionConflict
 from domain.rules import Schedule
 from domain.schedule import cells
 from domain.waitlist import Offer, WaitlistEntry, WaitStatus
@@ -132,7 +133,7 @@ class DynamoDBWaitlistRepository:
         )
         items = [waitlist_from_item(i) for i in found[:limit]]
         last = items[-1] if items and len(found) > limit else None
-        return Page(items, position(last) if last is not None else None)
+        return Page(items, entry_cursor(last) if last is not None else None)
 
     def holds(self, doctor_id: str, start_from: datetime, start_to: datetime) -> Sequence[Offer]:
         """The offers holding a doctor's time with start in [start_from, start_to): gsi2."""
@@ -177,7 +178,7 @@ class DynamoDBWaitlistRepository:
         except Cancelled as cancelled:
             if tx.first(cancelled, Role.WAITLIST):
                 raise _moved(previous, cancelled) from None
-            _refuse_add(tx, guards, cancelled, None)
+            refuse_add(tx, guards, cancelled, None)
         current.collect_new_events()
 
     def accept(
@@ -290,7 +291,7 @@ class DynamoDBWaitlistRepository:
 
     def _time(self, role: Role, owner: str, spans: Sequence[datetime]) -> Held:
         # The very layout `held` and `around` use for an appointment's cells.
-        return _by_day(role, self._clinic, owner, spans)
+        return by_day(role, self._clinic, owner, spans)
 
 
 def held_entries(
@@ -355,7 +356,7 @@ def _refuse_accept(
         if stored is None or stored.get("version") != previous.version:
             raise _conflict(previous, stored) from None
         raise OfferExpired("the offer expired") from None
-    _refuse_add(tx, guards, cancelled, None)
+    refuse_add(tx, guards, cancelled, None)
 
 
 def _moved(previous: WaitlistEntry, cancelled: Cancelled) -> VersionConflict:
@@ -384,22 +385,7 @@ def _expiry(entry: WaitlistEntry) -> datetime:
     return entry.offer.expires_at if entry.offer is not None else entry.updated_at
 
 
-def position(entry: WaitlistEntry) -> dict[str, str]:
-    """The cursor that points after `entry` (the memory backend's shape)."""
-    return {"created_at": entry.created_at.isoformat(), "id": entry.waitlist_id}
-
-
 def _position(cursor: Mapping[str, Any]) -> str:
     """The gsi1 sort key a cursor this repository made points after, or InvalidCursor."""
-    if not isinstance(cursor, Mapping) or set(cursor) != {"created_at", "id"}:
-        raise InvalidCursor("unexpected cursor shape")
-    created, entry_id = cursor["created_at"], cursor["id"]
-    if not isinstance(created, str) or not isinstance(entry_id, str):
-        raise InvalidCursor("cursor values must be strings")
-    try:
-        when = datetime.fromisoformat(created)
-    except ValueError as e:
-        raise InvalidCursor(str(e)) from e
-    if when.tzinfo is None:
-        raise InvalidCursor("the cursor's instant has no offset")
+    when, entry_id = entry_position(cursor)
     return f"{instant(when)}#{entry_id}"
