@@ -302,6 +302,23 @@ def _reported(answer: dict[str, Any]) -> float:
 # --- the operations ------------------------------------------------------------------------
 
 
+def waitlist_round(clinic: Any, sample: Any, day: dt.date, patient: Any) -> None:
+    """Join, offer (the refill of one freed slot, one waiting entry) and accept, each measured."""
+    from domain.commands import BookAppointment, CancelAppointment, JoinWaitlist
+
+    freed = clinic.book(BookAppointment("dra-cost", patient(), local_start(day, 3)))
+    entry = sample(
+        "waitlist: join",
+        lambda: clinic.join_waitlist(JoinWaitlist("dra-cost", patient(), day, day)),
+    )
+    clinic.cancel(CancelAppointment(freed.appointment_id))
+    sample(
+        "waitlist: offer (refill of a freed slot, 1 waiting)",
+        lambda: clinic.refill("dra-cost", freed.start, freed.end),
+    )
+    sample("waitlist: accept", lambda: clinic.accept_offer(entry.waitlist_id))
+
+
 COLD_BOOK = "book (cold: first booking of this doctor in this container)"
 WARM_BOOK = "book (warm)"
 RESCHEDULE = "reschedule (same length)"
@@ -422,6 +439,7 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
         )
         sample("get", lambda aid=aid: clinic.get(aid))
         sample("cancel", lambda aid=aid: clinic.cancel(CancelAppointment(aid)))
+        waitlist_round(clinic, sample, full_day + dt.timedelta(days=30 + r), patient)
         sample(
             "doctor-day list page (10 items)",
             lambda: clinic.list_doctor_day(ListDoctorDay("dra-cost", full_day)),
@@ -506,8 +524,17 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
             "one TransactWriteItems (the profile's version bump and block map, the block item, "
             "a ConditionCheck per guard day, the event); removing reads the schedule and the "
             "block, then one TransactWriteItems",
-            "availability reads the doctor's schedule fresh (GetItem) and one page of its "
-            "day (Query): a person reads it, so it is never served from the cache",
+            "availability reads the doctor's schedule fresh (GetItem), one page of its day "
+            "(Query) and the waitlist offers holding its time (a Query of gsi2, usually "
+            "empty): a person reads it, so it is never served from the cache",
+            "waitlist: joining reads the doctor (GetItem) and puts the entry (PutItem); an "
+            "offer (the events consumer's refill of one freed slot) reads the schedule fresh "
+            "(GetItem) and the doctor's waiting entries (Query), then one TransactWriteItems "
+            "holds the cells (the entry, the doctor's guard, ConditionChecks of the profile and "
+            "the patient's guard, the event); accepting reads the entry (GetItem; the schedule "
+            "comes from the container's cache) and books in one TransactWriteItems: the entry, "
+            "the appointment, the patient's guard, the profile's ConditionCheck and three "
+            "events",
             "every write also leaves one outbox event; the relay's later delete of it is listed "
             "as its own line ('outbox relay: delete 1 event'), reading it from the stream is free",
             "a Query reads `limit + 1` items to know whether a next page exists",

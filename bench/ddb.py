@@ -112,6 +112,7 @@ def clinic_on(client: Any, table: str) -> tuple[Any, Any]:
         DynamoDBDoctorRepository,
         DynamoDBEventOutbox,
     )
+    from adapters.aws.dynamodb.waitlist import DynamoDBWaitlistRepository
     from adapters.holidays import LibraryHolidayCalendar
     from adapters.memory.store import InMemoryBookingRequestQueue
     from adapters.system import FixedClock, UuidV7Generator
@@ -130,6 +131,7 @@ def clinic_on(client: Any, table: str) -> tuple[Any, Any]:
         CountryCatalog(),
         clinic_id="demo",
         holidays=LibraryHolidayCalendar(),
+        waitlist=DynamoDBWaitlistRepository(table, client, clinic_id="demo"),
     )
     return clinic, outbox
 
