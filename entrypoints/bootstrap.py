@@ -126,6 +126,7 @@ class ClinicServices:
             clinic_id=clinic_id,
             holidays=self._holidays,
             waitlist=repositories.waitlist(clinic_id),
+            contacts=repositories.contacts(clinic_id),
             # The clinic's own hold, else the deployment's; read once per container, as the
             # clinic is built (a changed hold reaches the containers started after it).
             hold_minutes=profile.hold_minutes or self._hold_minutes,

@@ -24,6 +24,7 @@ from domain.use_cases.waitlist import WaitlistUseCases
 from domain.waitlist import DEFAULT_HOLD_MINUTES
 from ports.holidays import HolidayCalendar
 from ports.messaging import BookingRequestQueue
+from ports.patients import PatientContacts
 from ports.repositories import (
     AppointmentRepository,
     BookingRequestRepository,
@@ -93,6 +94,7 @@ class Clinic:
         holidays: HolidayCalendar | None = None,
         waitlist: WaitlistRepository | None = None,
         hold_minutes: int = DEFAULT_HOLD_MINUTES,
+        contacts: PatientContacts | None = None,
     ) -> None:
         self.ports = Ports(
             clinic_id=check_clinic_id(clinic_id),
@@ -110,6 +112,7 @@ class Clinic:
             # Every entrypoint passes the maintained library's (`adapters.holidays`).
             holidays=holidays if holidays is not None else NoHolidays(),
             waitlist=waitlist,
+            contacts=contacts,
         )
         doctor_cases = DoctorUseCases(self.ports)
         booking = BookingUseCases(self.ports, doctor_cases)

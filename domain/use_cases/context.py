@@ -14,6 +14,7 @@ from domain.errors import InvalidCursor, ValidationError
 from domain.pagination import MAX_PAGE, PageTokens
 from ports.holidays import HolidayCalendar
 from ports.messaging import BookingRequestQueue
+from ports.patients import PatientContacts
 from ports.repositories import (
     AppointmentRepository,
     BookingRequestRepository,
@@ -47,6 +48,8 @@ class Ports:
     holidays: HolidayCalendar
     # None for a clinic built without waitlist storage (most unit tests): nothing is held.
     waitlist: WaitlistRepository | None = None
+    # The clinic's patient contacts, for the opt-outs the waitlist respects; None: nobody opted out.
+    contacts: PatientContacts | None = None
 
     def now(self) -> datetime:
         """The current instant in UTC."""

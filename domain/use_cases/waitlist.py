@@ -272,13 +272,22 @@ class WaitlistUseCases:
             lambda cursor: self._waitlist.list_by_doctor(doctor_id, MAX_PAGE, cursor, waiting=True)
         )
         for entry in waiting:
-            if not entry.is_waiting(now):
+            if not entry.is_waiting(now) or self._opted_out(entry):
                 continue
             made, rules = self._offer_first(entry, rules, start, end, taken)
             if made is not None and made.offer is not None:
                 offered.append(made)
                 taken.append((made.offer.start, made.offer.end))
         return offered
+
+    def _opted_out(self, entry: WaitlistEntry) -> bool:
+        """Whether the entry's phone opted out of the clinic's messages."""
+        # It would never hear of an offer: the slot would sit held for nobody.
+        contacts = self._ports.contacts
+        if contacts is None:
+            return False
+        contact = contacts.get(entry.patient.key)
+        return contact is not None and contact.opted_out
 
     def _offer_first(
         self,

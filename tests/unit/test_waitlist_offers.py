@@ -73,6 +73,9 @@ def app(clock: FixedClock) -> App:
     return make_app(clock)
 
 
+SLOT = timedelta(minutes=30)
+
+
 def notifier(app: App) -> InMemoryNotifier:
     found = app.messenger.notifier
     assert isinstance(found, InMemoryNotifier)
@@ -209,10 +212,24 @@ def test_on_whatsapp_the_offer_has_aceptar_and_rechazar_buttons_with_its_token(
     ]
 
 
-def test_an_opted_out_phone_gets_no_offer(app: App) -> None:
+def test_an_opted_out_phone_is_not_offered_the_slot_and_the_next_entry_is(app: App) -> None:
     contacts = app.messenger.repositories.contacts("sol")
     contacts.set_opted_out(ANA.key, True, None)
-    offered_to_ana(app)
+    ana, eva = join(app), join(app, EVA)
+    free(app, START)
+    # Ana would never hear of it: the slot goes to Eva rather than sit held for nobody.
+    assert [
+        e.waitlist_id for e in app.for_clinic("sol").refill("dra-rosa", START, START + SLOT)
+    ] == [eva.waitlist_id]
+    assert entry_now(app, ana).status is WaitStatus.WAITING
+    deliver(app)
+    assert [m for m in notifier(app).messages if m.phone == ANA.phone] == []
+
+
+def test_a_phone_that_opts_out_after_the_offer_gets_no_message(app: App) -> None:
+    offered_to_ana(app, message=False)
+    app.messenger.repositories.contacts("sol").set_opted_out(ANA.key, True, None)
+    deliver(app)
     assert [m for m in notifier(app).messages if m.phone == ANA.phone] == []
 
 
