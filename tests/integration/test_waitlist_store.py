@@ -564,6 +564,36 @@ class TestWaitlistStore:
             made = Counter(str(e.data["waitlist_id"]) for e in backend.events("WaitlistOfferMade"))
             assert made[first.waitlist_id] == made[second.waitlist_id] == 1
 
+    def test_two_cancellations_at_once_share_their_freed_time_between_two_entries(
+        self, backend: Backend
+    ) -> None:
+        """Two visits next to each other cancelled together: each refill may reach both entries."""
+        clinic = backend.clinic
+        hour = clinic.book(BookAppointment(ANA, patient(300), at(THU, "09:00"), 60))
+        half = clinic.book(BookAppointment(ANA, patient(301), at(THU, "10:00"), 30))
+        # The older wants an hour (it fits across both freed spans), the younger half of one.
+        longer = clinic.join_waitlist(JoinWaitlist(ANA, patient(302), THU, THU, None, None, 60))
+        shorter = backend.join(303, THU, ANA)
+        for visit in (hour, half):
+            clinic.cancel(CancelAppointment(visit.appointment_id))
+        spans = [(hour.start, hour.end), (half.start, half.end)]
+        a, b = backend.container(), backend.container()
+        made = race(
+            *(partial(c.refill, ANA, s, e) for c, (s, e) in zip((a, b), spans, strict=True))
+        )
+        assert all(isinstance(m, list) for m in made), made
+        stored = [backend.waitlist.get(e.waitlist_id) for e in (longer, shorter)]
+        offers = [offer_of(e) for e in stored if e is not None]
+        # Both entries offered, once each, and never the same cells twice.
+        assert len(offers) == 2
+        made_events = Counter(
+            str(e.data["waitlist_id"]) for e in backend.events("WaitlistOfferMade")
+        )
+        assert made_events == Counter({longer.waitlist_id: 1, shorter.waitlist_id: 1})
+        first, second = sorted(offers, key=lambda o: o.start)
+        assert first.end <= second.start, (first, second)
+        assert {o.end - o.start for o in offers} == {SLOT, 2 * SLOT}
+
 
 # --- DynamoDB only: what each change costs ----------------------------------------------------
 
