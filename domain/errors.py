@@ -117,7 +117,8 @@ class TimeOffConflict(CitasError):
     def covering(cls, appointment_ids: Sequence[str], waitlist_ids: Sequence[str] = ()) -> Self:
         """The refusal every backend raises for time off over these appointments or offers.
 
-        `waitlist_ids`: entries whose offered slot the block would cover (held for them).
+        `waitlist_ids`: entries whose offered slot the block would cover (held for them);
+        `count` counts the appointments only.
         """
         ids = list(appointment_ids)
         if waitlist_ids:

@@ -5,8 +5,8 @@ optional daily window and a duration. When the doctor's time frees, the oldest w
 it fits gets an **offer**: the slot is held for it (the doctor's cells are taken in the name
 of the appointment the offer would become, so nobody else can book or move into it) until
 `expires_at`. Accepting turns the hold into a `confirmed` appointment in one atomic step;
-declining, withdrawing or the hold running out frees it, and the entry waits again (never to
-be offered that same start twice).
+declining or the hold running out frees it and the entry waits again (never to be offered
+that same start twice); withdrawing frees it and takes the entry off the list.
 
 Stored statuses are `waiting`, `offered`, `booked` and `withdrawn`; `expired` is what a
 waiting entry whose last date has passed shows (nothing needs writing for it).
@@ -207,6 +207,12 @@ class WaitlistEntry:
             return WaitStatus.EXPIRED
         return self.status
 
+    def held_offer(self) -> Offer:
+        """The offer this entry holds; ValueError for an entry without one (a caller's bug)."""
+        if self.offer is None:
+            raise ValueError("the entry carries no offer to hold")
+        return self.offer
+
     def is_waiting(self, now: datetime) -> bool:
         """Whether the entry may be offered time now."""
         return self.shown_status(now) is WaitStatus.WAITING
@@ -279,7 +285,7 @@ class WaitlistEntry:
 
     def _live_offer(self, now: datetime) -> Offer:
         offer = self.offer
-        if self.status is WaitStatus.WAITING:
+        if self.shown_status(now) is WaitStatus.WAITING and self.passed:
             # Its offer ran out (or was declined) and the slot went on: too late to take it.
             raise OfferExpired("the entry has no offer now; it expired or was declined")
         if self.status is not WaitStatus.OFFERED or offer is None:

@@ -151,28 +151,44 @@ def serve_waitlist(app: APIGatewayRestResolver) -> None:
     app.include_router(waitlist_routes)
 
 
-def _route(method: str, path: str) -> Callable[[_Handler], _Handler]:
-    rule = route_rule(path)
-
-    def register(function: _Handler) -> _Handler:
-        _WAITLIST_ROUTES.append(Route(method, path, rule))
-        waitlist_routes.route(path, method)(function)
-        return function
-
-    return register
+# The resolver of the HTTP function, or a router whose routes it includes.
+Resolver = APIGatewayRestResolver | Router
 
 
-def _clinic() -> Clinic:
-    source: AppSource = waitlist_routes.context[APP_KEY]
-    profile: ClinicProfile = waitlist_routes.context[CLINIC_KEY]
+def route_registrar(
+    resolver: Resolver, routes: list[Route]
+) -> Callable[[str, str], Callable[[_Handler], _Handler]]:
+    """A decorator factory registering a route with `resolver` and listing it in `routes`."""
+
+    def route(method: str, path: str) -> Callable[[_Handler], _Handler]:
+        rule = route_rule(path)
+
+        def register(function: _Handler) -> _Handler:
+            routes.append(Route(method, path, rule))
+            resolver.route(path, method)(function)
+            return function
+
+        return register
+
+    return route
+
+
+def clinic_of(resolver: Resolver) -> Clinic:
+    """The use cases of the clinic whose API key made the request `resolver` is resolving."""
+    source: AppSource = resolver.context[APP_KEY]
+    profile: ClinicProfile = resolver.context[CLINIC_KEY]
     return source().for_clinic(profile.clinic_id)
 
 
-def _request() -> http.HttpRequest:
-    return http.HttpRequest.from_event(waitlist_routes.current_event.raw_event)
+def request_of(resolver: Resolver) -> http.HttpRequest:
+    """The request `resolver` is resolving, as citas reads it."""
+    return http.HttpRequest.from_event(resolver.current_event.raw_event)
 
 
-def _json(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Response[str]:
+def json_response(
+    status: int, payload: object, headers: Mapping[str, str] | None = None
+) -> Response[str]:
+    """A JSON answer of the API."""
     return Response(
         status_code=status,
         content_type=http.CONTENT_TYPE,
@@ -181,17 +197,31 @@ def _json(status: int, payload: object, headers: Mapping[str, str] | None = None
     )
 
 
+def appointment_response(
+    status: int, appointment: Appointment, headers: Mapping[str, str] | None = None
+) -> Response[str]:
+    """An appointment as the API answers it, with its `ETag`."""
+    body = http.appointment_json(appointment)
+    return json_response(status, body, {"ETag": http.etag(appointment), **(headers or {})})
+
+
+_route = route_registrar(waitlist_routes, _WAITLIST_ROUTES)
+_json = json_response
+_appointment = appointment_response
+
+
+def _clinic() -> Clinic:
+    return clinic_of(waitlist_routes)
+
+
+def _request() -> http.HttpRequest:
+    return request_of(waitlist_routes)
+
+
 def _entry(
     status: int, clinic: Clinic, entry: WaitlistEntry, headers: Mapping[str, str] | None = None
 ) -> Response[str]:
     return _json(status, http.waitlist_json(entry, clinic.ports.now()), headers)
-
-
-def _appointment(
-    status: int, appointment: Appointment, headers: Mapping[str, str] | None = None
-) -> Response[str]:
-    body = http.appointment_json(appointment)
-    return _json(status, body, {"ETag": http.etag(appointment), **(headers or {})})
 
 
 def _target(waitlist_id: str) -> tuple[str, Clinic]:

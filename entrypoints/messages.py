@@ -216,9 +216,17 @@ def sweep_offers(app: App, fields: Fields) -> Outcome:
     # Each release commits a WaitlistOfferExpired with its slot: the events consumer offers
     # it on (`refill_waitlist`). An offer released by a racing run is simply not counted.
     released = 0
+    failed: Exception | None = None
     for clinic in app.clinics.all():
-        released += len(app.for_clinic(clinic.clinic_id).sweep_offers())
+        try:
+            released += len(app.for_clinic(clinic.clinic_id).sweep_offers())
+        except Exception as e:
+            # One clinic's trouble must not keep every other clinic's holds another minute.
+            failed = failed or e
+            fields.setdefault("failed_clinics", []).append(clinic.clinic_id)
     fields["released"] = released
+    if failed is not None:
+        raise failed
     return Outcome("offers swept", "WaitlistOffersExpired", count=released)
 
 

@@ -86,6 +86,20 @@ OFFER_NOTICES: Mapping[str, str] = MappingProxyType(
             "No pudimos guardar tu respuesta. Inténtalo de nuevo en unos minutos."
         ),
         "version_conflict": "El horario cambió mientras lo veías. Vuelve a intentarlo.",
+        # The booking rules refused the held time (the doctor's week changed since the offer).
+        **dict.fromkeys(
+            (
+                "slot_unavailable",
+                "outside_working_hours",
+                "doctor_unavailable",
+                "too_soon",
+                "too_far",
+                "start_in_past",
+                "invalid_slot",
+                "not_found",
+            ),
+            "Ya no podemos reservar este horario. Escribe a la clínica si necesitas ayuda.",
+        ),
     }
 )
 GOOD_OFFER_NOTICES = frozenset({"rechazada"})

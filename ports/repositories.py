@@ -310,5 +310,8 @@ class WaitlistRepository(Protocol):
         ...
 
     def save(self, previous: WaitlistEntry, current: WaitlistEntry) -> None:
-        """Store a change that holds no time (a waiting entry withdrawn), at the same version."""
+        """Store a change that holds no time (a waiting entry withdrawn).
+
+        Commits only while the entry is at `previous.version` (VersionConflict otherwise).
+        """
         ...

@@ -93,14 +93,13 @@ def _buffer_cells(appointment: Appointment, schedule: Schedule | None) -> set[Ce
     return {(clinic, "doctor", doctor, c) for c in around} - _doctor_cells(appointment)
 
 
-def _check_schedule(store: MemoryStore, appointment: Appointment, schedule: Schedule) -> None:
+def check_schedule(store: MemoryStore, clinic_id: str, doctor_id: str, schedule: Schedule) -> None:
     """ScheduleChanged unless the doctor is still at the version the rules were checked on."""
-    doctor = (appointment.clinic_id, appointment.doctor_id)
     if (
-        schedule.doctor.doctor_id != appointment.doctor_id
-        or store.schedule_versions.get(doctor) != schedule.version
+        schedule.doctor.doctor_id != doctor_id
+        or store.schedule_versions.get((clinic_id, doctor_id)) != schedule.version
     ):
-        raise ScheduleChanged(appointment.doctor_id)
+        raise ScheduleChanged(doctor_id)
 
 
 def sort_key(appointment: Appointment) -> tuple[datetime, str]:
@@ -127,7 +126,7 @@ class InMemoryAppointmentRepository:
         with s.lock:
             if idempotency is not None and (self._clinic, idempotency.key) in s.idempotency:
                 raise IdempotencyKeyTaken(idempotency.key)
-            _check_schedule(s, appointment, schedule)
+            check_schedule(s, appointment.clinic_id, appointment.doctor_id, schedule)
             self._claim(
                 appointment.appointment_id,
                 _doctor_cells(appointment) | _buffer_cells(appointment, schedule),
@@ -156,7 +155,7 @@ class InMemoryAppointmentRepository:
                     actual=None if stored is None else stored.version,
                 )
             if schedule is not None:
-                _check_schedule(s, current, schedule)
+                check_schedule(s, current.clinic_id, current.doctor_id, schedule)
             old = _doctor_cells(stored) | _patient_cells(stored)
             new_doctor, new_patient = _doctor_cells(current), _patient_cells(current)
             around = _buffer_cells(current, schedule)

@@ -6,13 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from adapters.cursors import entry_cursor, entry_order, entry_position
-from adapters.memory.store import InMemoryAppointmentRepository, MemoryStore
+from adapters.memory.store import (
+    CellKey,
+    InMemoryAppointmentRepository,
+    MemoryStore,
+    check_schedule,
+)
 from domain.appointment import Appointment
 from domain.clinics import require_clinic
 from domain.errors import (
     OfferExpired,
     PatientDoubleBooked,
-    ScheduleChanged,
     SlotUnavailable,
     VersionConflict,
 )
@@ -20,8 +24,6 @@ from domain.rules import Schedule
 from domain.schedule import cells
 from domain.waitlist import Offer, WaitlistEntry, WaitStatus
 from ports.repositories import Cursor, Page
-
-CellKey = tuple[str, str, str, datetime]
 
 
 class InMemoryWaitlistRepository:
@@ -36,6 +38,8 @@ class InMemoryWaitlistRepository:
         require_clinic(self._clinic, entry.clinic_id, "a waitlist entry")
         with self._store.lock:
             key = (self._clinic, entry.waitlist_id)
+            if entry.events:
+                raise ValueError("a new waitlist entry carries no events")
             if key in self._store.waitlist:
                 raise ValueError(f"waitlist entry {entry.waitlist_id} already exists")
             self._store.waitlist[key] = entry.copy()
@@ -93,11 +97,11 @@ class InMemoryWaitlistRepository:
 
     def offer(self, previous: WaitlistEntry, current: WaitlistEntry, schedule: Schedule) -> None:
         """Hold the offer's cells (and check its buffer and the patient) with the entry's change."""
-        offer = _offer_of(current)
+        offer = current.held_offer()
         s = self._store
         with s.lock:
             self._expect(previous)
-            _check_schedule(s, current, schedule)
+            check_schedule(s, current.clinic_id, current.doctor_id, schedule)
             doctor = self._cells("doctor", current.doctor_id, offer.start, offer.end)
             pad = schedule.buffer
             around = self._cells("doctor", current.doctor_id, offer.start - pad, offer.start)
@@ -169,18 +173,3 @@ class InMemoryWaitlistRepository:
 
     def _cells(self, role: str, owner: str, start: datetime, end: datetime) -> set[CellKey]:
         return {(self._clinic, role, owner, c) for c in cells(start, end)}
-
-
-def _offer_of(entry: WaitlistEntry) -> Offer:
-    if entry.offer is None:
-        raise ValueError("the entry carries no offer to hold")
-    return entry.offer
-
-
-def _check_schedule(store: MemoryStore, entry: WaitlistEntry, schedule: Schedule) -> None:
-    doctor = (entry.clinic_id, entry.doctor_id)
-    if (
-        schedule.doctor.doctor_id != entry.doctor_id
-        or store.schedule_versions.get(doctor) != schedule.version
-    ):
-        raise ScheduleChanged(entry.doctor_id)

@@ -24,6 +24,7 @@ from domain.errors import (
     PatientDoubleBooked,
     ScheduleChanged,
     SlotUnavailable,
+    TemporarilyUnavailable,
     VersionConflict,
 )
 from domain.pagination import MAX_PAGE
@@ -36,6 +37,9 @@ from ports.repositories import WaitlistRepository
 
 # Attempts of a change to an entry that another change (an accept, a sweep) overtook.
 _ATTEMPTS = 5
+# The least time a patient gets to answer an offer, once its message goes (or the whole hold,
+# if a clinic holds for less): a slot that would be held for less is left free to book.
+MIN_ANSWER = timedelta(minutes=10)
 
 
 class _Try(enum.Enum):
@@ -147,13 +151,9 @@ class WaitlistUseCases:
                 entry.offer is None or entry.offer.appointment_id != offer_id
             ):
                 raise OfferExpired("that offer ended; the slot went back to the waitlist")
-            previous = entry.copy()
-            now = self._ports.now()
-            offer = entry.accept(now=now, event_id=self._ports.ids.new_id())
-
-            write = self._booking(previous, entry, offer, by_patient=by_patient)
+            write = self._booking(entry, by_patient=by_patient)
             try:
-                return entry, self._doctors.with_schedule(entry.doctor_id, write)
+                return self._doctors.with_schedule(entry.doctor_id, write)
             except VersionConflict:
                 # A sweep, a decline or a twin accept got there first: see what it left.
                 if attempt == _ATTEMPTS - 1:
@@ -161,11 +161,15 @@ class WaitlistUseCases:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _booking(
-        self, previous: WaitlistEntry, taken: WaitlistEntry, held: Offer, *, by_patient: bool
-    ) -> Callable[[Rules], Appointment]:
-        """The write that books `held` for `taken`, judged by the rules it is given."""
+        self, previous: WaitlistEntry, *, by_patient: bool
+    ) -> Callable[[Rules], tuple[WaitlistEntry, Appointment]]:
+        """The write that books the offer of `previous`, judged by the rules it is given."""
 
-        def write(rules: Rules) -> Appointment:
+        def write(rules: Rules) -> tuple[WaitlistEntry, Appointment]:
+            # A fresh copy per attempt, judged at the attempt's own instant: a retry after a
+            # schedule change must not take an offer that ran out meanwhile.
+            taken = previous.copy()
+            held = taken.accept(now=rules.now, event_id=self._ports.ids.new_id())
             appointment = Appointment.request(
                 appointment_id=held.appointment_id,
                 rules=rules,
@@ -183,7 +187,7 @@ class WaitlistUseCases:
                 by_patient=by_patient,
             )
             self._waitlist.accept(previous, taken, appointment, rules.schedule)
-            return appointment
+            return taken, appointment
 
         return write
 
@@ -198,12 +202,20 @@ class WaitlistUseCases:
         """End every offer whose hold has run out; each frees its slot for the next entry."""
         now = self._ports.now()
         ended = []
+        failed: Exception | None = None
         for entry in self._waitlist.offered():
             if entry.offer is None or entry.offer.is_live(now):
                 continue
-            released = self._release(entry.waitlist_id, Release.EXPIRED)
+            try:
+                released = self._release(entry.waitlist_id, Release.EXPIRED)
+            except (TemporarilyUnavailable, VersionConflict) as e:
+                # One entry in contention must not keep every other hold for another minute.
+                failed = failed or e
+                continue
             if released.offer is None and released.status is WaitStatus.WAITING:
                 ended.append(released)
+        if failed is not None:
+            raise failed  # the run is reported failed; the next one retries what is left
         return ended
 
     def _release(
@@ -272,7 +284,7 @@ class WaitlistUseCases:
             lambda cursor: self._waitlist.list_by_doctor(doctor_id, MAX_PAGE, cursor, waiting=True)
         )
         for entry in waiting:
-            if not entry.is_waiting(now) or self._opted_out(entry):
+            if not entry.is_waiting(now):
                 continue
             made, rules = self._offer_first(entry, rules, start, end, taken)
             if made is not None and made.offer is not None:
@@ -299,9 +311,14 @@ class WaitlistUseCases:
     ) -> tuple[WaitlistEntry | None, Rules]:
         """Offer the entry the first start that works; the entry offered (or None), the rules."""
         length = timedelta(minutes=entry.duration_minutes)
+        checked = False
         for at in self._candidates(rules.doctor, entry, start, end):
             if any(at < e and s < at + length for s, e in taken):
                 continue
+            # Read only for an entry the time may fit: a long waitlist costs no read per entry.
+            if not checked and self._opted_out(entry):
+                return None, rules
+            checked = True
             outcome = self._hold(entry, rules, at)
             if outcome is _Try.STALE:
                 # The doctor changed meanwhile: judge this start again on the fresh schedule.
@@ -317,14 +334,11 @@ class WaitlistUseCases:
         """Offer `at` to the entry: the entry offered, or why not."""
         if rules.refusal(at, entry.duration_minutes) is not None:
             return _Try.SKIP
-        expires = hold_until(
-            send_time(rules.now, at, entry.time_zone),
-            at,
-            self._hold_minutes,
-            rules.doctor.min_notice_minutes,
-        )
-        if expires <= rules.now:
-            return _Try.SKIP
+        # The hold runs from when its message may go (08:00 after a night), not from now.
+        told = send_time(rules.now, at, entry.time_zone)
+        expires = hold_until(told, at, self._hold_minutes, rules.doctor.min_notice_minutes)
+        if expires - told < min(timedelta(minutes=self._hold_minutes), MIN_ANSWER):
+            return _Try.SKIP  # no time left to answer: held for nobody, it is better free
         current = entry.copy()
         length = timedelta(minutes=entry.duration_minutes)
         offer = Offer(self._ports.ids.new_id(), at, at + length, expires, rules.now)

@@ -15,14 +15,13 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from domain.appointment import Appointment
 from domain.clinics import ClinicProfile
 from domain.commands import ListDoctorDay
 from domain.errors import CitasError, NotFound, TemporarilyUnavailable
@@ -34,10 +33,13 @@ from entrypoints.http_routes import (
     APP_KEY,
     CLINIC_KEY,
     ROUTES,
-    Route,
+    appointment_response,
+    clinic_of,
+    json_response,
     log_request,
+    request_of,
     route_fields,
-    route_rule,
+    route_registrar,
     serve_waitlist,
     template,
 )
@@ -55,56 +57,21 @@ app = APIGatewayRestResolver(debug=False)
 # resolved at once. A Lambda process serves one request at a time anyway; this only matters
 # to an in-process server that calls the handler from several threads.
 _one_at_a_time = threading.Lock()
-# The routing context keys of the app source a request runs on and of the caller's clinic
-# (the resolver clears them after each request).
-_APP: Final = APP_KEY
-_CLINIC: Final = CLINIC_KEY
 # What API Gateway answers a request without a valid key; also a key of no clinic here.
 FORBIDDEN: Final = {"message": "Forbidden"}
 
 
 def _request() -> http.HttpRequest:
-    return http.HttpRequest.from_event(app.current_event.raw_event)
+    return request_of(app)
 
 
 def _clinic() -> Clinic:
-    source: AppSource = app.context[_APP]
-    profile: ClinicProfile = app.context[_CLINIC]
-    return source().for_clinic(profile.clinic_id)
+    return clinic_of(app)
 
 
-_Handler = TypeVar("_Handler", bound=Callable[..., Response[str]])
-
-
-def _route(method: str, path: str) -> Callable[[_Handler], _Handler]:
-    """Register a route with the resolver and in `ROUTES`."""
-    rule = route_rule(path)
-
-    def register(function: _Handler) -> _Handler:
-        ROUTES.append(Route(method, path, rule))
-        app.route(path, method)(function)
-        return function
-
-    return register
-
-
-def _json(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type=http.CONTENT_TYPE,
-        body=http.dumps(payload),
-        headers=dict(headers or {}),
-    )
-
-
-def _appointment(
-    status: int, appointment: Appointment, headers: Mapping[str, str] | None = None
-) -> Response[str]:
-    return _json(
-        status,
-        http.appointment_json(appointment),
-        {"ETag": http.etag(appointment), **(headers or {})},
-    )
+_route = route_registrar(app, ROUTES)
+_json = json_response
+_appointment = appointment_response
 
 
 @contextmanager
@@ -130,7 +97,7 @@ def _booking_outcome(operation: str, success: str) -> Iterator[None]:
 def get_clinic() -> Response[str]:
     """Which clinic the API key belongs to: its id and display name."""
     http.no_query(_request())
-    profile: ClinicProfile = app.context[_CLINIC]
+    profile: ClinicProfile = app.context[CLINIC_KEY]
     return _json(200, profile.to_dict())
 
 
@@ -331,7 +298,7 @@ def make_handler(source: AppSource) -> LambdaHandler:
     @metrics.log_metrics(raise_on_empty_metrics=False, capture_cold_start_metric=True)
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # The source, not the app: a misconfigured function then fails as a 500 of a route.
-        app.context[_APP] = source
+        app.context[APP_KEY] = source
         if not isinstance(event.get("requestContext"), Mapping):
             # Not an API Gateway event at all: nothing to map a key from.
             logger.error("malformed event", extra={"error_type": "MalformedEvent"})
@@ -347,7 +314,7 @@ def make_handler(source: AppSource) -> LambdaHandler:
             # A key the gateway let through but that stands for no clinic this deployment
             # serves: answered as the gateway answers a wrong key, and nothing runs.
             return _finish(event, _proxy(403, FORBIDDEN))
-        app.context[_CLINIC] = clinic
+        app.context[CLINIC_KEY] = clinic
         logger.append_keys(clinic_id=clinic.clinic_id)
         return _respond(event, context)
 

@@ -39,6 +39,7 @@ from domain.errors import (
     TimeOffConflict,
     TooFar,
     ValidationError,
+    VersionConflict,
 )
 from domain.use_cases import Clinic
 from domain.waitlist import WaitlistEntry, WaitStatus
@@ -389,3 +390,67 @@ def test_an_answer_to_an_earlier_offer_never_takes_a_later_one(w: Waitlisted) ->
     assert w.clinic.decline_offer(entry.waitlist_id, offer_id=earlier.appointment_id).offer == later
     _, booked = w.clinic.accept_offer(entry.waitlist_id, offer_id=later.appointment_id)
     assert booked.start == at(WED, "11:00")
+
+
+def test_an_entry_never_offered_has_nothing_to_accept(w: Waitlisted) -> None:
+    entry = w.join(2)
+    with pytest.raises(InvalidTransition):
+        w.clinic.accept_offer(entry.waitlist_id)
+    w.clock.set(datetime.combine(THU, time(0, 0), tzinfo=LIMA))
+    with pytest.raises(InvalidTransition):  # expired: its range has passed
+        w.clinic.accept_offer(entry.waitlist_id)
+    assert len(w.store.appointments) == 0
+
+
+def test_an_opted_out_phone_is_skipped_without_a_read_for_every_entry(w: Waitlisted) -> None:
+    booked = w.book(at(WED, "10:00"))
+    afternoon = [w.join(n, earliest=time(14, 0)) for n in range(2, 6)]
+    reads: list[str] = []
+
+    class Contacts:
+        def get(self, key: str) -> object:
+            reads.append(key)
+            return None
+
+    w.clinic.ports.contacts = Contacts()  # type: ignore[assignment]
+    fits = w.join(9)
+    [offered] = w.cancel_and_refill(booked)
+    assert offered.waitlist_id == fits.waitlist_id
+    # The afternoon entries cannot use 10:00: nobody reads their contacts.
+    assert reads == [patient(9).key]
+    assert all(w.entry(e).status is WaitStatus.WAITING for e in afternoon)
+
+
+def test_a_night_offer_with_no_time_left_to_answer_is_not_made() -> None:
+    w = Waitlisted(notice=60)
+    booked = w.book(at(THU, "09:00"), minutes=60)
+    entry = w.join(2, WED, THU)
+    w.clock.set(at(WED, "23:00").astimezone(UTC))
+    [offered] = w.cancel_and_refill(booked)
+    # 09:00 could be held only until 08:00, when its message would go: left free instead.
+    offer = w.entry(entry).offer
+    assert offered.waitlist_id == entry.waitlist_id and offer is not None
+    assert (offer.start, offer.expires_at) == (at(THU, "09:30"), at(THU, "08:30"))
+    assert at(THU, "09:00") in w.free(THU)
+
+
+def test_a_sweep_goes_on_past_an_entry_it_cannot_release(w: Waitlisted) -> None:
+    first_visit, second_visit = w.book(at(WED, "10:00")), w.book(at(WED, "11:00"), who=5)
+    first, second = w.join(2), w.join(3)
+    w.cancel_and_refill(first_visit)
+    w.cancel_and_refill(second_visit)
+    w.clock.advance(timedelta(minutes=HOLD))
+    repository = w.clinic.ports.waitlist
+    assert repository is not None
+    release = repository.release
+
+    def busy_for_the_first(previous: WaitlistEntry, current: WaitlistEntry, offer: object) -> None:
+        if previous.waitlist_id == first.waitlist_id:
+            raise VersionConflict("in contention")
+        release(previous, current, offer)  # type: ignore[arg-type]
+
+    repository.release = busy_for_the_first  # type: ignore[method-assign]
+    with pytest.raises(VersionConflict):
+        w.clinic.sweep_offers()
+    assert w.entry(second).status is WaitStatus.WAITING  # released despite the first
+    assert w.entry(first).status is WaitStatus.OFFERED

@@ -73,19 +73,11 @@ class DynamoDBWaitlistRepository:
         self._clinic = clinic_id
 
     def add(self, entry: WaitlistEntry) -> None:
-        """Store a new entry with one PutItem (a transaction only if it carries events)."""
+        """Store a new entry with one PutItem (joining records no event)."""
         require_clinic(self._clinic, entry.clinic_id, "a waitlist entry")
-        item = waitlist_to_item(entry)
         if entry.events:
-            tx = Transaction(self._table.table_name)
-            tx.put(item, Role.WAITLIST, "attribute_not_exists(pk)")
-            tx.put_events(entry.events)
-            try:
-                self._table.transact(tx)
-            except Cancelled:
-                raise _exists(entry) from None
-            entry.collect_new_events()
-            return
+            raise ValueError("a new waitlist entry carries no events")
+        item = waitlist_to_item(entry)
         try:
             self._table.put(item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as e:
@@ -157,7 +149,7 @@ class DynamoDBWaitlistRepository:
         patient's only checked free, the doctor's profile checked at the schedule version.
         """
         require_clinic(self._clinic, current.clinic_id, "a waitlist entry")
-        offer = _offer_of(current)
+        offer = current.held_offer()
         if schedule.doctor.doctor_id != current.doctor_id:
             raise ScheduleChanged(current.doctor_id)
         tx = Transaction(self._table.table_name)
@@ -373,12 +365,6 @@ def _conflict(previous: WaitlistEntry, stored: Mapping[str, Any] | None) -> Vers
 
 def _exists(entry: WaitlistEntry) -> ValueError:
     return ValueError(f"waitlist entry {entry.waitlist_id} already exists")
-
-
-def _offer_of(entry: WaitlistEntry) -> Offer:
-    if entry.offer is None:
-        raise ValueError("the entry carries no offer to hold")
-    return entry.offer
 
 
 def _expiry(entry: WaitlistEntry) -> datetime:
