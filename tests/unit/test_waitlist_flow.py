@@ -373,3 +373,30 @@ def test_the_local_runtime_refills_and_sweeps_with_the_same_handlers(clock: Fixe
     finally:
         runtime.stop()
     assert not runtime.running
+
+
+def test_one_clinics_failing_sweep_leaves_the_others_swept(clock: FixedClock) -> None:
+    clinics = tuple(
+        LocalClinic(ClinicProfile(c, f"Clínica {c.title()}"), f"{c}-key-123")
+        for c in ("sol", "luna")
+    )
+    app = make_app(clock, Settings(notifier="memory", clinics=clinics))
+    first, last = (c.clinic_id for c in app.clinics.all())
+    for clinic in (first, last):
+        use_cases = app.for_clinic(clinic)
+        booked = use_cases.book(BookAppointment("dra-rosa", ANA, START))
+        use_cases.join_waitlist(JoinWaitlist("dra-rosa", LUIS, MONDAY, MONDAY))
+        use_cases.cancel(CancelAppointment(booked.appointment_id))
+        assert len(use_cases.refill("dra-rosa", START, START + timedelta(minutes=30))) == 1
+    clock.advance(timedelta(minutes=31))
+
+    def broken() -> list[WaitlistEntry]:
+        raise RuntimeError("this clinic's storage is broken")
+
+    # The clinic swept first fails: the one after it must still be swept.
+    app.for_clinic(first).sweep_offers = broken  # type: ignore[method-assign]
+    with service_logs(sweeper.logger) as logs, pytest.raises(RuntimeError):
+        sweep(app, clock)
+    waitlist = app.for_clinic(last).ports.waitlist
+    assert waitlist is not None and waitlist.offered() == []
+    assert [r["message"] for r in assert_no_patient_data(logs)] == ["offers sweep failed"]
