@@ -659,3 +659,17 @@ def test_a_yes_long_after_an_offer_ran_out_is_about_the_visits_again(
     later.advance(HOLD + timedelta(hours=2))
     assert reply(other, "SI")["reply"] == "confirmed"
     assert other.for_clinic("sol").get(mine.appointment_id).status is Status.CONFIRMED
+
+
+def test_an_accept_the_doctors_new_hours_refuse_says_so_and_books_nothing(app: App) -> None:
+    entry = offered_to_ana(app)
+    token = app.links.offer_token(entry)
+    # Dra. Rosa now starts at 10:00: the held 09:00 no longer passes the booking rules.
+    later = {d: [["10:00", "13:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    app.for_clinic("sol").register_doctor(RegisterDoctor("dra-rosa", "Dra. Rosa", "PE", later))
+    answer = page(app, "POST", f"/p/{token}/aceptar")
+    assert answer["headers"]["Location"] == f"../{token}?aviso=outside_working_hours"
+    shown = page(app, "GET", f"/p/{token}?aviso=outside_working_hours")
+    assert shown["statusCode"] == 200
+    assert "Ya no podemos reservar este horario." in shown["body"]
+    assert entry_now(app, entry).status is WaitStatus.OFFERED
