@@ -241,6 +241,10 @@ class WaitlistEntry:
         self._change(WaitStatus.OFFERED, offer.offered_at)
         self._record(ev.WaitlistOfferMade, offer.offered_at, event_id, self._offer_data(offer))
 
+    def offer_to_accept(self, now: datetime) -> Offer:
+        """The offer `accept` would take at `now`; OfferExpired or InvalidTransition if none."""
+        return self._live_offer(now)
+
     def accept(self, *, now: datetime, event_id: str) -> Offer:
         """Take the offer: the entry is `booked` with the offer's appointment; OfferExpired late."""
         offer = self._live_offer(now)

@@ -169,7 +169,8 @@ class WaitlistUseCases:
             # A fresh copy per attempt, judged at the attempt's own instant: a retry after a
             # schedule change must not take an offer that ran out meanwhile.
             taken = previous.copy()
-            held = taken.accept(now=rules.now, event_id=self._ports.ids.new_id())
+            # Refused (run out, nothing to accept) before anything is built.
+            held = taken.offer_to_accept(rules.now)
             appointment = Appointment.request(
                 appointment_id=held.appointment_id,
                 rules=rules,
@@ -186,6 +187,9 @@ class WaitlistUseCases:
                 event_id=self._ports.ids.new_id(),
                 by_patient=by_patient,
             )
+            # The entry's event after the appointment's: every backend lists them in the order
+            # their ids were minted, and the booking comes before the entry that says so.
+            taken.accept(now=rules.now, event_id=self._ports.ids.new_id())
             self._waitlist.accept(previous, taken, appointment, rules.schedule)
             return taken, appointment
 

@@ -685,10 +685,17 @@ class LockstepMachine(RuleBasedStateMachine):
                 joined.append(entry.waitlist_id)
         return multiple(*joined)
 
-    @rule(appointment_id=appointments)
-    def cancel_and_offer_the_time_at_once(self, appointment_id: str) -> None:
+    @rule(target=entries, appointment_id=appointments, who=patients)
+    def join_for_a_visits_day_then_cancel_it_and_offer_the_time(
+        self, appointment_id: str, who: int
+    ) -> object:
+        visit = self.store.appointments["demo", appointment_id]
+        day = visit.start.astimezone(DOCTORS[visit.doctor_id][1]).date()
+        command = JoinWaitlist(visit.doctor_id, PATIENTS[who], day, day)
+        joined, _ = self.both("join_waitlist", lambda c: c.join_waitlist(command))
         self.both("cancel", lambda c: c.cancel(CancelAppointment(appointment_id)))
         self.offer_the_freed_time_as_the_events_consumer_does()
+        return multiple() if isinstance(joined, CitasError) else joined.waitlist_id
 
     @rule()
     def offer_the_freed_time_as_the_events_consumer_does(self) -> None:
@@ -761,6 +768,17 @@ class LockstepMachine(RuleBasedStateMachine):
         doctor = {("demo", "doctor", entry.doctor_id, c) for c in cells(at - pad, end + pad)}
         patient = {("demo", "patient", entry.patient.key, c) for c in cells(at, end)}
         return not any(c in self.store.cells for c in doctor | patient)
+
+    @precondition(lambda self: any(e.offer for e in self.store.waitlist.values()))
+    @rule(nth=st.integers(0, 10), by_patient=st.booleans())
+    def accept_a_held_offer(self, nth: int, by_patient: bool) -> None:
+        held = sorted(k for (_, k), e in self.store.waitlist.items() if e.offer is not None)
+        entry_id = held[nth % len(held)]
+        accepted, _ = self.both(
+            "accept_offer", lambda c: c.accept_offer(entry_id, by_patient=by_patient)
+        )
+        if not isinstance(accepted, CitasError):
+            self.stats["offers accepted"] += 1
 
     @rule(entry_id=entries)
     def accept_an_offer(self, entry_id: str) -> None:
