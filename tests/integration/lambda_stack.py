@@ -12,7 +12,6 @@ import hashlib
 import importlib
 import io
 import json
-import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from entrypoints.config import Settings
 from entrypoints.context import LocalContext
 from tests.integration.aws_world import NOW, REGION, WEEKDAY_HOURS
 from tests.support.apps import AppSlot
+from tests.support.logs import service_logs as service_logs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -349,20 +349,6 @@ def aws_stack(
             yield stack
         finally:
             STACK_APP.app = None
-
-
-@contextmanager
-def service_logs(logger: Any) -> Iterator[io.StringIO]:
-    """Everything a handler module's Powertools logger writes, as JSON lines."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    service_logger = logging.getLogger(logger.service)
-    service_logger.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        service_logger.removeHandler(handler)
 
 
 def log_records(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -12,11 +12,9 @@ import hashlib
 import importlib
 import io
 import json
-import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any
@@ -36,6 +34,7 @@ from entrypoints.config import LocalClinic, Settings
 from entrypoints.context import LocalContext
 from entrypoints.local.runtime import LocalRuntime
 from entrypoints.messages import envelope_body
+from tests.support.logs import service_logs
 
 notifications = importlib.import_module("entrypoints.lambda.notifications")
 sweeper = importlib.import_module("entrypoints.lambda.offers_sweeper")
@@ -156,20 +155,6 @@ def sweep(app: App, clock: FixedClock) -> dict[str, Any]:
     handler = sweeper.make_handler(lambda: app)
     response: dict[str, Any] = handler(scheduled_event(clock.now()), LocalContext())
     return response
-
-
-@contextmanager
-def service_logs(logger: Any) -> Iterator[io.StringIO]:
-    """Everything a handler module's Powertools logger writes, as JSON lines."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    service_logger = logging.getLogger(logger.service)
-    service_logger.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        service_logger.removeHandler(handler)
 
 
 def assert_no_patient_data(stream: io.StringIO) -> list[dict[str, Any]]:

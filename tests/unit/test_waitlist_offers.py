@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import urllib.parse
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -30,6 +29,7 @@ from entrypoints.bootstrap import App, build_app
 from entrypoints.config import LocalClinic, Settings
 from entrypoints.local.inbound import make_inbound_handler
 from entrypoints.messages import reply_to
+from tests.unit import test_patient_answers as answers
 from tests.unit.apigw import event
 from tests.unit.test_pages_render import FOOTER, parse
 
@@ -127,21 +127,8 @@ def entry_now(app: App, entry: WaitlistEntry) -> WaitlistEntry:
 
 
 def page(app: App, method: str, path: str) -> dict[str, Any]:
-    body = "" if method == "POST" else None
-    headers = {"Content-Type": "application/x-www-form-urlencoded"} if method == "POST" else {}
-    path, _, query = path.partition("?")
-    response: dict[str, Any] = pages.make_handler(lambda: app)(
-        event(
-            method,
-            path,
-            body=body,
-            headers=headers,
-            query=dict(urllib.parse.parse_qsl(query)),
-            api_key=None,
-        )
-    )
-    assert "Traceback" not in response["body"]
-    return response
+    """The pages' Lambda handler on one request; a POST carries an empty form."""
+    return answers.page(app, method, path, {} if method == "POST" else None)
 
 
 def reply(app: App, text: str | None = None, *, clinic: ClinicProfile = SOL, **extra: Any) -> Any:
