@@ -139,14 +139,14 @@ resource "aws_api_gateway_deployment" "citas" {
 resource "aws_cloudwatch_log_group" "api_access" {
   name              = "/aws/apigateway/${local.name_prefix}-api/access"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.observability.arn
+  kms_key_id        = local.observability_key_arn
 }
 
 # API Gateway would create this group itself, unencrypted and kept forever.
 resource "aws_cloudwatch_log_group" "api_execution" {
   name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.citas.id}/${var.api_stage_name}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.observability.arn
+  kms_key_id        = local.observability_key_arn
 }
 
 resource "aws_api_gateway_stage" "citas" {

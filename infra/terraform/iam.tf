@@ -70,10 +70,15 @@ data "aws_iam_policy_document" "function_basics" {
     resources = ["*"]
   }
 
-  statement {
-    sid       = "UseDataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.citas.arn]
+  # Only with a key of ours: the keys AWS owns or manages for each service need no grant.
+  dynamic "statement" {
+    for_each = aws_kms_key.citas[*].arn
+
+    content {
+      sid       = "UseDataKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+    }
   }
 
   # Every function resolves clinics (adapters/aws/clinics.py reads the whole directory with

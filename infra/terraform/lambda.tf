@@ -199,7 +199,7 @@ resource "aws_cloudwatch_log_group" "function" {
 
   name              = "/aws/lambda/${each.value}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.observability.arn
+  kms_key_id        = local.observability_key_arn
 }
 
 # --- queues of failed invocations (not in sqs.tf: that file holds only the queues the code
@@ -210,21 +210,24 @@ resource "aws_cloudwatch_log_group" "function" {
 resource "aws_sqs_queue" "outbox_relay_failures" {
   name                      = "${local.name_prefix}-outbox-relay-failures"
   message_retention_seconds = local.dlq_retention_seconds
-  kms_master_key_id         = aws_kms_key.citas.arn
+  kms_master_key_id         = local.data_key_arn
+  sqs_managed_sse_enabled   = local.sqs_managed_sse
 }
 
 # Reminder runs that failed; the next run (15 minutes later) catches up on its own.
 resource "aws_sqs_queue" "reminders_dlq" {
   name                      = "${local.name_prefix}-reminders-dlq"
   message_retention_seconds = local.dlq_retention_seconds
-  kms_master_key_id         = aws_kms_key.citas.arn
+  kms_master_key_id         = local.data_key_arn
+  sqs_managed_sse_enabled   = local.sqs_managed_sse
 }
 
 # Sweeps that failed; the next one (a minute later) does the same work.
 resource "aws_sqs_queue" "offers_sweeper_dlq" {
   name                      = "${local.name_prefix}-offers-sweeper-dlq"
   message_retention_seconds = local.dlq_retention_seconds
-  kms_master_key_id         = aws_kms_key.citas.arn
+  kms_master_key_id         = local.data_key_arn
+  sqs_managed_sse_enabled   = local.sqs_managed_sse
 }
 
 # Patients' replies whose function failed after Lambda's retries of an asynchronous (SNS)
@@ -232,13 +235,15 @@ resource "aws_sqs_queue" "offers_sweeper_dlq" {
 resource "aws_sqs_queue" "inbound_sms_dlq" {
   name                      = "${local.name_prefix}-inbound-sms-dlq"
   message_retention_seconds = local.dlq_retention_seconds
-  kms_master_key_id         = aws_kms_key.citas.arn
+  kms_master_key_id         = local.data_key_arn
+  sqs_managed_sse_enabled   = local.sqs_managed_sse
 }
 
 resource "aws_sqs_queue" "inbound_whatsapp_dlq" {
   name                      = "${local.name_prefix}-inbound-whatsapp-dlq"
   message_retention_seconds = local.dlq_retention_seconds
-  kms_master_key_id         = aws_kms_key.citas.arn
+  kms_master_key_id         = local.data_key_arn
+  sqs_managed_sse_enabled   = local.sqs_managed_sse
 }
 
 # --- functions -----------------------------------------------------------------------------
@@ -260,7 +265,7 @@ resource "aws_lambda_function" "this" {
   memory_size                    = var.lambda_memory_mb[each.value.kind]
   timeout                        = var.lambda_timeout_seconds[each.value.kind]
   reserved_concurrent_executions = var.lambda_reserved_concurrency[each.value.kind]
-  kms_key_arn                    = aws_kms_key.citas.arn
+  kms_key_arn                    = local.data_key_arn
 
   # A setting without a value (a messaging identity not configured) is left out, not empty.
   environment {
@@ -413,7 +418,7 @@ resource "aws_ssm_parameter" "page_token_key" {
   name        = "/${var.project}/${var.environment}/page-token-key"
   description = "Signs the next_token of citas list pages (rotate: taint this and apply)"
   type        = "SecureString"
-  key_id      = aws_kms_key.citas.arn
+  key_id      = local.data_key_arn
   value       = data.aws_secretsmanager_random_password.page_token_key.random_password
 
   lifecycle {
@@ -448,7 +453,7 @@ resource "aws_ssm_parameter" "link_keys" {
   name        = "/${var.project}/${var.environment}/link-keys"
   description = "The key ring that signs citas patients' links (rotation: see lambda.tf)"
   type        = "SecureString"
-  key_id      = aws_kms_key.citas.arn
+  key_id      = local.data_key_arn
   value = jsonencode({
     current = "k1"
     keys = {

@@ -68,14 +68,14 @@ locals {
 # Two-way SMS: every message patients send to the account's two-way numbers.
 resource "aws_sns_topic" "inbound_sms" {
   name              = local.inbound_topic_names["inbound_sms"]
-  kms_master_key_id = aws_kms_key.citas.arn
+  kms_master_key_id = local.data_key_arn
 }
 
 # WhatsApp: every event of the WhatsApp Business Account (messages, delivery statuses,
 # template reviews); the function keeps the messages and the failed deliveries.
 resource "aws_sns_topic" "inbound_whatsapp" {
   name              = local.inbound_topic_names["inbound_whatsapp"]
-  kms_master_key_id = aws_kms_key.citas.arn
+  kms_master_key_id = local.data_key_arn
 }
 
 # Only the channel's own service, acting for this account, may publish. The conditions are

@@ -1,19 +1,24 @@
-# Alarms go to one SNS topic (encrypted; an e-mail subscription when var.alarm_email is set).
+# Alarms go to one SNS topic (encrypted with the observability key when the stack has its
+# own keys; an e-mail subscription when var.alarm_email is set). Without alarms
+# (var.enable_alarms, prod by default) there is neither.
 resource "aws_sns_topic" "alarms" {
+  count = local.enable_alarms ? 1 : 0
+
   name              = "${local.name_prefix}-alarms"
-  kms_master_key_id = aws_kms_key.observability.arn
+  kms_master_key_id = local.observability_key_arn
 }
 
 resource "aws_sns_topic_subscription" "alarm_email" {
-  count = var.alarm_email != "" ? 1 : 0
+  count = local.enable_alarms && var.alarm_email != "" ? 1 : 0
 
-  topic_arn = aws_sns_topic.alarms.arn
+  topic_arn = aws_sns_topic.alarms[0].arn
   protocol  = "email"
   endpoint  = var.alarm_email
 }
 
 locals {
-  alarm_actions = [aws_sns_topic.alarms.arn]
+  enable_alarms = coalesce(var.enable_alarms, var.environment == "prod")
+  alarm_actions = aws_sns_topic.alarms[*].arn
 
   # Every function, by a key that reads well in alarm names (http-api, booking-worker-pe, ...).
   alarmed_functions = {
@@ -137,7 +142,7 @@ locals {
 }
 
 resource "aws_cloudwatch_metric_alarm" "this" {
-  for_each = local.alarms
+  for_each = { for key, alarm in local.alarms : key => alarm if local.enable_alarms }
 
   alarm_name          = "${local.name_prefix}-${each.key}"
   alarm_description   = each.value.description

@@ -293,3 +293,61 @@ moved {
   from = aws_api_gateway_usage_plan_key.citas
   to   = aws_api_gateway_usage_plan_key.clinic["demo"]
 }
+
+# --- what a dev stack pays for became optional (enable_waf, use_customer_managed_keys,
+# enable_alarms): the single instances became the first of a count ---------------------------
+#
+# Where the variable is off (every environment but prod, unless set), the next apply then
+# destroys them. KMS keeps a key 30 days before deleting it; log data written while a group
+# used the observability key stays encrypted with it and is unreadable once the key is gone:
+# set use_customer_managed_keys = true to keep the keys.
+
+moved {
+  from = aws_kms_key.citas
+  to   = aws_kms_key.citas[0]
+}
+
+moved {
+  from = aws_kms_alias.citas
+  to   = aws_kms_alias.citas[0]
+}
+
+moved {
+  from = aws_kms_key.observability
+  to   = aws_kms_key.observability[0]
+}
+
+moved {
+  from = aws_kms_alias.observability
+  to   = aws_kms_alias.observability[0]
+}
+
+moved {
+  from = aws_wafv2_web_acl.api
+  to   = aws_wafv2_web_acl.api[0]
+}
+
+moved {
+  from = aws_wafv2_web_acl_association.api
+  to   = aws_wafv2_web_acl_association.api[0]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.waf
+  to   = aws_cloudwatch_log_group.waf[0]
+}
+
+moved {
+  from = aws_cloudwatch_log_resource_policy.waf
+  to   = aws_cloudwatch_log_resource_policy.waf[0]
+}
+
+moved {
+  from = aws_wafv2_web_acl_logging_configuration.api
+  to   = aws_wafv2_web_acl_logging_configuration.api[0]
+}
+
+moved {
+  from = aws_sns_topic.alarms
+  to   = aws_sns_topic.alarms[0]
+}

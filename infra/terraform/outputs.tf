@@ -60,8 +60,8 @@ output "function_names" {
 }
 
 output "alarm_topic_arn" {
-  description = "SNS topic the alarms notify; subscribe more endpoints to it."
-  value       = aws_sns_topic.alarms.arn
+  description = "SNS topic the alarms notify; subscribe more endpoints to it (null without alarms)."
+  value       = one(aws_sns_topic.alarms[*].arn)
 }
 
 output "public_base_url" {

@@ -22,7 +22,8 @@ resource "aws_sqs_queue" "events_dlq" {
   fifo_queue                  = true
   content_based_deduplication = false
   message_retention_seconds   = local.dlq_retention_seconds
-  kms_master_key_id           = aws_kms_key.citas.arn
+  kms_master_key_id           = local.data_key_arn
+  sqs_managed_sse_enabled     = local.sqs_managed_sse
 }
 
 resource "aws_sqs_queue" "events" {
@@ -31,7 +32,8 @@ resource "aws_sqs_queue" "events" {
   content_based_deduplication = false
   visibility_timeout_seconds  = 60
   message_retention_seconds   = var.message_retention_seconds
-  kms_master_key_id           = aws_kms_key.citas.arn
+  kms_master_key_id           = local.data_key_arn
+  sqs_managed_sse_enabled     = local.sqs_managed_sse
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.events_dlq.arn
@@ -57,7 +59,8 @@ resource "aws_sqs_queue" "booking_requests_dlq" {
   fifo_queue                  = true
   content_based_deduplication = false
   message_retention_seconds   = local.dlq_retention_seconds
-  kms_master_key_id           = aws_kms_key.citas.arn
+  kms_master_key_id           = local.data_key_arn
+  sqs_managed_sse_enabled     = local.sqs_managed_sse
 }
 
 resource "aws_sqs_queue" "booking_requests" {
@@ -68,7 +71,8 @@ resource "aws_sqs_queue" "booking_requests" {
   content_based_deduplication = false
   visibility_timeout_seconds  = 60
   message_retention_seconds   = var.message_retention_seconds
-  kms_master_key_id           = aws_kms_key.citas.arn
+  kms_master_key_id           = local.data_key_arn
+  sqs_managed_sse_enabled     = local.sqs_managed_sse
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.booking_requests_dlq[each.key].arn

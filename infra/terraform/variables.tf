@@ -10,6 +10,28 @@ variable "environment" {
   default     = "dev"
 }
 
+# --- what a stack pays for every month, whatever its traffic -------------------------------
+# Each is null by default: on in prod, off in every other environment, so a dev or staging
+# stack costs nothing while it is idle (README, "Cost"). Set one to true or false to decide.
+
+variable "enable_waf" {
+  description = "AWS WAF in front of the API (US$5 a month per web ACL + US$1 per rule, US$0.60 per million requests). null: on in prod only."
+  type        = bool
+  default     = null
+}
+
+variable "use_customer_managed_keys" {
+  description = "Encrypt with the stack's two KMS keys (US$1 a month each) instead of the keys AWS owns or manages for each service. null: on in prod only."
+  type        = bool
+  default     = null
+}
+
+variable "enable_alarms" {
+  description = "The CloudWatch alarms and their topic (US$0.10 a month per alarm beyond the account's 10 free ones). null: on in prod only."
+  type        = bool
+  default     = null
+}
+
 variable "aws_region" {
   description = "AWS region to deploy into."
   type        = string

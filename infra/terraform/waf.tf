@@ -1,6 +1,15 @@
 # AWS WAF in front of the API stage: AWS's managed rules for common exploits, known bad inputs
 # and SQL injection, and a per-IP rate limit. Blocked requests never reach the Lambda.
+# Only with var.enable_waf (prod by default): a web ACL costs US$5 a month and each rule US$1,
+# traffic or not; without it the API keys, the usage plans' throttles and quotas and the
+# handlers' own limits remain.
+locals {
+  enable_waf = coalesce(var.enable_waf, var.environment == "prod")
+}
+
 resource "aws_wafv2_web_acl" "api" {
+  count = local.enable_waf ? 1 : 0
+
   name        = "${local.name_prefix}-api"
   description = "citas API: managed rule groups and a per-IP rate limit"
   scope       = "REGIONAL"
@@ -115,23 +124,29 @@ resource "aws_wafv2_web_acl" "api" {
 }
 
 resource "aws_wafv2_web_acl_association" "api" {
+  count = local.enable_waf ? 1 : 0
+
   resource_arn = aws_api_gateway_stage.citas.arn
-  web_acl_arn  = aws_wafv2_web_acl.api.arn
+  web_acl_arn  = aws_wafv2_web_acl.api[0].arn
 }
 
 # WAF logs (the name must start with aws-waf-logs-). The API key header is redacted; WAF never
 # logs bodies, so patients' data stays out.
 resource "aws_cloudwatch_log_group" "waf" {
+  count = local.enable_waf ? 1 : 0
+
   name              = "aws-waf-logs-${local.name_prefix}-api"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.observability.arn
+  kms_key_id        = local.observability_key_arn
 }
 
 data "aws_iam_policy_document" "waf_logs" {
+  count = local.enable_waf ? 1 : 0
+
   statement {
     sid       = "WafDeliversLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.waf.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.waf[0].arn}:*"]
 
     principals {
       type        = "Service"
@@ -153,13 +168,17 @@ data "aws_iam_policy_document" "waf_logs" {
 }
 
 resource "aws_cloudwatch_log_resource_policy" "waf" {
+  count = local.enable_waf ? 1 : 0
+
   policy_name     = "${local.name_prefix}-waf-logs"
-  policy_document = data.aws_iam_policy_document.waf_logs.json
+  policy_document = data.aws_iam_policy_document.waf_logs[0].json
 }
 
 resource "aws_wafv2_web_acl_logging_configuration" "api" {
-  resource_arn            = aws_wafv2_web_acl.api.arn
-  log_destination_configs = [aws_cloudwatch_log_group.waf.arn]
+  count = local.enable_waf ? 1 : 0
+
+  resource_arn            = aws_wafv2_web_acl.api[0].arn
+  log_destination_configs = [aws_cloudwatch_log_group.waf[0].arn]
 
   redacted_fields {
     single_header {

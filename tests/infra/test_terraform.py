@@ -677,7 +677,9 @@ def test_each_role_reaches_only_its_own_resources(function: str) -> None:
         elif service == "sqs":
             assert tf.references(where, "aws_sqs_queue") <= FUNCTION_QUEUES[function]
         elif service == "kms":
-            assert tf.references(where, "aws_kms_key") == {"citas"}
+            # The data key, granted only when the stack has one (a dynamic statement over it).
+            assert where == ["${statement.value}"]
+            assert tf.references(statement["dynamic_for_each"], "aws_kms_key") == {"citas"}
         elif service == "ssm":
             # The clinic directory's path, the link key ring, and nothing else (see
             # test_every_role_may_read_exactly_the_clinic_directory_path).
@@ -1383,7 +1385,10 @@ def alarm_definitions() -> dict[str, dict[str, Any]]:
     resources = tf.resources("aws_cloudwatch_metric_alarm")
     assert set(resources) == {"this"}, sorted(resources)
     resource = resources["this"]
-    assert resource["for_each"] == "${local.alarms}"
+    # Every alarm, or none without var.enable_alarms (prod by default).
+    assert resource["for_each"] == (
+        "${{for key, alarm in local.alarms : key => alarm if local.enable_alarms}}"
+    )
     families = sorted({family for family, _key in ALARM_FAMILIES.values()})
     merged = tf.local("alarms")
     assert merged.startswith("${merge(local."), merged
@@ -1453,7 +1458,7 @@ def test_every_function_and_every_dead_letter_queue_has_alarms() -> None:
     topic = tf.resources("aws_sns_topic")["alarms"]
     assert "kms_master_key_id" in topic
     subscription = tf.resources("aws_sns_topic_subscription")["alarm_email"]
-    assert subscription["count"] == '${var.alarm_email != "" ? 1 : 0}'
+    assert subscription["count"] == '${local.enable_alarms && var.alarm_email != "" ? 1 : 0}'
 
 
 def test_the_outputs_name_the_api_the_key_the_table_and_the_queues() -> None:
@@ -1495,7 +1500,7 @@ def test_gateway_responses_give_their_status_codes_as_strings() -> None:
 def test_the_page_token_key_is_generated_once_and_kept_secret() -> None:
     parameter = tf.resources("aws_ssm_parameter")["page_token_key"]
     assert parameter["type"] == "SecureString"
-    assert parameter["key_id"] == "${aws_kms_key.citas.arn}"
+    assert parameter["key_id"] == "${local.data_key_arn}"
     # A new key each plan would invalidate every page in flight and never settle the plan.
     assert tf.block(parameter, "lifecycle")["ignore_changes"] == ["value"]
     assert environment("http_api")["CITAS_PAGE_TOKEN_KEY"] == (
@@ -1511,7 +1516,7 @@ def test_the_page_token_key_is_generated_once_and_kept_secret() -> None:
 def test_the_link_keys_are_generated_once_kept_secret_and_read_by_their_users() -> None:
     parameter = tf.resources("aws_ssm_parameter")["link_keys"]
     assert parameter["type"] == "SecureString"
-    assert parameter["key_id"] == "${aws_kms_key.citas.arn}"
+    assert parameter["key_id"] == "${local.data_key_arn}"
     # An operator's rotation is never undone by an apply (nor the plan unsettled by the
     # data source's new draw).
     assert tf.block(parameter, "lifecycle")["ignore_changes"] == ["value"]
@@ -1542,10 +1547,17 @@ def test_the_link_keys_are_generated_once_kept_secret_and_read_by_their_users() 
             "resources": ["${aws_ssm_parameter.link_keys.arn}"],
         }
     ]
-    basics = tf.blocks(tf.data_sources("aws_iam_policy_document")["function_basics"], "statement")
-    (data_key,) = [b for b in basics if b["sid"] == "UseDataKey"]
+    # With a key of ours, every function may decrypt with it (a dynamic statement over the
+    # key: none without one, where SSM's own aws/ssm key needs no grant).
+    basics = tf.data_sources("aws_iam_policy_document")["function_basics"]
+    (data_key,) = [
+        {**content, "for_each": for_each}
+        for for_each, content in tf.dynamic_blocks(basics, "statement")
+        if content["sid"] == "UseDataKey"
+    ]
     assert "kms:Decrypt" in data_key["actions"]
-    assert data_key["resources"] == ["${aws_kms_key.citas.arn}"]
+    assert data_key["resources"] == ["${statement.value}"]
+    assert data_key["for_each"] == "${aws_kms_key.citas[*].arn}"
     # The rotation is written down next to it.
     source = (tf.TF_DIR / "lambda.tf").read_text(encoding="utf-8")
     assert "Rotating" in source and "current" in source
@@ -1656,7 +1668,7 @@ def test_each_inbound_topic_is_standard_encrypted_and_triggers_its_function() ->
         topic = topics[key]
         # Neither service publishes to FIFO topics.
         assert "fifo_topic" not in topic
-        assert topic["kms_master_key_id"] == "${aws_kms_key.citas.arn}"
+        assert topic["kms_master_key_id"] == "${local.data_key_arn}"
         assert topic["name"] == f'${{local.inbound_topic_names["{key}"]}}'
         assert not tf.render(tf.local("inbound_topic_names")[key]).endswith(".fifo")
     # The inbound functions are invoked by SNS (asynchronously): Lambda needs nothing on the
@@ -1727,3 +1739,11 @@ def test_the_data_key_lets_each_publisher_encrypt_for_its_own_topic_only() -> No
         assert needle in policy_text, needle
     # The key names the topics by the ARNs their names give, so it does not depend on them.
     assert not tf.references(key, "aws_sns_topic")
+
+
+def test_the_data_key_is_the_stacks_own_when_it_has_keys_else_none() -> None:
+    """`local.data_key_arn`, which the table, queues, parameters and topics name, is the key."""
+    assert tf.local("data_key_arn") == "${one(aws_kms_key.citas[*].arn)}"
+    assert tf.local("observability_key_arn") == "${one(aws_kms_key.observability[*].arn)}"
+    for name in ("citas", "observability"):
+        assert tf.resources("aws_kms_key")[name]["count"] == "${local.customer_managed_keys ? 1 : 0}"

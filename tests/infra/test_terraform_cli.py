@@ -151,6 +151,88 @@ run "defaults" {
   }
 }
 
+# What a stack pays for every month whatever its traffic (WAF, its own KMS keys, alarms):
+# none of it in dev, which encrypts with the keys AWS owns or manages for each service.
+run "dev_has_nothing_with_a_monthly_charge" {
+  command = plan
+
+  assert {
+    condition = (
+      length(aws_wafv2_web_acl.api) == 0 && length(aws_wafv2_web_acl_association.api) == 0
+      && length(aws_wafv2_web_acl_logging_configuration.api) == 0 && length(aws_cloudwatch_log_group.waf) == 0
+    )
+    error_message = "A dev stack has a WAF."
+  }
+  assert {
+    condition     = length(aws_kms_key.citas) == 0 && length(aws_kms_key.observability) == 0 && length(aws_kms_alias.citas) == 0
+    error_message = "A dev stack has customer-managed keys."
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.this) == 0 && length(aws_sns_topic.alarms) == 0
+    error_message = "A dev stack has alarms."
+  }
+  assert {
+    condition = (
+      !aws_dynamodb_table.citas.server_side_encryption[0].enabled
+      && aws_sqs_queue.events.sqs_managed_sse_enabled && aws_sqs_queue.events.kms_master_key_id == null
+      && aws_sqs_queue.reminders_dlq.sqs_managed_sse_enabled
+      && aws_lambda_function.this["http_api"].kms_key_arn == null
+      && aws_cloudwatch_log_group.function["http_api"].kms_key_id == null
+    )
+    error_message = "Without keys of its own, some data is not left to the service's own encryption."
+  }
+}
+
+run "prod_has_the_waf_its_own_keys_and_the_alarms" {
+  command = plan
+
+  variables {
+    environment = "prod"
+  }
+
+  assert {
+    condition = (
+      length(aws_wafv2_web_acl.api) == 1 && length(aws_wafv2_web_acl_association.api) == 1
+      && length(aws_wafv2_web_acl_logging_configuration.api) == 1 && length(aws_cloudwatch_log_group.waf) == 1
+    )
+    error_message = "A prod stack has no WAF."
+  }
+  assert {
+    condition     = length(aws_kms_key.citas) == 1 && length(aws_kms_key.observability) == 1 && length(aws_kms_alias.observability) == 1
+    error_message = "A prod stack has no keys of its own."
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.this) == 34 && length(aws_sns_topic.alarms) == 1
+    error_message = "A prod stack lacks alarms."
+  }
+  assert {
+    condition = (
+      aws_dynamodb_table.citas.server_side_encryption[0].enabled
+      && aws_kms_key.citas[0].enable_key_rotation && aws_kms_key.observability[0].enable_key_rotation
+    )
+    error_message = "A prod stack does not encrypt with its own keys."
+  }
+}
+
+run "each_choice_can_be_made_against_the_environment" {
+  command = plan
+
+  variables {
+    environment               = "prod"
+    enable_waf                = false
+    use_customer_managed_keys = false
+    enable_alarms             = true
+  }
+
+  assert {
+    condition = (
+      length(aws_wafv2_web_acl.api) == 0 && length(aws_kms_key.citas) == 0
+      && length(aws_cloudwatch_metric_alarm.this) == 34 && aws_sns_topic.alarms[0].kms_master_key_id == null
+    )
+    error_message = "The variables do not override the environment's defaults."
+  }
+}
+
 # Identities of the deployment and of a clinic, in each form.
 run "configured" {
   command = plan
