@@ -1746,4 +1746,5 @@ def test_the_data_key_is_the_stacks_own_when_it_has_keys_else_none() -> None:
     assert tf.local("data_key_arn") == "${one(aws_kms_key.citas[*].arn)}"
     assert tf.local("observability_key_arn") == "${one(aws_kms_key.observability[*].arn)}"
     for name in ("citas", "observability"):
-        assert tf.resources("aws_kms_key")[name]["count"] == "${local.customer_managed_keys ? 1 : 0}"
+        key = tf.resources("aws_kms_key")[name]
+        assert key["count"] == "${local.customer_managed_keys ? 1 : 0}"
