@@ -1,13 +1,18 @@
 """Cold start: a fresh interpreter imports a Lambda handler module and builds its container.
 
-Every configuration runs once per round, in a shuffled order, next to the baselines
-`python -c "import boto3"` and `python -c pass`, so that a noisy neighbour slows all of them
-alike. The wall time of the whole child process is what is compared (interpreter start-up
-included, as in a Lambda init); the child also reports its own import and build times.
+Every module of entrypoints/lambda/ with a `handler` (each one a function of
+infra/terraform/lambda.tf; `deployment_check` says if the two lists ever part) is measured on
+the aws backend with the environment Terraform gives its function, and http_api also on the
+memory backend (the target). Every configuration runs once per round, in a shuffled order,
+next to the baselines `python -c "import boto3"` and `python -c pass`, so that a noisy
+neighbour slows all of them alike. The wall time of the whole child process is what is
+compared (interpreter start-up included, as in a Lambda init); the child also reports its
+own import and build times.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -21,29 +26,61 @@ from typing import Any
 from bench.common import REPO_ROOT, Quick, log, ratio, summary
 
 LAMBDA_DIR = REPO_ROOT / "entrypoints" / "lambda"
+TERRAFORM_LAMBDA = REPO_ROOT / "infra" / "terraform" / "lambda.tf"
 TARGET_RATIO = 1.3
 # Never contacted: clients are built lazily, and nothing here sends a request.
 DUMMY_ENDPOINT = "http://127.0.0.1:9"
+# The AWS side of a function's environment: region, credentials, and every endpoint (the
+# service-specific ones and AWS_ENDPOINT_URL for the rest: SSM, End User Messaging, ...)
+# pointing nowhere.
 AWS_ENV = {
-    "CITAS_BACKEND": "aws",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "dummy",
     "AWS_SECRET_ACCESS_KEY": "dummy",
+    "AWS_ENDPOINT_URL": DUMMY_ENDPOINT,
     "AWS_ENDPOINT_URL_DYNAMODB": DUMMY_ENDPOINT,
     "AWS_ENDPOINT_URL_SQS": DUMMY_ENDPOINT,
     "AWS_ENDPOINT_URL_SNS": DUMMY_ENDPOINT,
-    "CITAS_EVENTS_QUEUE_URL": f"{DUMMY_ENDPOINT}/000000000000/citas-local-events.fifo",
-    "CITAS_BOOKING_QUEUE_URLS": (
-        f"PE={DUMMY_ENDPOINT}/000000000000/citas-local-booking-requests-PE.fifo,"
-        f"CL={DUMMY_ENDPOINT}/000000000000/citas-local-booking-requests-CL.fifo"
-    ),
+    "AWS_ENDPOINT_URL_SSM": DUMMY_ENDPOINT,
 }
-# What a deployed function of that module would be configured with, beyond AWS_ENV.
-MODULE_ENV = {
+# What Terraform gives every function (infra/terraform/lambda.tf, local.function_environment),
+# with stand-in values of the same form.
+FUNCTION_ENV = {
+    "CITAS_BACKEND": "aws",
+    "CITAS_COUNTRIES": "PE=America/Lima,CL=America/Santiago",
+    "CITAS_TABLE_NAME": "citas-dev",
+    "CITAS_CLINICS_PARAMETER_PATH": "/citas/dev/clinics",
+    "POWERTOOLS_SERVICE_NAME": "citas",
+    "POWERTOOLS_METRICS_NAMESPACE": "citas",
+}
+_QUEUE = f"{DUMMY_ENDPOINT}/000000000000/citas-dev"
+LINK_KEYS_ENV = {"CITAS_LINK_KEYS_PARAMETER": "/citas/dev/link-keys"}
+# local.messaging_environment; the default SMS and WhatsApp identities are null by default
+# (variables.tf), and Terraform leaves a null one out.
+MESSAGING_ENV = {
+    "CITAS_NOTIFIER": "aws",
+    "CITAS_PUBLIC_BASE_URL": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/dev",
+}
+# Each function's own settings beyond FUNCTION_ENV, as local.functions gives them, by module.
+MODULE_ENV: dict[str, dict[str, str]] = {
+    "http_api": {
+        "CITAS_BOOKING_QUEUE_URLS": f"PE={_QUEUE}-booking-requests-PE.fifo,"
+        f"CL={_QUEUE}-booking-requests-CL.fifo",
+        "CITAS_PAGE_TOKEN_KEY": "bench-page-token-key-0123456789abcdef",
+    },
+    "outbox_relay": {"CITAS_EVENTS_QUEUE_URL": f"{_QUEUE}-events.fifo"},
+    "notifications": {**LINK_KEYS_ENV, **MESSAGING_ENV, "CITAS_HOLD_MINUTES": "30"},
+    "reminders": {**LINK_KEYS_ENV, **MESSAGING_ENV},
+    "offers_sweeper": {},
+    "patient_pages": dict(LINK_KEYS_ENV),
+    "inbound_sms": {**LINK_KEYS_ENV, **MESSAGING_ENV},
+    "inbound_whatsapp": {**LINK_KEYS_ENV, **MESSAGING_ENV},
+    # One function per country (booking_worker_pe, booking_worker_cl): the same code, so one
+    # of them is measured.
     "booking_worker": {"CITAS_WORKER_COUNTRY": "PE"},
-    "notifications": {"CITAS_NOTIFIER": "sns"},
 }
+_TF_HANDLER = re.compile(r'handler\s*=\s*"entrypoints\.lambda\.(\w+)\.handler"')
 
 CHILD = """
 import time
@@ -58,13 +95,51 @@ print(json.dumps({{"import_s": imported - began, "build_s": built - imported,
 """
 
 
+def _defines_handler(path: Path) -> bool:
+    """Whether the module at `path` binds a top-level `handler` (read, not imported)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "handler":
+            return True
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        if any(isinstance(t, ast.Name) and t.id == "handler" for t in targets):
+            return True
+    return False
+
+
 def handler_modules(lambda_dir: Path = LAMBDA_DIR) -> list[str]:
-    """Every Lambda handler module under entrypoints/lambda/, as an importable name."""
+    """Every Lambda handler module under entrypoints/lambda/ (one with a `handler`)."""
     return [
         f"entrypoints.lambda.{path.stem}"
         for path in sorted(lambda_dir.glob("*.py"))
-        if not path.stem.startswith("_")
+        if not path.stem.startswith("_") and _defines_handler(path)
     ]
+
+
+def terraform_handlers(path: Path = TERRAFORM_LAMBDA) -> list[str]:
+    """The modules whose `handler` infra/terraform/lambda.tf deploys, by short name."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return sorted(set(_TF_HANDLER.findall(text)))
+
+
+def deployment_check(modules: list[str], deployed: list[str]) -> dict[str, Any]:
+    """The handler modules against Terraform's functions: what only one side has."""
+    shorts = [m.rsplit(".", 1)[1] for m in modules]
+    return {
+        "terraform_file": str(TERRAFORM_LAMBDA.relative_to(REPO_ROOT)),
+        "terraform_handlers": deployed,
+        "not_deployed": [s for s in shorts if deployed and s not in deployed],
+        "deployed_but_missing": [d for d in deployed if d not in shorts],
+        "without_terraform_environment": [s for s in shorts if s not in MODULE_ENV],
+    }
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
@@ -138,7 +213,7 @@ def importtime_top(module: str, top: int = 20) -> dict[str, Any]:
         text=True,
         timeout=120,
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
     pattern = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S.*)$")
     for line in done.stderr.splitlines():
         match = pattern.match(line)
@@ -164,20 +239,22 @@ def importtime_top(module: str, top: int = 20) -> dict[str, Any]:
     }
 
 
-def run(q: Quick, results_dir: Path) -> dict[str, Any]:
-    runs = q.pick(21, 5)
-    modules = handler_modules()
+def configs_for(modules: list[str]) -> list[Config]:
+    """The baselines, then every handler module on its Lambda configuration (aws backend);
+    http_api also on the memory backend `citas serve` runs it on (the target)."""
     baseline = Config("python -c 'import boto3'", "import boto3", {}, kind="baseline")
     floor = Config("python -c pass", "pass", {}, kind="floor")
     configs = [baseline, floor]
     for module in modules:
         short = module.rsplit(".", 1)[1]
         extra = MODULE_ENV.get(short, {})
-        # The memory backend is what `citas serve` runs the HTTP handler on; the workers
-        # only ever run on AWS.
         backends = ("memory", "aws") if short == "http_api" else ("aws",)
         for backend in backends:
-            env = {"CITAS_BACKEND": "memory"} if backend == "memory" else {**AWS_ENV, **extra}
+            env = (
+                {"CITAS_BACKEND": "memory"}
+                if backend == "memory"
+                else {**AWS_ENV, **FUNCTION_ENV, **extra}
+            )
             configs.append(
                 Config(
                     f"{short} ({backend})",
@@ -186,8 +263,19 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
                     kind="handler",
                     module=module,
                     backend=backend,
+                    settings=sorted(k for k in env if k.startswith("CITAS_")),
                 )
             )
+    return configs
+
+
+def run(q: Quick, results_dir: Path) -> dict[str, Any]:
+    # 12 commands a round since every function is measured (8 before): 13 rounds, not 21,
+    # keep the family near its former ~52 s.
+    runs = q.pick(13, 3)
+    modules = handler_modules()
+    configs = configs_for(modules)
+    baseline = configs[0]
     log(f"cold start: {len(modules)} handler module(s), {len(configs)} commands x {runs} runs")
     # One untimed round: compiles .pyc files and warms the page cache for everybody.
     for config in configs:
@@ -212,6 +300,10 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
     return {
         "runs": runs,
         "modules": modules,
+        "deployment": deployment_check(modules, terraform_handlers()),
+        "environment": "Each aws row runs on the environment Terraform gives that function "
+        "(local.function_environment and its own settings; stand-in values, endpoints never "
+        "contacted)",
         "rows": rows,
         "importtime_http_api": imports,
         "target": {

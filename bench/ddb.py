@@ -1,4 +1,9 @@
-"""DynamoDB Local for the benchmarks: one server per run, fresh tables, counting clients."""
+"""DynamoDB Local for the benchmarks: one server per family, fresh tables, counting clients.
+
+bench/run.py ends every family with `end_family()`, which stops the server the family used:
+the next family's first `server()` then starts a fresh one (and warms its JVM up), so no
+family measures a server another one filled.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +23,15 @@ from bench.common import log
 
 REGION = "us-east-1"
 _server: Any = None
+# The servers started since the last `end_family()`: what the family ran on.
+_started: list[dict[str, Any]] = []
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
 def server() -> Any:
-    """The run's DynamoDB Local (tests/support/dynamodb_local.py), started on first use."""
+    """The family's DynamoDB Local (tests/support/dynamodb_local.py), started and warmed up
+    on first use; `end_family()` stops it."""
     global _server
     if _server is None:
         from tests.support.dynamodb_local import DynamoDBLocal
@@ -31,11 +39,17 @@ def server() -> Any:
         log("starting DynamoDB Local")
         _server = DynamoDBLocal().start()
         log(f"DynamoDB Local on {_server.endpoint_url} ({_server.startup_seconds:.1f} s)")
-        _warm_up(_server.endpoint_url)
+        warm_up_seconds = _warm_up(_server.endpoint_url)
+        _started.append(
+            {
+                "startup_seconds": round(_server.startup_seconds, 2),
+                "warm_up_seconds": round(warm_up_seconds, 2),
+            }
+        )
     return _server
 
 
-def _warm_up(endpoint_url: str, bookings: int = 60) -> None:
+def _warm_up(endpoint_url: str, bookings: int = 60) -> float:
     """Let the JVM compile its hot paths before anything is timed: book and cancel a while."""
     import datetime as dt
 
@@ -59,14 +73,37 @@ def _warm_up(endpoint_url: str, bookings: int = 60) -> None:
             clinic.cancel(CancelAppointment(booked.appointment_id))
     outbox.pending(100)
     admin.delete_table(TableName=table)
-    log(f"DynamoDB Local warmed up in {time.perf_counter() - began:.1f} s")
+    seconds = time.perf_counter() - began
+    log(f"DynamoDB Local warmed up in {seconds:.1f} s")
+    return seconds
 
 
 def stop() -> None:
+    """Stop the server, if one runs (waits for the JVM: its CPU time is then counted)."""
     global _server
     if _server is not None:
         _server.stop()
         _server = None
+
+
+def end_family(family: str) -> dict[str, Any] | None:
+    """Stop the server `family` used; what it ran on, or None if it started none."""
+    started = list(_started)
+    _started.clear()
+    stop()
+    if not started:
+        return None
+    first = started[0]
+    return {
+        "kind": "DynamoDB Local",
+        # Every server is stopped after the family that started it: each one is fresh.
+        "fresh": True,
+        "started_for": family,
+        "startup_seconds": first["startup_seconds"],
+        "warm_up_seconds": first["warm_up_seconds"],
+        "servers_started": len(started),
+        "stopped_after": True,
+    }
 
 
 def client(

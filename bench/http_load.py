@@ -77,10 +77,12 @@ NODELAY_SERVE = (
 def _serve_and_load(
     seconds: float, threads_n: int, command: list[str] | None = None
 ) -> dict[str, Any]:
+    began = time.monotonic()
     server = Server.start(("--no-demo",), command=command)
-    log(f"http: {server.base_url}, {threads_n} client threads for {seconds:.0f} s")
+    startup = round(time.monotonic() - began, 2)
+    log(f"http: {server.base_url} ({startup} s), {threads_n} client threads for {seconds:.0f} s")
     try:
-        return _load(server, seconds, threads_n)
+        return {**_load(server, seconds, threads_n), "server_startup_seconds": startup}
     finally:
         code = server.stop()
         server.close()
@@ -96,6 +98,14 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
     threads_n = q.pick(8, 4)
     result = _serve_and_load(seconds, threads_n)
     result["server_tcp_nodelay"] = bool(ProxyRequestHandler.disable_nagle_algorithm)
+    # A server of its own for each load, memory backend: no DynamoDB Local is involved.
+    result["server"] = {
+        "kind": "citas serve (memory backend)",
+        "fresh": True,
+        "started_for": "http",
+        "startup_seconds": result.pop("server_startup_seconds"),
+        "why": "bench/http_load.py starts its own `citas serve` for each load and stops it",
+    }
     if not ProxyRequestHandler.disable_nagle_algorithm:
         log("http: what if the server set TCP_NODELAY (patched in this run only)")
         command = [sys.executable, "-c", NODELAY_SERVE, "serve", "--host", "127.0.0.1"]

@@ -377,9 +377,11 @@ class Stack:
 def soak_on_stack(seconds: float, clients: int = 4) -> dict[str, Any]:
     from tests.support.dynamodb_local import free_port
 
+    began = time.monotonic()
     stack = Stack(free_port())
     try:
         banner = stack.wait_for_banner(timeout=180)
+        startup = round(time.monotonic() - began, 2)
         endpoint, table = stack.dynamodb()
         if endpoint is None:
             raise RuntimeError(
@@ -398,6 +400,14 @@ def soak_on_stack(seconds: float, clients: int = 4) -> dict[str, Any]:
         )
         result.update({"run": True, "stack": STACK_SCRIPT.name, "base_url": banner["url"]})
         result["dynamodb_endpoint"], result["table"] = endpoint, table
+        result["server"] = {
+            "kind": str(STACK_SCRIPT.relative_to(REPO_ROOT)),
+            "fresh": True,
+            "started_for": "soak",
+            "startup_seconds": startup,
+            "why": "the script starts its own in-memory DynamoDB Local, SQS emulator and "
+            "`citas serve --backend aws`, and stops them; bench/ddb.py's server is not used",
+        }
         return result
     finally:
         stack.stop()
@@ -407,10 +417,8 @@ def run_family(q: Quick, results_dir: Path) -> dict[str, Any]:
     """The `soak` family of bench/run.py: only when scripts/run-aws-local.sh exists."""
     if not STACK_SCRIPT.exists():
         log(f"soak: NOT RUN, {STACK_SCRIPT.relative_to(REPO_ROOT)} does not exist")
-        return {
-            "run": False,
-            "reason": f"{STACK_SCRIPT.relative_to(REPO_ROOT)} does not exist in this checkout",
-        }
+        reason = f"{STACK_SCRIPT.relative_to(REPO_ROOT)} does not exist in this checkout"
+        return {"run": False, "reason": reason, "server": {"kind": "none", "why": reason}}
     result = soak_on_stack(q.pick(300.0, 20.0))
     result["target"] = {
         "what": "no unexpected status, audit clean (no overlap, exact cells, no orphan cell)",

@@ -2,9 +2,11 @@
 
 One memory-backend container with a fixed clock. Each operation is measured through
 `handler(event, context)` (API Gateway REST proxy events, prepared before timing) and by
-calling the use case directly with a prepared command, alternating call by call so that both
-see the same store and the same machine noise. The memory store lists by scanning all its
-appointments, so lists and availability are measured first, on a store of known size.
+calling the use case directly with a prepared command, and (in process) by a bare Powertools
+resolver answering a constant (bench/bare_resolver.py), the floor of any such handler; the
+order rotates call by call so that all see the same store and the same machine noise. The
+memory store lists by scanning all its appointments, so lists and availability are measured
+first, on a store of known size.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import datetime as dt
 import gc
 import importlib
 import io
+import json
 import pstats
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.bare_resolver import BARE_RESOLVER, bare_resolver, ping_event
 from bench.common import (
     FIRST_DAY,
     MORNING_HOURS,
@@ -102,38 +106,77 @@ class WarmWorld:
         """Nothing to undo: the world's app is its own."""
 
 
+def rotation(i: int, paths: int) -> list[int]:
+    """The order of the timed paths in iteration i: each one leads once every `paths` calls."""
+    return [(i + k) % paths for k in range(paths)]
+
+
+class _Timings:
+    """The times of one operation's paths (handler, use case, bare resolver) and bad answers."""
+
+    def __init__(self) -> None:
+        self.times: tuple[list[float], list[float], list[float]] = ([], [], [])
+        self.unexpected = [0, 0, 0]
+        self.event_bytes: tuple[int, int] | None = None
+
+
 def _pairs(
     world: WarmWorld,
     n: int,
     via_handler: Callable[[int], tuple[dict[str, Any], int]],
     via_use_case: Callable[[int], Callable[[], Any]],
-) -> tuple[list[float], list[float], int]:
-    """Time n handler calls and n use-case calls, alternating; returns both and bad statuses."""
+    bare: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None,
+) -> _Timings:
+    """Time n handler calls, n use-case calls and (with `bare`) n bare-resolver calls,
+    interleaved, the order rotating every iteration; with their unexpected statuses."""
     world_handler, context = world.handler, world.context
-    handler_times: list[float] = []
-    use_case_times: list[float] = []
-    unexpected = 0
+    out = _Timings()
     clock = time.perf_counter_ns
     gc.collect()
     for i in range(n):
         event, expected = via_handler(i)
         call = via_use_case(i)
-        for first in (i % 2 == 0, i % 2 != 0):
-            if first:
-                began = clock()
-                response = world_handler(event, context)
-                handler_times.append((clock() - began) / 1e9)
-                if response.get("statusCode") != expected:
-                    unexpected += 1
-            else:
-                began = clock()
+        ping = ping_event(event) if bare is not None else None
+        if out.event_bytes is None:
+            out.event_bytes = (len(json.dumps(event)), len(json.dumps(ping)) if ping else 0)
+        for path in rotation(i, 2 if ping is None else 3):
+            status: bool | None = None
+            began = clock()
+            if path == 0:
+                status = world_handler(event, context).get("statusCode") == expected
+            elif path == 1:
                 call()
-                use_case_times.append((clock() - began) / 1e9)
-    return handler_times, use_case_times, unexpected
+            elif bare is not None and ping is not None:
+                status = bare(ping, context).get("statusCode") == 200
+            out.times[path].append((clock() - began) / 1e9)
+            if status is False:
+                out.unexpected[path] += 1
+    return out
 
 
-def measure(world: WarmWorld, n: int) -> dict[str, Any]:
-    """Every operation, handler and use case, n calls each."""
+def _record(timings: _Timings) -> dict[str, Any]:
+    """One operation's summaries: handler, use case, and the bare resolver if it was timed."""
+    handler_times, use_case_times, bare_times = timings.times
+    h, u = summary(handler_times), summary(use_case_times)
+    out: dict[str, Any] = {
+        "handler_s": h,
+        "use_case_s": u,
+        "ratio_p50": ratio(h["p50"], u["p50"]),
+        "overhead_p50_s": h["p50"] - u["p50"],
+        "unexpected_status": timings.unexpected[0],
+    }
+    if bare_times:
+        b = summary(bare_times)
+        out["bare_resolver_s"] = b
+        out["overhead_beyond_bare_p50_s"] = out["overhead_p50_s"] - b["p50"]
+        out["bare_resolver_unexpected_status"] = timings.unexpected[2]
+        if timings.event_bytes:
+            out["event_bytes"], out["ping_event_bytes"] = timings.event_bytes
+    return out
+
+
+def measure(world: WarmWorld, n: int, *, bare: bool = True) -> dict[str, Any]:
+    """Every operation, handler and use case (and a bare resolver), n calls each."""
     from domain.appointment import Patient
     from domain.commands import BookAppointment, ListDoctorDay
 
@@ -141,21 +184,19 @@ def measure(world: WarmWorld, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     ids = world.base_ids
     days = world.base
+    resolver = bare_resolver() if bare else None
 
-    def record(name: str, timings: tuple[list[float], list[float], int], **extra: Any) -> None:
-        handler_times, use_case_times, unexpected = timings
-        h, u = summary(handler_times), summary(use_case_times)
-        out[name] = {
-            "handler_s": h,
-            "use_case_s": u,
-            "ratio_p50": ratio(h["p50"], u["p50"]),
-            "overhead_p50_s": h["p50"] - u["p50"],
-            "unexpected_status": unexpected,
-            **extra,
-        }
+    def record(name: str, timings: _Timings, **extra: Any) -> None:
+        out[name] = {**_record(timings), **extra}
+        o = out[name]
         log(
-            f"warm {name}: handler p50 {h['p50'] * 1e6:.0f} µs, "
-            f"use case p50 {u['p50'] * 1e6:.0f} µs, ratio {out[name]['ratio_p50']}"
+            f"warm {name}: handler p50 {o['handler_s']['p50'] * 1e6:.0f} µs, "
+            f"use case p50 {o['use_case_s']['p50'] * 1e6:.0f} µs, ratio {o['ratio_p50']}"
+            + (
+                f", bare resolver p50 {o['bare_resolver_s']['p50'] * 1e6:.0f} µs"
+                if "bare_resolver_s" in o
+                else ""
+            )
         )
 
     store = world.store_size()
@@ -166,6 +207,7 @@ def measure(world: WarmWorld, n: int) -> dict[str, Any]:
             n,
             lambda i: (apigw.event("GET", f"/appointments/{ids[i % len(ids)]}"), 200),
             lambda i: lambda: world.clinic.get(ids[i % len(ids)]),
+            resolver,
         ),
         store_appointments=store,
     )
@@ -190,6 +232,7 @@ def measure(world: WarmWorld, n: int) -> dict[str, Any]:
                     ListDoctorDay(days[i % len(days)][0], days[i % len(days)][1])
                 )
             ),
+            resolver,
         ),
         store_appointments=store,
         items_per_page=SLOTS_PER_DAY,
@@ -210,6 +253,7 @@ def measure(world: WarmWorld, n: int) -> dict[str, Any]:
             lambda i: (
                 lambda: world.clinic.availability(days[i % len(days)][0], days[i % len(days)][1])
             ),
+            resolver,
         ),
         store_appointments=store,
     )
@@ -237,7 +281,7 @@ def measure(world: WarmWorld, n: int) -> dict[str, Any]:
 
     record(
         "book",
-        _pairs(world, n, book_event, book_call),
+        _pairs(world, n, book_event, book_call, resolver),
         store_appointments_before=store,
         store_appointments_after=world.store_size(),
     )
@@ -304,9 +348,13 @@ def profile_handler(world: WarmWorld, n: int, results_dir: Path) -> dict[str, An
         "Powertools resolve (routing, route, use case, response)": cumulative(
             "event_handler/api_gateway.py", "resolve"
         ),
-        "request log line (_log_request)": cumulative("lambda/http_api.py", "_log_request"),
+        # Where these live today (entrypoints/http_routes.py, domain/use_cases/booking.py):
+        # a layer whose function moved would read 0.0.
+        "request log line (log_request)": cumulative("entrypoints/http_routes.py", "log_request"),
         "use cases (Clinic.book + Clinic.get)": round(
-            cumulative("domain/use_cases.py", "book") + cumulative("domain/use_cases.py", "get"), 1
+            cumulative("domain/use_cases/booking.py", "book")
+            + cumulative("domain/use_cases/booking.py", "get"),
+            1,
         ),
     }
     return {
@@ -348,7 +396,9 @@ def on_dynamodb_local(q: Quick) -> dict[str, Any]:
         try:
             with stdout_to_devnull():
                 _warm_up(world)
-                operations = measure(world, n)
+                # The bare resolver is timed once, in process (run): its cost has nothing to
+                # do with the backend.
+                operations = measure(world, n, bare=False)
         finally:
             world.close()
     admin.delete_table(TableName=table)
@@ -380,6 +430,9 @@ def run(q: Quick, results_dir: Path) -> dict[str, Any]:
         "operations": operations,
         "profile": profile,
         "gc": "set-up objects frozen (gc.freeze) before timing",
+        "bare_resolver": BARE_RESOLVER,
+        "order": "handler, use case and bare resolver interleaved, the order rotating each "
+        "iteration",
         "dynamodb_local": on_ddb,
         "target": {
             "what": "handler p50 / use case p50, per operation",
