@@ -16,56 +16,31 @@ lock file appears in the repository.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.infra.terraform import ROOT, TF_DIR
+from scripts.terraform_cli import (
+    INIT_FAILED,
+    ROOT,
+    TF_DIR,
+    copy_configuration,
+    init,
+    run,
+    terraform_binary,
+)
 
-TERRAFORM = shutil.which("terraform")
-DEFAULT_PLUGIN_DIR = Path("/opt/tf-plugins")
-
-pytestmark = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not on the PATH")
-
-
-def run(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    assert TERRAFORM is not None
-    return subprocess.run(
-        [TERRAFORM, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"},
-    )
-
-
-def plugin_flags() -> list[str]:
-    configured = os.environ.get("TF_PLUGIN_DIR")
-    if configured:
-        return [f"-plugin-dir={configured}"]
-    return [f"-plugin-dir={DEFAULT_PLUGIN_DIR}"] if DEFAULT_PLUGIN_DIR.is_dir() else []
+pytestmark = pytest.mark.skipif(terraform_binary() is None, reason="terraform is not on the PATH")
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An initialised copy of infra/terraform, with the api/openapi.yaml it reads."""
-    root = tmp_path_factory.mktemp("terraform")
-    copy = root / "infra" / "terraform"
-    shutil.copytree(TF_DIR, copy, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
-    (root / "api").mkdir()
-    shutil.copy(ROOT / "api" / "openapi.yaml", root / "api" / "openapi.yaml")
-    done = run("init", "-backend=false", "-input=false", "-no-color", *plugin_flags(), cwd=copy)
+    copy = copy_configuration(tmp_path_factory.mktemp("terraform"))
+    done = init(copy)
     if done.returncode != 0:
-        pytest.fail(
-            "terraform init failed (set TF_PLUGIN_DIR to a provider mirror when offline):\n"
-            + done.stderr[-4000:]
-        )
+        pytest.fail(f"{INIT_FAILED}:\n{done.stderr[-4000:]}")
     return copy
 
 
