@@ -45,15 +45,18 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 # The apply of infra/terraform to moto (tests/infra/test_terraform_apply.py: about 4 minutes,
-# mostly the AWS provider waiting) runs in a second pytest process beside the rest of the
-# suite, without the cache the first one writes; its report is printed at the end, and the
-# target fails if either run fails. Ctrl-C (or SIGTERM) stops both.
+# mostly the AWS provider waiting) and checkov on the dev and prod plans
+# (tests/infra/test_checkov_plans.py, about 2 minutes) run in a second pytest process beside
+# the rest of the suite, without the cache the first one writes; its report is printed at the
+# end, and the target fails if either run fails. Ctrl-C (or SIGTERM) stops both.
+APPLY_TESTS := tests/infra/test_terraform_apply.py tests/infra/test_checkov_plans.py
+
 pytest: install
-	@apply_tests=tests/infra/test_terraform_apply.py; log=$$(mktemp); \
-	echo "$$apply_tests runs in the background; its report follows the suite's"; \
+	@apply_tests="$(APPLY_TESTS)"; log=$$(mktemp); \
+	echo "$$apply_tests run in the background; their report follows the suite's"; \
 	$(BIN)/pytest -p no:cacheprovider $$apply_tests >"$$log" 2>&1 & apply=$$!; \
 	trap 'kill $$apply 2>/dev/null; wait $$apply; rm -f "$$log"; exit 130' INT TERM; \
-	$(BIN)/pytest --ignore=$$apply_tests; suite=$$?; \
+	$(BIN)/pytest $(addprefix --ignore=,$(APPLY_TESTS)); suite=$$?; \
 	wait $$apply; applied=$$?; trap - INT TERM; \
 	echo "=== $$apply_tests (run beside the suite) ==="; cat "$$log"; rm -f "$$log"; \
 	[ $$suite -eq 0 ] && [ $$applied -eq 0 ]

@@ -235,8 +235,14 @@ def _hcl_block(address: str, workarounds: list[Workaround]) -> str:
     return "\n".join([*lines, "}"])
 
 
-def emulator_override(endpoint: str, endpoints: Iterable[str]) -> str:
-    """The override file's text: the provider on `endpoint`, then WORKAROUNDS by resource."""
+def emulator_override(
+    endpoint: str, endpoints: Iterable[str], workarounds: Iterable[Workaround] = WORKAROUNDS
+) -> str:
+    """The override file's text: the provider on `endpoint`, then `workarounds` by resource.
+
+    A plan alone needs none of them (each works around an emulator's answer to an apply), so
+    tests/infra/test_checkov_plans.py passes none and scans the real configuration's plans.
+    """
     width = max(len(name) for name in endpoints)
     endpoint_lines = [f'    {name:<{width}} = "{endpoint}"' for name in sorted(endpoints)]
     provider = [
@@ -257,7 +263,7 @@ def emulator_override(endpoint: str, endpoints: Iterable[str]) -> str:
         "}",
     ]
     by_address: dict[str, list[Workaround]] = {}
-    for workaround in WORKAROUNDS:
+    for workaround in workarounds:
         by_address.setdefault(workaround.address, []).append(workaround)
     blocks = [_hcl_block(address, found) for address, found in by_address.items()]
     return "\n\n".join(["\n".join(provider), *blocks]) + "\n"

@@ -52,6 +52,7 @@ from scripts.emulator_override import (
     resource_types,
 )
 from scripts.terraform_cli import INIT_FAILED, TF_DIR, terraform_binary
+from tests.infra.checkov_plans import CHECKED_ON_PLANS, DEV_ONLY, failed, passed, scan
 
 # The whole lifecycle is one fixture, well over pytest-timeout's default of 300 s under load.
 pytestmark = pytest.mark.timeout(1800)
@@ -307,3 +308,18 @@ def test_destroy_leaves_an_empty_state(lifecycle: Lifecycle[Seen]) -> None:
     assert destroy is not None
     assert destroy.ok, destroy.tail()
     assert lifecycle.state_after_destroy == []
+
+
+@needs_terraform
+def test_checkov_passes_the_plan_of_the_applied_stack(
+    lifecycle: Lifecycle[Seen], tmp_path: Path
+) -> None:
+    # Every part on, as in prod; after the apply the plan knows every value, the keys' ARNs
+    # included (tests/infra/checkov_plans.py says why a new stack's plan does not).
+    assert lifecycle.plan_json is not None
+    report = scan(lifecycle.plan_json, tmp_path / "applied.json")
+    assert failed(report) == {}
+    assert report["summary"]["passed"] > 100, report["summary"]
+    # What the source only skips is checked and passed here, and so is every check a dev
+    # stack fails: each of those is its variables' doing, not a defect of both.
+    assert CHECKED_ON_PLANS | set(DEV_ONLY) <= passed(report)
