@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from datetime import datetime, timedelta
+from datetime import time as clock
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,15 +20,36 @@ import requests
 
 from tests.e2e.conftest import Api, RunningServer
 
-LIMA = ZoneInfo("America/Lima")
 ALL_DAY = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+# Zones no more than 9 hours apart all round the clock: one of them is always between 09:00
+# and 18:00.
+ZONES = (
+    "America/Los_Angeles",
+    "America/Lima",
+    "Europe/Madrid",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
 
 
-def _doctor(api: Api) -> str:
+def _daytime_zone() -> ZoneInfo:
+    """A zone where it is day now: quiet hours (21:00-08:00 on the doctor's clock) would hold
+    the offer's message until 08:00, whenever the suite happens to run at night in Lima."""
+    for name in ZONES:
+        if 9 <= datetime.now(ZoneInfo(name)).hour < 18:
+            return ZoneInfo(name)
+    raise AssertionError(f"none of {ZONES} is between 09:00 and 18:00 now")
+
+
+def _doctor(api: Api, zone: ZoneInfo) -> str:
     doctor_id = f"e2e-wait-{uuid.uuid4().hex[:10]}"
     body = {
         "name": "Dra. Lista",
         "country": "PE",
+        "time_zone": zone.key,
         "slot_minutes": 30,
         "working_hours": ALL_DAY,
         "min_notice_minutes": 0,
@@ -79,9 +101,10 @@ def _wait_for(api: Api, waitlist_id: str, status: str) -> dict[str, Any]:
 def test_a_freed_slot_is_offered_declined_offered_again_and_taken_on_the_page(
     server: RunningServer, api: Api
 ) -> None:
-    doctor_id = _doctor(api)
-    day = (datetime.now(LIMA) + timedelta(days=3)).date()
-    start = f"{day.isoformat()}T10:00:00-05:00"
+    zone = _daytime_zone()
+    doctor_id = _doctor(api, zone)
+    day = (datetime.now(zone) + timedelta(days=3)).date()
+    start = datetime.combine(day, clock(10, 0), tzinfo=zone).isoformat()
     booked = api.post(
         "/appointments",
         json={
