@@ -24,6 +24,7 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo
 
+import attrs
 from attrs import frozen
 
 if TYPE_CHECKING:
@@ -63,8 +64,25 @@ RULES: Final = (
 HORIZON: Final = max(r.lead for r in RULES)
 
 
+@attrs.define
+class _QuietHours:
+    on: bool = True
+
+
+# On everywhere, unless a local server is started with CITAS_QUIET_HOURS=off (a demo, or the
+# end-to-end tests, which run at any hour): then nothing waits for 08:00 in that process.
+_QUIET_HOURS = _QuietHours()
+
+
+def set_quiet_hours(on: bool) -> None:
+    """Keep quiet hours (the default) or not, for this whole process (`citas serve` only)."""
+    _QUIET_HOURS.on = on
+
+
 def in_quiet_hours(instant: datetime, time_zone: str) -> bool:
     """Whether `instant` is between 21:00 and 08:00 on the wall clock of `time_zone`."""
+    if not _QUIET_HOURS.on:
+        return False
     wall = instant.astimezone(ZoneInfo(time_zone)).time()
     return wall >= QUIET_START or wall < QUIET_END
 

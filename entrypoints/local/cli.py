@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -234,7 +235,14 @@ def serve(
     """
     configure_logging()
     # Imported here: `citas provision` and `--help` must not pay for the whole application.
+    from domain.cadence import set_quiet_hours
     from entrypoints.local.demo import register_demo_doctors
+
+    quiet = os.environ.get("CITAS_QUIET_HOURS", "on").strip().lower()
+    if quiet not in ("on", "off"):
+        print(f"citas: CITAS_QUIET_HOURS must be on or off, not {quiet!r}", file=sys.stderr)
+        return EXIT_USAGE
+    set_quiet_hours(quiet == "on")
 
     try:
         app, sqs = _app(backend, clinics)

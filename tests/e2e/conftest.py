@@ -126,6 +126,9 @@ def _clean_env(overrides: Mapping[str, str | None]) -> dict[str, str]:
         k: v for k, v in os.environ.items() if not k.startswith(("CITAS_", "AWS_", "POWERTOOLS_"))
     }
     env["PYTHONUNBUFFERED"] = "1"
+    # The suite runs at any hour: a message must not wait for 08:00 in Lima (quiet hours are
+    # tested with fake clocks, tests/unit/test_cadence.py and test_messages.py).
+    env["CITAS_QUIET_HOURS"] = "off"
     for name, value in overrides.items():
         if value is None:
             env.pop(name, None)

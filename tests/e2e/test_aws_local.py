@@ -49,6 +49,8 @@ def _environment(overrides: Mapping[str, str]) -> dict[str, str]:
     """The test's environment without any citas or AWS setting, plus `overrides`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITAS_", "AWS_"))}
     env["PYTHONUNBUFFERED"] = "1"
+    # The suite runs at any hour: messages must not wait for 08:00 (see tests/e2e/conftest.py).
+    env["CITAS_QUIET_HOURS"] = "off"
     env.update(overrides)
     return env
 
